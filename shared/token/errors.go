@@ -1,0 +1,75 @@
+package token
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors of the model. Adapters translate their own errors into
+// these; the api maps them to HTTP statuses in one table.
+var (
+	// ErrInvalidName: the name breaks the naming rules.
+	ErrInvalidName = errors.New("invalid token name")
+	// ErrNotFound: no document for the name.
+	ErrNotFound = errors.New("token not found")
+	// ErrConflict: a conditional write lost against a concurrent writer.
+	ErrConflict = errors.New("concurrent update")
+	// ErrNotAuthorized: the document has client config but no tokens yet.
+	ErrNotAuthorized = errors.New("token not authorized yet")
+	// ErrReauthRequired: the refresh token is expired or was rejected; a
+	// person must authorize again.
+	ErrReauthRequired = errors.New("re-authorization required")
+	// ErrConfigError: Webex rejected the client credentials; the client
+	// config must be fixed.
+	ErrConfigError = errors.New("client configuration rejected by webex")
+	// ErrUnavailable: the store or Webex could not be reached in time.
+	ErrUnavailable = errors.New("temporarily unavailable")
+	// ErrSealed: a stored secret could not be decrypted with the configured keys.
+	ErrSealed = errors.New("stored value cannot be decrypted")
+)
+
+// Issuer errors: how a Webex token endpoint call failed. The Webex client
+// returns them wrapped; the refresh protocol classifies by errors.Is/As.
+var (
+	// ErrGrantRejected: Webex rejected the refresh token or code itself
+	// (expired, revoked, malformed): permanent until re-authorized.
+	ErrGrantRejected = errors.New("grant rejected by webex")
+	// ErrClientRejected: Webex rejected the client credentials: permanent
+	// until the client config changes.
+	ErrClientRejected = errors.New("client rejected by webex")
+)
+
+// TransientError is a failure worth retrying later: timeouts, connection
+// errors, 5xx, 429, unparseable answers. RetryAfter is Webex's hint, if any.
+type TransientError struct {
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *TransientError) Error() string {
+	if e.RetryAfter > 0 {
+		return fmt.Sprintf("transient: %v (retry after %s)", e.Err, e.RetryAfter)
+	}
+	return fmt.Sprintf("transient: %v", e.Err)
+}
+
+func (e *TransientError) Unwrap() error { return e.Err }
+
+// BackoffError says the token is backing off after failures until Until.
+type BackoffError struct {
+	Until time.Time
+	Err   error // the reason: ErrUnavailable, or a *TransientError
+}
+
+func (e *BackoffError) Error() string {
+	return fmt.Sprintf("refresh backing off until %s: %v", e.Until.UTC().Format(time.RFC3339), e.Err)
+}
+
+func (e *BackoffError) Unwrap() error { return e.Err }
+
+// IsPermanent reports whether err is a refresh failure that retrying cannot fix.
+func IsPermanent(err error) bool {
+	return errors.Is(err, ErrGrantRejected) || errors.Is(err, ErrClientRejected) ||
+		errors.Is(err, ErrReauthRequired) || errors.Is(err, ErrConfigError)
+}

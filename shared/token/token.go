@@ -1,0 +1,151 @@
+// Package token holds the domain model of the token service: a named Webex
+// OAuth token, the rules that decide when it must be refreshed and whether it
+// may still be served, the interfaces of the adapters around it (store, Webex
+// issuer, event publisher) and the refresh protocol shared by the worker and
+// the api. It imports no database driver and no HTTP framework on purpose:
+// adapters depend on it, never the other way round.
+package token
+
+import (
+	"time"
+)
+
+// Status is the lifecycle state of a token document.
+type Status string
+
+// Statuses stored in the document's status field. Documents written by the
+// Node sample have none; Token.State derives one for them.
+const (
+	StatusNone           Status = ""
+	StatusPending        Status = "pending"
+	StatusActive         Status = "active"
+	StatusReauthRequired Status = "reauth_required"
+	StatusConfigError    Status = "config_error"
+)
+
+// Lease marks the instance that is currently calling Webex for a token.
+type Lease struct {
+	Holder string
+	Until  time.Time
+}
+
+// HeldBy reports whether someone other than holder has an unexpired lease.
+func (l Lease) HeldByOther(holder string, now time.Time) bool {
+	return l.Holder != "" && l.Holder != holder && now.Before(l.Until)
+}
+
+// LastError is the most recent refresh failure, cleared by a successful one.
+type LastError struct {
+	At        time.Time
+	Message   string
+	Permanent bool
+}
+
+// Token is one named token: the OAuth client it belongs to, the current
+// tokens and the bookkeeping of the refresh protocol. Zero times mean
+// "absent".
+type Token struct {
+	Name string
+
+	ClientID     string
+	ClientSecret string
+	RedirectURI  string
+	Scopes       []string
+
+	AccessToken    string
+	RefreshToken   string
+	AccessExpires  time.Time
+	RefreshExpires time.Time
+	LastRefresh    time.Time
+
+	Generation int64
+	Lease      Lease
+	Status     Status
+	LastError  *LastError
+
+	// PassphraseHash is the PHC string of the token's own passphrase.
+	PassphraseHash string
+
+	// NextAttempt is when a backed-off refresh may be tried again.
+	NextAttempt time.Time
+	// Failures counts consecutive transient failures, for the backoff.
+	Failures int
+	// ConfigFingerprint identifies the client config that Webex rejected,
+	// so that changing clientId or clientSecret resumes refreshing.
+	ConfigFingerprint string
+	// FailureReported is the generation for which token.refresh_failed
+	// was published, nil if none.
+	FailureReported *int64
+	// ExpiryWarned is the refreshExpires value for which
+	// token.refresh_expiring was published.
+	ExpiryWarned time.Time
+
+	// Version is the store's opaque revision of the document (Firestore's
+	// update time), used as the precondition of a lease write.
+	Version time.Time
+}
+
+// Authorized reports whether the token holds an access token at all.
+func (t *Token) Authorized() bool { return t.AccessToken != "" }
+
+// Remaining is how long the access token is still valid at now.
+func (t *Token) Remaining(now time.Time) time.Duration {
+	if t.AccessExpires.IsZero() {
+		return 0
+	}
+	return t.AccessExpires.Sub(now)
+}
+
+// Due reports whether the access token has less than within left.
+func (t *Token) Due(now time.Time, within time.Duration) bool {
+	return t.Remaining(now) < within
+}
+
+// Servable reports whether the access token may still be handed out: it
+// has at least minValidity left.
+func (t *Token) Servable(now time.Time, minValidity time.Duration) bool {
+	return t.Authorized() && t.Remaining(now) >= minValidity
+}
+
+// RefreshTokenExpired reports whether the refresh token is known to have
+// expired, in which case it must not be sent to Webex.
+func (t *Token) RefreshTokenExpired(now time.Time) bool {
+	return !t.RefreshExpires.IsZero() && !now.Before(t.RefreshExpires)
+}
+
+// State is the effective status, also for documents written by the Node
+// sample, which have no status field.
+func (t *Token) State() Status {
+	switch {
+	case t.Status == StatusReauthRequired || t.Status == StatusConfigError:
+		return t.Status
+	case !t.Authorized():
+		return StatusPending
+	default:
+		return StatusActive
+	}
+}
+
+// ConfigErrorResolved reports whether a token in config_error has had its
+// client config changed since Webex rejected it.
+func (t *Token) ConfigErrorResolved() bool {
+	return t.Status == StatusConfigError && t.ConfigFingerprint != ClientFingerprint(t.ClientID, t.ClientSecret)
+}
+
+// Clone returns a deep copy, so that a cached token can be handed out
+// without sharing mutable state.
+func (t *Token) Clone() *Token {
+	c := *t
+	if t.Scopes != nil {
+		c.Scopes = append([]string(nil), t.Scopes...)
+	}
+	if t.LastError != nil {
+		le := *t.LastError
+		c.LastError = &le
+	}
+	if t.FailureReported != nil {
+		g := *t.FailureReported
+		c.FailureReported = &g
+	}
+	return &c
+}
