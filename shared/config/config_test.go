@@ -1,0 +1,95 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(API, env(map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_PASSPHRASE": "s3cret"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name string
+		got  any
+		want any
+	}{
+		{"collection", c.Collection, "tokens"},
+		{"topic", c.EventsTopic, "token-events"},
+		{"threshold", c.RefreshThreshold, 2 * time.Hour},
+		{"token url", c.WebexTokenURL, "https://webexapis.com/v1/access_token"},
+		{"authorize url", c.WebexAuthorizeURL, "https://webexapis.com/v1/authorize"},
+		{"port", c.Port, "8080"},
+		{"sweep", c.SweepInterval, 5 * time.Minute},
+		{"lead", c.RefreshLead, 30 * time.Minute},
+		{"min validity", c.MinTokenValidity, 5 * time.Minute},
+		{"cache", c.CacheMaxAge, 60 * time.Second},
+		{"inline", c.InlineTimeout, 1500 * time.Millisecond},
+		{"concurrency", c.RefreshConcurrency, 8},
+		{"sweep timeout", c.SweepTimeout, 2 * time.Minute},
+		{"webex timeout", c.WebexTimeout, 10 * time.Second},
+		{"legacy", c.LegacyState, false},
+		{"cors all", c.CORSAllowsAll(), true},
+		{"warning", c.ExpiryWarning, 168 * time.Hour},
+		{"failure limit", c.AuthFailureLimit, 10},
+		{"failure window", c.AuthFailureWindow, 15 * time.Minute},
+		{"hops", c.TrustedProxyHops, 0},
+	}
+	for _, tc := range checks {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+func TestErrorsNameTheVariable(t *testing.T) {
+	tests := []struct {
+		name string
+		b    Binary
+		env  map[string]string
+		want []string
+	}{
+		{"missing project and passphrase", API, map[string]string{}, []string{"GOOGLE_CLOUD_PROJECT", "TOKEN_PASSPHRASE"}},
+		{"worker needs no passphrase", Worker, map[string]string{}, []string{"GOOGLE_CLOUD_PROJECT"}},
+		{"bad duration", Worker, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "SWEEP_INTERVAL": "often"}, []string{"SWEEP_INTERVAL"}},
+		{"bad cidr", API, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_PASSPHRASE": "x", "ALLOWED_CIDRS": "10.0.0.0/8, nope"}, []string{"ALLOWED_CIDRS"}},
+		{"bad bool", API, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_PASSPHRASE": "x", "LEGACY_STATE": "yes please"}, []string{"LEGACY_STATE"}},
+		{"half oidc", Worker, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "RUN_OIDC_AUDIENCE": "a"}, []string{"RUN_OIDC_SERVICE_ACCOUNT"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(tc.b, env(tc.env))
+			if err == nil {
+				t.Fatal("got no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("got %q, want it to name %s", err, w)
+				}
+			}
+			if tc.b == Worker && strings.Contains(err.Error(), "TOKEN_PASSPHRASE") {
+				t.Errorf("worker must not require TOKEN_PASSPHRASE: %v", err)
+			}
+		})
+	}
+}
+
+func TestSweepIntervalZeroTurnsScheduleOff(t *testing.T) {
+	c, err := Load(Worker, env(map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "SWEEP_INTERVAL": "0"}))
+	if err != nil || c.SweepInterval != 0 {
+		t.Fatalf("got %v, %v; want 0", c.SweepInterval, err)
+	}
+}
+
+func TestSecretsNotEchoed(t *testing.T) {
+	_, err := Load(API, env(map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_PASSPHRASE": "  ", "AUTH_FAILURE_LIMIT": "zero"}))
+	if err == nil || strings.Contains(err.Error(), "  ") {
+		t.Fatalf("got %v", err)
+	}
+}

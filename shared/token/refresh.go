@@ -1,0 +1,510 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// The refresh protocol (DESIGN section 5), used by the worker on schedule and
+// by the api inline:
+//
+//  1. Read the token. If it has more than threshold+lead left, someone
+//     already refreshed it: done.
+//  2. Skip what must not be sent to Webex: no tokens yet, reauth_required,
+//     config_error with an unchanged client, backing off, or a refresh
+//     token that has itself expired (that one is marked reauth_required).
+//  3. Take a lease with a conditional write, only if nobody else holds an
+//     unexpired one. Losers do not call Webex: the api waits briefly for the
+//     winner's generation, the worker skips.
+//  4. Call Webex outside any transaction, under WebexTimeout. The lease
+//     outlives that timeout, so no one else calls meanwhile.
+//  5. Commit in one store transaction only if generation is unchanged: new
+//     tokens, generation+1, lease and errors cleared, the event into the
+//     outbox. Then hand the event to the publisher.
+//  6. On failure classify: grant rejected → reauth_required; client
+//     rejected → config_error; transient → back off (honouring
+//     Retry-After). Each is recorded with the lease released.
+//
+// A refresh runs detached from the caller's context, so a caller that gives
+// up (the api's inline timeout) does not abort the Webex call: the refresh
+// completes in the background and the next caller finds the new token.
+
+// Outcome says what a Refresh call did.
+type Outcome int
+
+// Outcomes of Refresh.
+const (
+	// Fresh: the token had enough time left; nothing was done.
+	Fresh Outcome = iota
+	// Refreshed: this call (or the singleflight it joined) stored a new token.
+	Refreshed
+	// RefreshedElsewhere: another holder committed a new generation.
+	RefreshedElsewhere
+	// Skipped: another holder has the lease and the caller did not wait.
+	Skipped
+	// Failed: the refresh did not happen; the error says why.
+	Failed
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Fresh:
+		return "fresh"
+	case Refreshed:
+		return "refreshed"
+	case RefreshedElsewhere:
+		return "refreshed_elsewhere"
+	case Skipped:
+		return "skipped"
+	default:
+		return "failed"
+	}
+}
+
+// Mode is how a caller wants a refresh done.
+type Mode struct {
+	// Lead is added to the threshold: the worker refreshes early.
+	Lead time.Duration
+	// Trigger goes into the events.
+	Trigger Trigger
+	// WaitForOthers: when another holder has the lease, poll for its
+	// result instead of skipping.
+	WaitForOthers bool
+}
+
+// Result is the token after a Refresh (the new one, or the current one
+// when nothing was stored) and what happened.
+type Result struct {
+	Token   *Token
+	Outcome Outcome
+}
+
+// RefresherOptions configures a Refresher. Zero values take the defaults.
+type RefresherOptions struct {
+	Store     Store
+	Issuer    Issuer
+	Publisher Publisher // may be nil: events then wait in the outbox
+	Now       func() time.Time
+	// Holder identifies this instance in leases.
+	Holder string
+	// Threshold: refresh when less than this is left (REFRESH_THRESHOLD).
+	Threshold time.Duration
+	// WebexTimeout bounds every Webex call (WEBEX_TIMEOUT).
+	WebexTimeout time.Duration
+	// BackoffBase and BackoffMax bound the transient-failure backoff.
+	BackoffBase, BackoffMax time.Duration
+	// PollInterval is how often a waiting loser re-reads the token.
+	PollInterval time.Duration
+	Logger       *slog.Logger
+}
+
+// Refresher runs the refresh protocol. One per process; safe for
+// concurrent use.
+type Refresher struct {
+	o      RefresherOptions
+	group  singleflight.Group
+	base   context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewRefresher returns a Refresher; Close it to abort refreshes in flight
+// and release their leases.
+func NewRefresher(o RefresherOptions) *Refresher {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Threshold == 0 {
+		o.Threshold = 2 * time.Hour
+	}
+	if o.WebexTimeout == 0 {
+		o.WebexTimeout = 10 * time.Second
+	}
+	if o.BackoffBase == 0 {
+		o.BackoffBase = 15 * time.Second
+	}
+	if o.BackoffMax == 0 {
+		o.BackoffMax = 10 * time.Minute
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = 100 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	base, cancel := context.WithCancel(context.Background())
+	return &Refresher{o: o, base: base, cancel: cancel}
+}
+
+// LeaseTTL is how long a lease lasts: longer than the Webex call it
+// guards, with room for the commit.
+func (r *Refresher) LeaseTTL() time.Duration { return r.o.WebexTimeout + 15*time.Second }
+
+// Threshold is the configured refresh threshold.
+func (r *Refresher) Threshold() time.Duration { return r.o.Threshold }
+
+// Close aborts refreshes in flight, releases their leases and waits for
+// them and for pending event deliveries.
+func (r *Refresher) Close() {
+	r.cancel()
+	r.wg.Wait()
+}
+
+// Refresh refreshes the named token if it is due. Concurrent calls for one
+// name in this process share one run. The run is detached from ctx: when ctx
+// ends first, Refresh returns ctx's error and the run goes on.
+func (r *Refresher) Refresh(ctx context.Context, name string, m Mode) (Result, error) {
+	if err := ValidateName(name); err != nil {
+		return Result{Outcome: Failed}, err
+	}
+	if r.base.Err() != nil {
+		return Result{Outcome: Failed}, fmt.Errorf("refresh %s: shutting down: %w", name, ErrUnavailable)
+	}
+	ch := r.group.DoChan(name, func() (any, error) {
+		r.wg.Add(1)
+		defer r.wg.Done()
+		rctx, cancel := context.WithTimeout(r.base, r.LeaseTTL()+10*time.Second)
+		defer cancel()
+		res, err := r.run(rctx, name, m)
+		return res, err
+	})
+	select {
+	case <-ctx.Done():
+		return Result{Outcome: Failed}, ctx.Err()
+	case v := <-ch:
+		res, _ := v.Val.(Result)
+		return res, v.Err
+	}
+}
+
+// run is one pass of the protocol for name.
+func (r *Refresher) run(ctx context.Context, name string, m Mode) (Result, error) {
+	const maxRounds = 5
+	var t *Token
+	for round := 0; round < maxRounds; round++ {
+		var err error
+		t, err = r.o.Store.Get(ctx, name)
+		if err != nil {
+			return Result{Outcome: Failed}, fmt.Errorf("read %s: %w", name, err)
+		}
+		now := r.o.Now()
+		if !t.Authorized() {
+			return Result{Token: t, Outcome: Failed}, ErrNotAuthorized
+		}
+		if !t.Due(now, r.o.Threshold+m.Lead) {
+			return Result{Token: t, Outcome: Fresh}, nil
+		}
+		if err := r.blocked(ctx, t, now, m); err != nil {
+			return Result{Token: t, Outcome: Failed}, err
+		}
+		if t.Lease.HeldByOther(r.o.Holder, now) {
+			if !m.WaitForOthers {
+				return Result{Token: t, Outcome: Skipped}, nil
+			}
+			if res, done, err := r.waitForOther(ctx, t); done || err != nil {
+				return res, err
+			}
+			continue
+		}
+		leased, err := r.o.Store.TryLease(ctx, t, Lease{Holder: r.o.Holder, Until: now.Add(r.LeaseTTL())})
+		if errors.Is(err, ErrConflict) {
+			continue // someone wrote in between: look again
+		}
+		if err != nil {
+			return Result{Token: t, Outcome: Failed}, fmt.Errorf("lease %s: %w", name, err)
+		}
+		return r.callAndCommit(ctx, leased, m)
+	}
+	return Result{Token: t, Outcome: Skipped}, nil
+}
+
+// blocked returns why t must not be sent to Webex now, or nil.
+func (r *Refresher) blocked(ctx context.Context, t *Token, now time.Time, m Mode) error {
+	switch {
+	case t.Status == StatusReauthRequired:
+		return ErrReauthRequired
+	case t.Status == StatusConfigError && !t.ConfigErrorResolved():
+		return ErrConfigError
+	case t.NextAttempt.After(now):
+		cause := ErrUnavailable
+		if t.LastError != nil {
+			cause = fmt.Errorf("%w: last error: %s", ErrUnavailable, t.LastError.Message)
+		}
+		return &BackoffError{Until: t.NextAttempt, Err: cause}
+	case t.RefreshToken == "":
+		return ErrReauthRequired
+	case t.RefreshTokenExpired(now):
+		r.markReauth(ctx, t, "refresh token expired", now, m)
+		return ErrReauthRequired
+	}
+	return nil
+}
+
+// waitForOther polls until the lease holder commits a new generation
+// (done), releases or loses its lease (not done: try again), or ctx ends.
+func (r *Refresher) waitForOther(ctx context.Context, t *Token) (Result, bool, error) {
+	tick := time.NewTicker(r.o.PollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return Result{Token: t, Outcome: Failed}, true, ctx.Err()
+		case <-tick.C:
+		}
+		cur, err := r.o.Store.Get(ctx, t.Name)
+		if err != nil {
+			return Result{Token: t, Outcome: Failed}, true, fmt.Errorf("read %s: %w", t.Name, err)
+		}
+		if cur.Generation != t.Generation {
+			return Result{Token: cur, Outcome: RefreshedElsewhere}, true, nil
+		}
+		if !cur.Lease.HeldByOther(r.o.Holder, r.o.Now()) || cur.Status != t.Status {
+			return Result{Token: cur}, false, nil
+		}
+	}
+}
+
+// callAndCommit holds the lease on t: it calls Webex and records the outcome.
+func (r *Refresher) callAndCommit(ctx context.Context, t *Token, m Mode) (Result, error) {
+	wctx, cancel := context.WithTimeout(ctx, r.o.WebexTimeout)
+	start := r.o.Now()
+	g, err := r.o.Issuer.Refresh(wctx, Client{ID: t.ClientID, Secret: t.ClientSecret, RedirectURI: t.RedirectURI}, t.RefreshToken)
+	cancel()
+	if err == nil && (g.AccessToken == "" || g.ExpiresIn <= 0) {
+		err = &TransientError{Err: errors.New("webex answered without an access token or expiry")}
+	}
+	if err != nil {
+		if r.base.Err() != nil {
+			// Shutting down: not a failure of the token, just let go.
+			r.release(t)
+			return Result{Token: t, Outcome: Failed}, fmt.Errorf("refresh %s: %w", t.Name, ErrUnavailable)
+		}
+		r.o.Logger.Warn("webex refresh failed", "token", t.Name, "error", err.Error(), "permanent", IsPermanent(err), "webex_ms", r.o.Now().Sub(start).Milliseconds())
+		return r.recordFailure(ctx, t, err, m)
+	}
+	return r.commit(ctx, t, g, m)
+}
+
+// commit stores a grant if t's generation is still current.
+func (r *Refresher) commit(ctx context.Context, t *Token, g Grant, m Mode) (Result, error) {
+	var events []Event
+	apply := func(cur *Token) ([]Event, error) {
+		if cur.Generation != t.Generation {
+			return nil, ErrConflict
+		}
+		now := r.o.Now()
+		applyGrant(cur, g, now)
+		cur.NextAttempt = r.shortLivedBackoff(g, now)
+		events = []Event{NewEvent(EventRotated, cur, m.Trigger, now)}
+		return events, nil
+	}
+	var (
+		saved *Token
+		err   error
+	)
+	// The grant is in hand and Webex may have rotated the refresh token:
+	// losing it would force a re-authorization, so retry the store a few times.
+	for attempt := 0; attempt < 3; attempt++ {
+		saved, err = r.o.Store.Update(ctx, t.Name, apply)
+		if err == nil || errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+	}
+	switch {
+	case errors.Is(err, ErrConflict):
+		r.o.Logger.Warn("another instance committed first; grant discarded", "token", t.Name, "generation", t.Generation)
+		cur, gerr := r.o.Store.Get(ctx, t.Name)
+		if gerr != nil {
+			return Result{Token: t, Outcome: Failed}, fmt.Errorf("read %s: %w", t.Name, gerr)
+		}
+		return Result{Token: cur, Outcome: RefreshedElsewhere}, nil
+	case err != nil:
+		r.o.Logger.Error("new token could not be stored", "token", t.Name, "error", err.Error())
+		return Result{Token: t, Outcome: Failed}, fmt.Errorf("store %s: %w", t.Name, err)
+	}
+	r.o.Logger.Info("token rotated", "token", t.Name, "generation", saved.Generation, "trigger", string(m.Trigger), "access_expires", saved.AccessExpires.UTC().Format(time.RFC3339))
+	r.deliver(events)
+	return Result{Token: saved, Outcome: Refreshed}, nil
+}
+
+// applyGrant stores a Webex answer as the next generation and clears every
+// trace of earlier failures. A grant without a refresh token keeps the old one.
+func applyGrant(cur *Token, g Grant, now time.Time) {
+	cur.AccessToken = g.AccessToken
+	cur.AccessExpires = now.Add(g.ExpiresIn)
+	if g.RefreshToken != "" {
+		cur.RefreshToken = g.RefreshToken
+	}
+	if g.RefreshExpiresIn > 0 {
+		cur.RefreshExpires = now.Add(g.RefreshExpiresIn)
+	}
+	cur.LastRefresh = now
+	cur.Generation++
+	cur.Lease = Lease{}
+	cur.Status = StatusActive
+	cur.LastError = nil
+	cur.Failures = 0
+	cur.ConfigFingerprint = ""
+	cur.FailureReported = nil
+}
+
+// shortLivedBackoff is when to try again after a grant: immediately
+// (zero) unless Webex handed out a token shorter than the threshold, when
+// refreshing again at once would loop; then wait half its lifetime.
+func (r *Refresher) shortLivedBackoff(g Grant, now time.Time) time.Time {
+	if g.ExpiresIn >= r.o.Threshold {
+		return time.Time{}
+	}
+	return now.Add(max(g.ExpiresIn/2, r.o.BackoffBase))
+}
+
+// recordFailure classifies err and stores it with the lease released,
+// unless someone else has moved the token on meanwhile.
+func (r *Refresher) recordFailure(ctx context.Context, t *Token, cause error, m Mode) (Result, error) {
+	var events []Event
+	var result error
+	apply := func(cur *Token) ([]Event, error) {
+		if cur.Generation != t.Generation {
+			return nil, ErrConflict
+		}
+		now := r.o.Now()
+		events = nil
+		if cur.Lease.Holder == r.o.Holder {
+			cur.Lease = Lease{}
+		}
+		le := &LastError{At: now, Message: cause.Error()}
+		var te *TransientError
+		switch {
+		case errors.Is(cause, ErrGrantRejected):
+			le.Permanent = true
+			if cur.Status != StatusReauthRequired {
+				cur.Status = StatusReauthRequired
+				events = append(events, NewEvent(EventReauthorizationRequired, cur, m.Trigger, now))
+			}
+			result = fmt.Errorf("refresh %s: %w", t.Name, ErrReauthRequired)
+		case errors.Is(cause, ErrClientRejected):
+			le.Permanent = true
+			cur.Status = StatusConfigError
+			cur.ConfigFingerprint = ClientFingerprint(t.ClientID, t.ClientSecret)
+			events = append(events, r.failedOnce(cur, m, now)...)
+			result = fmt.Errorf("refresh %s: %w", t.Name, ErrConfigError)
+		default:
+			cur.Failures++
+			wait := r.backoff(cur.Failures, cur.Remaining(now))
+			if errors.As(cause, &te) && te.RetryAfter > wait {
+				wait = te.RetryAfter
+			}
+			cur.NextAttempt = now.Add(wait)
+			if cur.Remaining(now) < r.o.Threshold {
+				events = append(events, r.failedOnce(cur, m, now)...)
+			}
+			result = &BackoffError{Until: cur.NextAttempt, Err: fmt.Errorf("refresh %s: %w", t.Name, cause)}
+		}
+		cur.LastError = le
+		return events, nil
+	}
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	saved, err := r.o.Store.Update(cctx, t.Name, apply)
+	if errors.Is(err, ErrConflict) {
+		cur, gerr := r.o.Store.Get(ctx, t.Name)
+		if gerr == nil {
+			return Result{Token: cur, Outcome: RefreshedElsewhere}, nil
+		}
+		return Result{Token: t, Outcome: Failed}, fmt.Errorf("read %s: %w", t.Name, gerr)
+	}
+	if err != nil {
+		r.o.Logger.Error("refresh failure could not be recorded", "token", t.Name, "error", err.Error())
+		return Result{Token: t, Outcome: Failed}, fmt.Errorf("refresh %s: %w", t.Name, cause)
+	}
+	r.deliver(events)
+	return Result{Token: saved, Outcome: Failed}, result
+}
+
+// failedOnce returns token.refresh_failed unless it was already published
+// for this generation.
+func (r *Refresher) failedOnce(cur *Token, m Mode, now time.Time) []Event {
+	if cur.FailureReported != nil && *cur.FailureReported == cur.Generation {
+		return nil
+	}
+	g := cur.Generation
+	cur.FailureReported = &g
+	return []Event{NewEvent(EventRefreshFailed, cur, m.Trigger, now)}
+}
+
+// backoff is exponential in the number of consecutive failures, but never
+// so long that a token with little time left is not retried before it
+// becomes unusable.
+func (r *Refresher) backoff(failures int, remaining time.Duration) time.Duration {
+	d := r.o.BackoffBase
+	for i := 1; i < failures && d < r.o.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, r.o.BackoffMax)
+	if limit := remaining / 4; d > limit {
+		d = max(limit, r.o.BackoffBase)
+	}
+	return d
+}
+
+// markReauth records that t's refresh token is unusable without calling Webex.
+func (r *Refresher) markReauth(ctx context.Context, t *Token, why string, now time.Time, m Mode) {
+	var events []Event
+	_, err := r.o.Store.Update(ctx, t.Name, func(cur *Token) ([]Event, error) {
+		if cur.Generation != t.Generation || cur.Status == StatusReauthRequired {
+			return nil, ErrConflict
+		}
+		cur.Status = StatusReauthRequired
+		cur.LastError = &LastError{At: now, Message: why, Permanent: true}
+		events = []Event{NewEvent(EventReauthorizationRequired, cur, m.Trigger, now)}
+		return events, nil
+	})
+	if err == nil {
+		r.o.Logger.Warn("token needs re-authorization", "token", t.Name, "reason", why)
+		r.deliver(events)
+	}
+}
+
+// release gives up this instance's lease on t without recording anything.
+func (r *Refresher) release(t *Token) {
+	ctx, cancel := cleanupContext(r.base)
+	defer cancel()
+	_, _ = r.o.Store.Update(ctx, t.Name, func(cur *Token) ([]Event, error) {
+		if cur.Lease.Holder != r.o.Holder {
+			return nil, ErrConflict
+		}
+		cur.Lease = Lease{}
+		return nil, nil
+	})
+}
+
+// cleanupContext returns a context for bookkeeping writes that must happen
+// even when ctx was cancelled by a shutdown.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if ctx.Err() == nil {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+}
+
+// deliver hands committed events to the publisher without holding up the
+// caller; Close waits for it.
+func (r *Refresher) deliver(events []Event) {
+	if r.o.Publisher == nil || len(events) == 0 {
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.base), 10*time.Second)
+		defer cancel()
+		r.o.Publisher.Deliver(ctx, events)
+	}()
+}

@@ -1,0 +1,401 @@
+package token_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wxcc/tokenservice/shared/memstore"
+	"github.com/wxcc/tokenservice/shared/token"
+)
+
+// stubIssuer answers Refresh with a scripted grant or error and counts calls.
+type stubIssuer struct {
+	mu    sync.Mutex
+	calls int
+	delay time.Duration
+	grant token.Grant
+	err   error
+	seen  []string // refresh tokens sent
+}
+
+func (s *stubIssuer) Refresh(ctx context.Context, c token.Client, rt string) (token.Grant, error) {
+	s.mu.Lock()
+	s.calls++
+	s.seen = append(s.seen, rt)
+	d, g, err := s.delay, s.grant, s.err
+	s.mu.Unlock()
+	if d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return token.Grant{}, &token.TransientError{Err: ctx.Err()}
+		}
+	}
+	return g, err
+}
+
+func (s *stubIssuer) Exchange(ctx context.Context, c token.Client, code string) (token.Grant, error) {
+	return s.Refresh(ctx, c, "code:"+code)
+}
+
+func (s *stubIssuer) Calls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+// clock is a settable time source.
+type clock struct{ ns atomic.Int64 }
+
+func newClock() *clock {
+	c := &clock{}
+	c.ns.Store(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC).UnixNano())
+	return c
+}
+func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+type fixture struct {
+	store  *memstore.Store
+	issuer *stubIssuer
+	clock  *clock
+	r      *token.Refresher
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{store: memstore.New(), clock: newClock(), issuer: &stubIssuer{
+		grant: token.Grant{AccessToken: "at-new", ExpiresIn: 12 * time.Hour, RefreshToken: "rt-new", RefreshExpiresIn: 60 * 24 * time.Hour},
+	}}
+	f.r = f.newRefresher("holder-a")
+	return f
+}
+
+func (f *fixture) newRefresher(holder string) *token.Refresher {
+	r := token.NewRefresher(token.RefresherOptions{
+		Store: f.store, Issuer: f.issuer, Now: f.clock.Now, Holder: holder,
+		Threshold: 2 * time.Hour, WebexTimeout: 2 * time.Second, PollInterval: 5 * time.Millisecond,
+	})
+	return r
+}
+
+// seed stores a token with remaining access time left.
+func (f *fixture) seed(t *testing.T, name string, remaining time.Duration, mod ...func(*token.Token)) {
+	t.Helper()
+	now := f.clock.Now()
+	tok := &token.Token{
+		Name: name, ClientID: "cid", ClientSecret: "secret", RedirectURI: "https://example.com/cb",
+		AccessToken: "at-old", RefreshToken: "rt-old",
+		AccessExpires: now.Add(remaining), RefreshExpires: now.Add(30 * 24 * time.Hour), LastRefresh: now.Add(-10 * time.Hour),
+	}
+	for _, m := range mod {
+		m(tok)
+	}
+	if _, err := f.store.Create(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) get(t *testing.T, name string) *token.Token {
+	t.Helper()
+	tok, err := f.store.Get(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+var scheduled = token.Mode{Trigger: token.TriggerScheduled, Lead: 30 * time.Minute}
+
+func TestRefreshSkipsFreshToken(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "fresh", 5*time.Hour)
+	res, err := f.r.Refresh(context.Background(), "fresh", scheduled)
+	if err != nil || res.Outcome != token.Fresh {
+		t.Fatalf("got %v, %v; want fresh, nil", res.Outcome, err)
+	}
+	if n := f.issuer.Calls(); n != 0 {
+		t.Fatalf("got %d webex calls, want 0", n)
+	}
+}
+
+func TestRefreshStoresNewGeneration(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "due", time.Hour)
+	res, err := f.r.Refresh(context.Background(), "due", scheduled)
+	if err != nil || res.Outcome != token.Refreshed {
+		t.Fatalf("got %v, %v; want refreshed, nil", res.Outcome, err)
+	}
+	got := f.get(t, "due")
+	now := f.clock.Now()
+	if got.AccessToken != "at-new" || got.RefreshToken != "rt-new" || got.Generation != 1 {
+		t.Fatalf("got access %q refresh %q generation %d, want at-new rt-new 1", got.AccessToken, got.RefreshToken, got.Generation)
+	}
+	if !got.AccessExpires.Equal(now.Add(12*time.Hour)) || !got.LastRefresh.Equal(now) || !got.RefreshExpires.Equal(now.Add(60*24*time.Hour)) {
+		t.Fatalf("got expiries %v %v last %v", got.AccessExpires, got.RefreshExpires, got.LastRefresh)
+	}
+	if got.Lease.Holder != "" || got.Status != token.StatusActive || got.LastError != nil {
+		t.Fatalf("got lease %+v status %q lastError %+v, want all cleared", got.Lease, got.Status, got.LastError)
+	}
+	ev := f.store.Outbox()
+	if len(ev) != 1 || ev[0].Type != token.EventRotated || ev[0].Generation != 1 || ev[0].ID != "due/1/token.rotated" {
+		t.Fatalf("got events %+v, want one token.rotated for generation 1", ev)
+	}
+}
+
+func TestRefreshWithoutNewRefreshTokenKeepsOld(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "keep", time.Hour)
+	oldExp := f.get(t, "keep").RefreshExpires
+	f.issuer.grant = token.Grant{AccessToken: "at-new", ExpiresIn: 12 * time.Hour}
+	if _, err := f.r.Refresh(context.Background(), "keep", scheduled); err != nil {
+		t.Fatal(err)
+	}
+	got := f.get(t, "keep")
+	if got.RefreshToken != "rt-old" || !got.RefreshExpires.Equal(oldExp) || got.AccessToken != "at-new" {
+		t.Fatalf("got refresh %q expires %v access %q, want rt-old, %v, at-new", got.RefreshToken, got.RefreshExpires, got.AccessToken, oldExp)
+	}
+}
+
+func TestRefreshFailureClasses(t *testing.T) {
+	tests := []struct {
+		name       string
+		err        error
+		remaining  time.Duration
+		wantErr    error
+		wantStatus token.Status
+		wantEvents []token.EventType
+		permanent  bool
+	}{
+		{name: "grant rejected", err: token.ErrGrantRejected, remaining: time.Hour, wantErr: token.ErrReauthRequired,
+			wantStatus: token.StatusReauthRequired, wantEvents: []token.EventType{token.EventReauthorizationRequired}, permanent: true},
+		{name: "client rejected", err: token.ErrClientRejected, remaining: time.Hour, wantErr: token.ErrConfigError,
+			wantStatus: token.StatusConfigError, wantEvents: []token.EventType{token.EventRefreshFailed}, permanent: true},
+		{name: "transient below threshold", err: &token.TransientError{Err: errors.New("503")}, remaining: time.Hour,
+			wantEvents: []token.EventType{token.EventRefreshFailed}},
+		{name: "transient within lead", err: &token.TransientError{Err: errors.New("503")}, remaining: 2*time.Hour + 10*time.Minute},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.seed(t, "x", tc.remaining)
+			f.issuer.err = tc.err
+			_, err := f.r.Refresh(context.Background(), "x", scheduled)
+			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Fatalf("got error %v, want %v", err, tc.wantErr)
+			}
+			var be *token.BackoffError
+			if tc.wantErr == nil && !errors.As(err, &be) {
+				t.Fatalf("got error %v, want a backoff", err)
+			}
+			got := f.get(t, "x")
+			if got.Status != tc.wantStatus {
+				t.Fatalf("got status %q, want %q", got.Status, tc.wantStatus)
+			}
+			if got.LastError == nil || got.LastError.Permanent != tc.permanent || !got.LastError.At.Equal(f.clock.Now()) {
+				t.Fatalf("got lastError %+v, want permanent=%v at now", got.LastError, tc.permanent)
+			}
+			if got.Lease.Holder != "" {
+				t.Fatalf("lease not released: %+v", got.Lease)
+			}
+			var types []token.EventType
+			for _, e := range f.store.Outbox() {
+				types = append(types, e.Type)
+			}
+			if len(types) != len(tc.wantEvents) || (len(types) > 0 && types[0] != tc.wantEvents[0]) {
+				t.Fatalf("got events %v, want %v", types, tc.wantEvents)
+			}
+			// A second attempt right away must not call Webex again.
+			f.r.Refresh(context.Background(), "x", scheduled)
+			if n := f.issuer.Calls(); n != 1 {
+				t.Fatalf("got %d webex calls after a second attempt, want 1", n)
+			}
+			if len(f.store.Outbox()) != len(tc.wantEvents) {
+				t.Fatalf("second attempt published again: %+v", f.store.Outbox())
+			}
+		})
+	}
+}
+
+func TestConfigErrorResumesWhenClientChanges(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "cfg", time.Hour)
+	f.issuer.err = token.ErrClientRejected
+	f.r.Refresh(context.Background(), "cfg", scheduled)
+	f.issuer.err = nil
+	if _, err := f.r.Refresh(context.Background(), "cfg", scheduled); !errors.Is(err, token.ErrConfigError) {
+		t.Fatalf("got %v, want config error while the client is unchanged", err)
+	}
+	if _, err := f.store.Update(context.Background(), "cfg", func(t *token.Token) ([]token.Event, error) {
+		t.ClientSecret = "fixed"
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.r.Refresh(context.Background(), "cfg", scheduled)
+	if err != nil || res.Outcome != token.Refreshed || res.Token.Status != token.StatusActive {
+		t.Fatalf("got %v %v, want refreshed and active after the client changed", res.Outcome, err)
+	}
+	if n := f.issuer.Calls(); n != 2 {
+		t.Fatalf("got %d webex calls, want 2", n)
+	}
+}
+
+func TestRetryAfterIsHonoured(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "rl", time.Hour)
+	f.issuer.err = &token.TransientError{RetryAfter: 3 * time.Minute, Err: errors.New("429")}
+	f.r.Refresh(context.Background(), "rl", scheduled)
+	got := f.get(t, "rl")
+	if want := f.clock.Now().Add(3 * time.Minute); got.NextAttempt.Before(want) {
+		t.Fatalf("got next attempt %v, want not before %v", got.NextAttempt, want)
+	}
+	f.issuer.err = nil
+	f.clock.Advance(2 * time.Minute)
+	f.r.Refresh(context.Background(), "rl", scheduled)
+	if n := f.issuer.Calls(); n != 1 {
+		t.Fatalf("got %d calls inside Retry-After, want 1", n)
+	}
+	f.clock.Advance(2 * time.Minute)
+	if res, err := f.r.Refresh(context.Background(), "rl", scheduled); err != nil || res.Outcome != token.Refreshed {
+		t.Fatalf("got %v %v after Retry-After, want refreshed", res.Outcome, err)
+	}
+}
+
+func TestRefreshFailedOncePerGeneration(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "tf", time.Hour)
+	f.issuer.err = &token.TransientError{Err: errors.New("503")}
+	for i := 0; i < 4; i++ {
+		f.r.Refresh(context.Background(), "tf", scheduled)
+		f.clock.Advance(10 * time.Minute)
+	}
+	if n := f.issuer.Calls(); n < 2 {
+		t.Fatalf("got %d calls, want retries after backoff", n)
+	}
+	if n := len(f.store.Outbox()); n != 1 {
+		t.Fatalf("got %d events, want one token.refresh_failed for the generation", n)
+	}
+}
+
+func TestExpiredRefreshTokenIsNotSent(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "old", time.Hour, func(tok *token.Token) { tok.RefreshExpires = tok.AccessExpires.Add(-2 * time.Hour) })
+	_, err := f.r.Refresh(context.Background(), "old", scheduled)
+	if !errors.Is(err, token.ErrReauthRequired) {
+		t.Fatalf("got %v, want reauth required", err)
+	}
+	if n := f.issuer.Calls(); n != 0 {
+		t.Fatalf("got %d webex calls, want 0", n)
+	}
+	if got := f.get(t, "old"); got.Status != token.StatusReauthRequired {
+		t.Fatalf("got status %q, want reauth_required", got.Status)
+	}
+	if ev := f.store.Outbox(); len(ev) != 1 || ev[0].Type != token.EventReauthorizationRequired {
+		t.Fatalf("got events %+v, want one reauthorization_required", ev)
+	}
+}
+
+func TestShortLivedGrantDoesNotLoop(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "short", time.Hour)
+	f.issuer.grant = token.Grant{AccessToken: "at-short", ExpiresIn: time.Hour}
+	for i := 0; i < 5; i++ {
+		f.r.Refresh(context.Background(), "short", token.Mode{Trigger: token.TriggerInline})
+		f.clock.Advance(time.Minute)
+	}
+	if n := f.issuer.Calls(); n != 1 {
+		t.Fatalf("got %d webex calls, want 1: a short-lived grant must back off", n)
+	}
+}
+
+func TestLeaseHeldElsewhere(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "leased", time.Hour)
+	cur := f.get(t, "leased")
+	if _, err := f.store.TryLease(context.Background(), cur, token.Lease{Holder: "other", Until: f.clock.Now().Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.r.Refresh(context.Background(), "leased", scheduled)
+	if err != nil || res.Outcome != token.Skipped || f.issuer.Calls() != 0 {
+		t.Fatalf("got %v %v with %d calls, want skipped without a call", res.Outcome, err, f.issuer.Calls())
+	}
+	// A waiting caller sees the other holder's generation.
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		f.store.Update(context.Background(), "leased", func(tok *token.Token) ([]token.Event, error) {
+			tok.AccessToken, tok.AccessExpires, tok.Generation, tok.Lease = "at-other", f.clock.Now().Add(12*time.Hour), tok.Generation+1, token.Lease{}
+			return nil, nil
+		})
+	}()
+	res, err = f.r.Refresh(context.Background(), "leased", token.Mode{Trigger: token.TriggerInline, WaitForOthers: true})
+	if err != nil || res.Outcome != token.RefreshedElsewhere || res.Token.AccessToken != "at-other" {
+		t.Fatalf("got %v %v, want the other holder's token", res.Outcome, err)
+	}
+	if f.issuer.Calls() != 0 {
+		t.Fatalf("a loser called webex")
+	}
+}
+
+func TestConcurrentCallersShareOneRefresh(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "hot", time.Hour)
+	f.issuer.delay = 50 * time.Millisecond
+	other := f.newRefresher("holder-b")
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		r := f.r
+		if i%2 == 1 {
+			r = other
+		}
+		go func() {
+			defer wg.Done()
+			res, err := r.Refresh(context.Background(), "hot", token.Mode{Trigger: token.TriggerInline, WaitForOthers: true})
+			if err != nil || res.Token.AccessToken != "at-new" {
+				t.Errorf("got %v %v, want the new token", res.Outcome, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := f.issuer.Calls(); n != 1 {
+		t.Fatalf("got %d webex calls from two refreshers, want 1", n)
+	}
+}
+
+func TestCallerTimeoutDoesNotAbortRefresh(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "slow", time.Hour)
+	f.issuer.delay = 200 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := f.r.Refresh(ctx, "slow", scheduled); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want the caller's deadline", err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for f.get(t, "slow").Generation != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the refresh did not complete in the background")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestCloseReleasesLease(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "bye", time.Hour)
+	f.issuer.delay = time.Second
+	go f.r.Refresh(context.Background(), "bye", scheduled)
+	for f.get(t, "bye").Lease.Holder == "" {
+		time.Sleep(5 * time.Millisecond)
+	}
+	f.r.Close()
+	got := f.get(t, "bye")
+	if got.Lease.Holder != "" || got.LastError != nil || got.Generation != 0 {
+		t.Fatalf("got lease %+v lastError %+v generation %d, want the lease released and nothing recorded", got.Lease, got.LastError, got.Generation)
+	}
+}
