@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrNoClientConfig: the document lacks clientId, clientSecret or redirectUri.
@@ -25,12 +26,19 @@ func (r *Refresher) Authorize(ctx context.Context, name, code string) (*Token, e
 		return nil, fmt.Errorf("authorize %s: %w", name, ErrNoClientConfig)
 	}
 	wctx, cancel := context.WithTimeout(ctx, r.o.WebexTimeout)
+	start := time.Now()
 	g, err := r.o.Issuer.Exchange(wctx, Client{ID: t.ClientID, Secret: t.ClientSecret, RedirectURI: t.RedirectURI}, code)
 	cancel()
+	rep := RefreshReport{Name: name, Trigger: TriggerAuthorization, Grant: "authorization_code", WebexLatency: time.Since(start), Result: "refreshed"}
+	defer func() { r.report(rep) }()
 	if err == nil && (g.AccessToken == "" || g.ExpiresIn <= 0) {
 		err = &TransientError{Err: errors.New("webex answered without an access token or expiry")}
 	}
 	if err != nil {
+		rep.Result = "rejected"
+		if errors.As(err, new(*TransientError)) {
+			rep.Result = "transient"
+		}
 		return nil, fmt.Errorf("authorize %s: %w", name, err)
 	}
 	var events []Event
@@ -42,8 +50,10 @@ func (r *Refresher) Authorize(ctx context.Context, name, code string) (*Token, e
 		return events, nil
 	})
 	if err != nil {
+		rep.Result = "store_error"
 		return nil, fmt.Errorf("store %s: %w", name, err)
 	}
+	rep.Token = saved
 	r.o.Logger.Info("token authorized", "token", name, "generation", saved.Generation)
 	r.deliver(events)
 	return saved, nil

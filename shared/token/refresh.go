@@ -102,6 +102,46 @@ type RefresherOptions struct {
 	// PollInterval is how often a waiting loser re-reads the token.
 	PollInterval time.Duration
 	Logger       *slog.Logger
+	// OnRefresh, if set, is told about every Webex call (for metrics).
+	OnRefresh func(RefreshReport)
+}
+
+// RefreshReport describes one Webex call of the protocol and its result.
+type RefreshReport struct {
+	Name    string
+	Trigger Trigger
+	// Grant is "refresh_token" or "authorization_code".
+	Grant string
+	// Result is refreshed, discarded (another holder won), reauth_required,
+	// config_error, transient or store_error.
+	Result       string
+	WebexLatency time.Duration
+	// Token is the token after the call, if known.
+	Token *Token
+}
+
+func (r *Refresher) report(rep RefreshReport) {
+	if r.o.OnRefresh != nil {
+		r.o.OnRefresh(rep)
+	}
+}
+
+// resultOf names the result of a protocol step for RefreshReport.
+func resultOf(res Result, err error) string {
+	switch {
+	case err == nil && res.Outcome == Refreshed:
+		return "refreshed"
+	case err == nil && res.Outcome == RefreshedElsewhere:
+		return "discarded"
+	case errors.Is(err, ErrReauthRequired):
+		return "reauth_required"
+	case errors.Is(err, ErrConfigError):
+		return "config_error"
+	case errors.As(err, new(*BackoffError)):
+		return "transient"
+	default:
+		return "store_error"
+	}
 }
 
 // Refresher runs the refresh protocol. One per process; safe for
@@ -273,9 +313,17 @@ func (r *Refresher) waitForOther(ctx context.Context, t *Token) (Result, bool, e
 // callAndCommit holds the lease on t: it calls Webex and records the outcome.
 func (r *Refresher) callAndCommit(ctx context.Context, t *Token, m Mode) (Result, error) {
 	wctx, cancel := context.WithTimeout(ctx, r.o.WebexTimeout)
-	start := r.o.Now()
+	start := time.Now()
 	g, err := r.o.Issuer.Refresh(wctx, Client{ID: t.ClientID, Secret: t.ClientSecret, RedirectURI: t.RedirectURI}, t.RefreshToken)
 	cancel()
+	latency := time.Since(start)
+	res, err := r.afterCall(ctx, t, g, err, m)
+	r.report(RefreshReport{Name: t.Name, Trigger: m.Trigger, Grant: "refresh_token", Result: resultOf(res, err), WebexLatency: latency, Token: res.Token})
+	return res, err
+}
+
+// afterCall records the outcome of the Webex call made under t's lease.
+func (r *Refresher) afterCall(ctx context.Context, t *Token, g Grant, err error, m Mode) (Result, error) {
 	if err == nil && (g.AccessToken == "" || g.ExpiresIn <= 0) {
 		err = &TransientError{Err: errors.New("webex answered without an access token or expiry")}
 	}
@@ -285,7 +333,7 @@ func (r *Refresher) callAndCommit(ctx context.Context, t *Token, m Mode) (Result
 			r.release(t)
 			return Result{Token: t, Outcome: Failed}, fmt.Errorf("refresh %s: %w", t.Name, ErrUnavailable)
 		}
-		r.o.Logger.Warn("webex refresh failed", "token", t.Name, "error", err.Error(), "permanent", IsPermanent(err), "webex_ms", r.o.Now().Sub(start).Milliseconds())
+		r.o.Logger.Warn("webex refresh failed", "token", t.Name, "error", err.Error(), "permanent", IsPermanent(err))
 		return r.recordFailure(ctx, t, err, m)
 	}
 	return r.commit(ctx, t, g, m)

@@ -1,0 +1,169 @@
+// Package metrics defines the Prometheus metrics both binaries export on
+// GET /metrics. Each binary owns a registry (no global state), so tests can
+// run several in one process.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wxcc/tokenservice/shared/token"
+)
+
+// Metrics holds the collectors. A nil *Metrics is valid and records nothing.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	refreshes     *prometheus.CounterVec
+	webexLatency  *prometheus.HistogramVec
+	accessExpiry  *prometheus.GaugeVec
+	refreshExpiry *prometheus.GaugeVec
+	cache         *prometheus.CounterVec
+	outboxDepth   prometheus.Gauge
+	eventsSent    prometheus.Counter
+	eventsFailed  prometheus.Counter
+	httpRequests  *prometheus.CounterVec
+	httpLatency   *prometheus.HistogramVec
+	sweeps        *prometheus.CounterVec
+	sweepDuration prometheus.Histogram
+	topicMissing  prometheus.Gauge
+}
+
+// New registers every collector on a new registry.
+func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+	m := &Metrics{reg: reg}
+	m.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "token_refreshes_total", Help: "Refresh attempts by trigger (scheduled, inline, authorization) and result.",
+	}, []string{"trigger", "result"})
+	m.webexLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "webex_token_request_duration_seconds", Help: "Latency of calls to the Webex token endpoint by grant and outcome.",
+		Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 20},
+	}, []string{"grant", "outcome"})
+	m.accessExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "token_access_expiry_seconds", Help: "Seconds until the access token of each token expires (negative: expired).",
+	}, []string{"name"})
+	m.refreshExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "token_refresh_expiry_seconds", Help: "Seconds until the refresh token of each token expires.",
+	}, []string{"name"})
+	m.cache = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "token_cache_lookups_total", Help: "api token cache lookups: hit, miss (read from Firestore), stale (served while Firestore failed).",
+	}, []string{"result"})
+	m.outboxDepth = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "events_outbox_depth", Help: "Events waiting in the Firestore outbox after the last drain.",
+	})
+	m.eventsSent = prometheus.NewCounter(prometheus.CounterOpts{Name: "events_published_total", Help: "Events published to Pub/Sub."})
+	m.eventsFailed = prometheus.NewCounter(prometheus.CounterOpts{Name: "events_publish_failures_total", Help: "Failed event publishes (the event stays in the outbox)."})
+	m.topicMissing = prometheus.NewGauge(prometheus.GaugeOpts{Name: "events_topic_missing", Help: "1 while the events topic does not exist (events wait in the outbox)."})
+	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "http_requests_total", Help: "HTTP requests by route and status code.",
+	}, []string{"route", "code"})
+	m.httpLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "http_request_duration_seconds", Help: "HTTP request latency by route.",
+		Buckets: []float64{.0005, .001, .005, .01, .05, .1, .5, 1, 2, 5},
+	}, []string{"route"})
+	m.sweeps = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sweeps_total", Help: "Worker sweeps by result (ok, error, halted)."}, []string{"result"})
+	m.sweepDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "sweep_duration_seconds", Help: "Duration of worker sweeps.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
+	})
+	for _, c := range []prometheus.Collector{m.refreshes, m.webexLatency, m.accessExpiry, m.refreshExpiry, m.cache,
+		m.outboxDepth, m.eventsSent, m.eventsFailed, m.topicMissing, m.httpRequests, m.httpLatency, m.sweeps, m.sweepDuration} {
+		f(c)
+	}
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Refresh records one refresh attempt (token.RefresherOptions.OnRefresh).
+func (m *Metrics) Refresh(r token.RefreshReport) {
+	if m == nil {
+		return
+	}
+	m.refreshes.WithLabelValues(string(r.Trigger), r.Result).Inc()
+	m.webexLatency.WithLabelValues(r.Grant, r.Result).Observe(r.WebexLatency.Seconds())
+	if r.Token != nil {
+		m.TokenExpiry(r.Token, time.Now())
+	}
+}
+
+// TokenExpiry records how long t's tokens have left.
+func (m *Metrics) TokenExpiry(t *token.Token, now time.Time) {
+	if m == nil || t == nil || !t.Authorized() {
+		return
+	}
+	m.accessExpiry.WithLabelValues(t.Name).Set(t.AccessExpires.Sub(now).Seconds())
+	if !t.RefreshExpires.IsZero() {
+		m.refreshExpiry.WithLabelValues(t.Name).Set(t.RefreshExpires.Sub(now).Seconds())
+	}
+}
+
+// Cache records a token cache lookup: "hit", "miss" or "stale".
+func (m *Metrics) Cache(result string) {
+	if m != nil {
+		m.cache.WithLabelValues(result).Inc()
+	}
+}
+
+// HTTP records one request.
+func (m *Metrics) HTTP(route string, code int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	if route == "" {
+		route = "unmatched"
+	}
+	m.httpRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	m.httpLatency.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// Published, PublishFailed, OutboxDepth and TopicMissing record the event pipeline.
+func (m *Metrics) Published(n int) {
+	if m != nil {
+		m.eventsSent.Add(float64(n))
+	}
+}
+
+// PublishFailed counts failed publishes.
+func (m *Metrics) PublishFailed(n int) {
+	if m != nil {
+		m.eventsFailed.Add(float64(n))
+	}
+}
+
+// OutboxDepth sets how many events wait in the outbox.
+func (m *Metrics) OutboxDepth(n int) {
+	if m != nil {
+		m.outboxDepth.Set(float64(n))
+	}
+}
+
+// TopicMissing says whether the events topic is missing.
+func (m *Metrics) TopicMissing(missing bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if missing {
+		v = 1
+	}
+	m.topicMissing.Set(v)
+}
+
+// Sweep records a worker sweep.
+func (m *Metrics) Sweep(result string, d time.Duration) {
+	if m != nil {
+		m.sweeps.WithLabelValues(result).Inc()
+		m.sweepDuration.Observe(d.Seconds())
+	}
+}
