@@ -29,7 +29,7 @@ type Lease struct {
 	Until  time.Time
 }
 
-// HeldBy reports whether someone other than holder has an unexpired lease.
+// HeldByOther reports whether someone other than holder has an unexpired lease.
 func (l Lease) HeldByOther(holder string, now time.Time) bool {
 	return l.Holder != "" && l.Holder != holder && now.Before(l.Until)
 }

@@ -1,0 +1,159 @@
+// Package webex is the Webex OAuth client of the token service: it makes
+// the refresh_token and authorization_code grants at the Webex token
+// endpoint (with golang.org/x/oauth2, client credentials in the form body)
+// and builds the authorize URL. It implements token.Issuer and turns every
+// failure into token.ErrGrantRejected, token.ErrClientRejected or a
+// *token.TransientError, with messages that never hold a secret.
+package webex
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/wxcc/tokenservice/shared/token"
+)
+
+// Defaults of Options.
+const (
+	DefaultTokenURL     = "https://webexapis.com/v1/access_token"
+	DefaultAuthorizeURL = "https://webexapis.com/v1/authorize"
+	DefaultTimeout      = 10 * time.Second
+)
+
+// Options configure a Client. Zero fields take the defaults.
+type Options struct {
+	TokenURL     string // WEBEX_TOKEN_URL
+	AuthorizeURL string // WEBEX_AUTHORIZE_URL
+	// Timeout bounds every call to the token endpoint (WEBEX_TIMEOUT).
+	Timeout time.Duration
+	// HTTPClient makes the calls. The default one does not follow
+	// redirects, so the form with the client secret goes to TokenURL only.
+	HTTPClient *http.Client
+}
+
+// Client calls the Webex token endpoint. It is safe for concurrent use.
+type Client struct {
+	tokenURL     string
+	authorizeURL string
+	timeout      time.Duration
+	hc           *http.Client
+	now          func() time.Time // for Retry-After dates
+}
+
+var _ token.Issuer = (*Client)(nil)
+
+// New returns a Client, or an error if a URL is not an absolute http(s) URL.
+func New(o Options) (*Client, error) {
+	c := &Client{
+		tokenURL:     o.TokenURL,
+		authorizeURL: o.AuthorizeURL,
+		timeout:      o.Timeout,
+		hc:           o.HTTPClient,
+		now:          time.Now,
+	}
+	if c.tokenURL == "" {
+		c.tokenURL = DefaultTokenURL
+	}
+	if c.authorizeURL == "" {
+		c.authorizeURL = DefaultAuthorizeURL
+	}
+	if c.timeout <= 0 {
+		c.timeout = DefaultTimeout
+	}
+	if c.hc == nil {
+		c.hc = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	for _, u := range []string{c.tokenURL, c.authorizeURL} {
+		p, err := url.Parse(u)
+		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return nil, fmt.Errorf("webex: %q is not an absolute http(s) URL", u)
+		}
+	}
+	return c, nil
+}
+
+func (c *Client) config(tc token.Client, scopes []string) *oauth2.Config {
+	return &oauth2.Config{
+		ClientID:     tc.ID,
+		ClientSecret: tc.Secret,
+		RedirectURL:  tc.RedirectURI,
+		Scopes:       scopes,
+		Endpoint: oauth2.Endpoint{
+			AuthURL:   c.authorizeURL,
+			TokenURL:  c.tokenURL,
+			AuthStyle: oauth2.AuthStyleInParams,
+		},
+	}
+}
+
+// Refresh makes a refresh_token grant. Grant.RefreshToken is empty when
+// Webex did not send one (the old one stays valid).
+func (c *Client) Refresh(ctx context.Context, tc token.Client, refreshToken string) (token.Grant, error) {
+	if err := checkClient(opRefresh, tc); err != nil {
+		return token.Grant{}, err
+	}
+	if refreshToken == "" {
+		return token.Grant{}, &Error{Op: opRefresh, Description: "no refresh token to send", Err: token.ErrGrantRejected}
+	}
+	ctx, cancel := c.context(ctx)
+	defer cancel()
+	src := c.config(tc, nil).TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken})
+	tok, err := src.Token()
+	if err != nil {
+		return token.Grant{}, c.classify(ctx, opRefresh, err, tc.Secret, refreshToken)
+	}
+	return toGrant(tok), nil
+}
+
+// Exchange makes an authorization_code grant for code, with the client's
+// redirect URI.
+func (c *Client) Exchange(ctx context.Context, tc token.Client, code string) (token.Grant, error) {
+	if err := checkClient(opExchange, tc); err != nil {
+		return token.Grant{}, err
+	}
+	if code == "" {
+		return token.Grant{}, &Error{Op: opExchange, Description: "no code to send", Err: token.ErrGrantRejected}
+	}
+	ctx, cancel := c.context(ctx)
+	defer cancel()
+	tok, err := c.config(tc, nil).Exchange(ctx, code)
+	if err != nil {
+		return token.Grant{}, c.classify(ctx, opExchange, err, tc.Secret, code)
+	}
+	return toGrant(tok), nil
+}
+
+// AuthorizeURL is the Webex authorize URL at which a person grants tc the
+// scopes: response_type=code, client_id, redirect_uri, scope (space
+// separated) and state.
+func (c *Client) AuthorizeURL(tc token.Client, scopes []string, state string) string {
+	return c.config(tc, scopes).AuthCodeURL(state)
+}
+
+// context bounds a call by the timeout and hands the HTTP client to oauth2.
+func (c *Client) context(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, fmt.Errorf("no answer within %s: %w", c.timeout, context.DeadlineExceeded))
+	return context.WithValue(ctx, oauth2.HTTPClient, c.hc), cancel
+}
+
+// checkClient refuses an incomplete client config without calling Webex:
+// it is a config error (as /init leaves it), not an outage.
+func checkClient(op string, tc token.Client) error {
+	var missing string
+	switch {
+	case tc.ID == "":
+		missing = "clientId"
+	case tc.Secret == "":
+		missing = "clientSecret"
+	case op == opExchange && tc.RedirectURI == "":
+		missing = "redirectUri"
+	default:
+		return nil
+	}
+	return &Error{Op: op, Description: missing + " is not configured", Err: token.ErrClientRejected}
+}

@@ -1,0 +1,267 @@
+package webexfake
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// tokenAnswer is the JSON of a successful grant, as Webex sends it.
+type tokenAnswer struct {
+	AccessToken           string `json:"access_token"`
+	ExpiresIn             int64  `json:"expires_in"`
+	RefreshToken          string `json:"refresh_token,omitempty"`
+	RefreshTokenExpiresIn *int64 `json:"refresh_token_expires_in,omitempty"`
+	TokenType             string `json:"token_type"`
+}
+
+// errorAnswer is an error body. It carries the OAuth fields (error,
+// error_description) and, as Webex's API gateway does, message, errors
+// and trackingId.
+type errorAnswer struct {
+	Error       string        `json:"error"`
+	Description string        `json:"error_description,omitempty"`
+	Message     string        `json:"message"`
+	Errors      []errorDetail `json:"errors"`
+	TrackingID  string        `json:"trackingId"`
+}
+
+type errorDetail struct {
+	Description string `json:"description"`
+}
+
+// answer is the outcome of a grant, written or (on a lost answer) dropped.
+type answer struct {
+	status int
+	body   any
+}
+
+// ServeHTTP serves the token endpoint at TokenPath and an authorize
+// endpoint at AuthorizePath that consents at once: it redirects to the
+// redirect_uri with a new code (or error=access_denied, see
+// SetDenyAuthorize).
+func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case TokenPath:
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			writeError(w, http.StatusMethodNotAllowed, "invalid_request", "The token endpoint accepts POST only.")
+			return
+		}
+		f.serveToken(w, r)
+	case AuthorizePath:
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", http.MethodGet)
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		f.serveAuthorize(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (f *Fake) serveToken(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "The request body cannot be parsed.")
+		return
+	}
+	form := r.PostForm // client credentials in the body only, never the query
+
+	f.mu.Lock()
+	f.countLocked(form)
+	fault, faulted := f.nextFaultLocked()
+	latency, stop := f.latency, f.stop
+	f.mu.Unlock()
+
+	if latency > 0 && !wait(r, latency, stop) {
+		return // the client gave up
+	}
+	if faulted && fault.Kind != FaultLostAnswer {
+		answerFault(w, r, fault, stop)
+		return
+	}
+
+	f.mu.Lock()
+	a := f.grantLocked(form)
+	f.mu.Unlock()
+
+	if faulted { // lost answer: the grant is made, the client never hears of it
+		answerFault(w, r, fault, stop)
+		return
+	}
+	writeJSON(w, a.status, a.body)
+}
+
+func (f *Fake) countLocked(form url.Values) {
+	f.stats.Calls++
+	f.stats.ByClient[form.Get("client_id")]++
+	switch form.Get("grant_type") {
+	case "refresh_token":
+		f.stats.Refreshes++
+		f.stats.ByRefreshToken[form.Get("refresh_token")]++
+	case "authorization_code":
+		f.stats.Exchanges++
+	}
+}
+
+// wait sleeps d and reports whether the request is still worth answering.
+func wait(r *http.Request, d time.Duration, stop <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-stop:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+// grantLocked checks the request as Webex does and makes the grant.
+func (f *Fake) grantLocked(form url.Values) answer {
+	grantType := form.Get("grant_type")
+	var required []string
+	switch grantType {
+	case "":
+		return errAnswer(http.StatusBadRequest, "invalid_request", "The grant_type parameter is missing.")
+	case "refresh_token":
+		required = []string{"client_id", "client_secret", "refresh_token"}
+	case "authorization_code":
+		required = []string{"client_id", "client_secret", "code", "redirect_uri"}
+	default:
+		return errAnswer(http.StatusBadRequest, "unsupported_grant_type", "The grant_type is not supported.")
+	}
+	for _, p := range required {
+		if form.Get(p) == "" {
+			return errAnswer(http.StatusBadRequest, "invalid_request", fmt.Sprintf("The %s parameter is missing.", p))
+		}
+	}
+	clientID := form.Get("client_id")
+	if secret, ok := f.clients[clientID]; !ok || secret != form.Get("client_secret") {
+		return errAnswer(http.StatusUnauthorized, "invalid_client", "The client authentication failed.")
+	}
+	if grantType == "refresh_token" {
+		return f.refreshLocked(clientID, form.Get("refresh_token"))
+	}
+	return f.exchangeLocked(clientID, form.Get("code"), form.Get("redirect_uri"))
+}
+
+func (f *Fake) refreshLocked(clientID, rt string) answer {
+	now := f.now()
+	g, ok := f.refresh[rt]
+	if !ok || g.clientID != clientID {
+		return errAnswer(http.StatusBadRequest, "invalid_grant", "The refresh token provided is expired, revoked, malformed, or invalid.")
+	}
+	if !now.Before(g.expires) {
+		delete(f.refresh, rt)
+		return errAnswer(http.StatusBadRequest, "invalid_grant", "The refresh token provided is expired.")
+	}
+	a := f.issueAccessLocked(clientID, now)
+	switch {
+	case f.omitRefreshToken:
+		return answer{http.StatusOK, a}
+	case f.rotate:
+		delete(f.refresh, rt)
+		rt = random(RefreshTokenPrefix)
+		f.refresh[rt] = g
+	}
+	a.RefreshToken = rt
+	a.RefreshTokenExpiresIn = seconds(g.expires.Sub(now))
+	return answer{http.StatusOK, a}
+}
+
+func (f *Fake) exchangeLocked(clientID, code, redirectURI string) answer {
+	now := f.now()
+	c, ok := f.codes[code]
+	if !ok || c.clientID != clientID {
+		return errAnswer(http.StatusBadRequest, "invalid_grant", "The authorization code is invalid or was already used.")
+	}
+	if !now.Before(c.expires) {
+		delete(f.codes, code)
+		return errAnswer(http.StatusBadRequest, "invalid_grant", "The authorization code is expired.")
+	}
+	if c.redirectURI != redirectURI {
+		return errAnswer(http.StatusBadRequest, "invalid_grant", "The redirect_uri does not match the one of the authorization request.")
+	}
+	delete(f.codes, code)
+	a := f.issueAccessLocked(clientID, now)
+	rt := random(RefreshTokenPrefix)
+	f.refresh[rt] = refreshGrant{clientID: clientID, expires: now.Add(f.refreshExpiresIn)}
+	a.RefreshToken = rt
+	a.RefreshTokenExpiresIn = seconds(f.refreshExpiresIn)
+	return answer{http.StatusOK, a}
+}
+
+func (f *Fake) issueAccessLocked(clientID string, now time.Time) tokenAnswer {
+	at := random(AccessTokenPrefix)
+	f.access[at] = accessGrant{clientID: clientID, expires: now.Add(f.expiresIn)}
+	return tokenAnswer{AccessToken: at, ExpiresIn: *seconds(f.expiresIn), TokenType: "Bearer"}
+}
+
+func seconds(d time.Duration) *int64 {
+	s := int64(d / time.Second)
+	return &s
+}
+
+func (f *Fake) serveAuthorize(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	clientID, redirectURI, state := q.Get("client_id"), q.Get("redirect_uri"), q.Get("state")
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stats.Authorizations++
+	_, known := f.clients[clientID]
+	to, err := url.Parse(redirectURI)
+	if !known || redirectURI == "" || err != nil || !to.IsAbs() {
+		// Webex shows an error page rather than redirect to an unverified URI.
+		http.Error(w, "unknown client_id or invalid redirect_uri", http.StatusBadRequest)
+		return
+	}
+	v := to.Query()
+	switch {
+	case q.Get("response_type") != "code":
+		v.Set("error", "unsupported_response_type")
+	case f.denyAuthorize:
+		v.Set("error", "access_denied")
+		v.Set("error_description", "The user denied access.")
+	default:
+		v.Set("code", f.issueCodeLocked(clientID, redirectURI))
+	}
+	if state != "" {
+		v.Set("state", state)
+	}
+	to.RawQuery = v.Encode()
+	http.Redirect(w, r, to.String(), http.StatusFound)
+}
+
+func errAnswer(status int, code, description string) answer {
+	return answer{status, errorAnswer{
+		Error:       code,
+		Description: description,
+		Message:     fmt.Sprintf("POST failed: %d %s, error = '(%s) %s'", status, http.StatusText(status), code, description),
+		Errors:      []errorDetail{{Description: description}},
+		TrackingID:  random("FAKE_"),
+	}}
+}
+
+func writeError(w http.ResponseWriter, status int, code, description string) {
+	a := errAnswer(status, code, description)
+	writeJSON(w, a.status, a.body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json;charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	if e, ok := body.(errorAnswer); ok {
+		h.Set("Trackingid", e.TrackingID)
+	}
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
