@@ -1,0 +1,62 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func TestKeyLocks(t *testing.T) {
+	t.Parallel()
+	var k keyLocks
+	ctx := context.Background()
+	if err := k.lock(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.lock(ctx, "b"); err != nil {
+		t.Fatalf("lock of another key: %v", err)
+	}
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := k.lock(short, "a"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("second lock of a held key = %v, want DeadlineExceeded", err)
+	}
+	done := make(chan error)
+	go func() { done <- k.lock(ctx, "a") }()
+	k.unlock("a")
+	if err := <-done; err != nil {
+		t.Errorf("lock after unlock = %v", err)
+	}
+	k.unlock("a")
+	k.unlock("b")
+	if n := len(k.locks); n != 0 {
+		t.Errorf("%d locks left after all were released", n)
+	}
+}
+
+func TestRecent(t *testing.T) {
+	t.Parallel()
+	var r recent
+	r.set("x", statePublished)
+	if got := r.take("x"); got != statePublished {
+		t.Errorf("take(x) = %v, want published", got)
+	}
+	r.set("x", stateDeleted)
+	if got := r.take("x"); got != stateDeleted {
+		t.Errorf("take(x) = %v, want deleted", got)
+	}
+	if got := r.take("x"); got != stateUnknown {
+		t.Errorf("second take(x) = %v, want unknown: a deleted entry is skipped once", got)
+	}
+	for i := range recentSize + 10 {
+		r.set(strconv.Itoa(i), statePublished)
+	}
+	if n := len(r.state); n != recentSize {
+		t.Errorf("%d entries, want at most %d", n, recentSize)
+	}
+	if got := r.take("0"); got != stateUnknown {
+		t.Errorf("oldest entry still known: %v", got)
+	}
+}

@@ -1,0 +1,85 @@
+package firestore
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/wxcc/tokenservice/shared/token"
+)
+
+// Sealer encrypts the secret fields (clientSecret, accessToken,
+// refreshToken) at rest. docPath is "<collection>/<name>": with the field
+// it is the associated data that binds a sealed value to its place (DESIGN
+// section 6).
+//
+// Open must accept a value it did not seal (the Node sample's plain text)
+// and return it unchanged; it returns an error wrapping token.ErrSealed
+// for a sealed value that no configured key opens. Empty values are never
+// passed to either method: "" is stored as "".
+type Sealer interface {
+	Seal(field, docPath, plaintext string) (string, error)
+	Open(field, docPath, stored string) (string, error)
+}
+
+// sealedPrefix marks a sealed value. Without a Sealer such a value is
+// reported as ErrSealed rather than served as a token.
+const sealedPrefix = "enc:"
+
+// open returns the plain text of the secret fields of t, read from the
+// document at docPath.
+func (s *Store) open(t *token.Token, docPath string) error {
+	for _, f := range secretsOf(t) {
+		if *f.value == "" {
+			continue
+		}
+		if s.sealer == nil {
+			if strings.HasPrefix(*f.value, sealedPrefix) {
+				return fmt.Errorf("open %s: %w: encrypted, but no encryption keys are configured", f.name, token.ErrSealed)
+			}
+			continue
+		}
+		plain, err := s.sealer.Open(f.name, docPath, *f.value)
+		if err != nil {
+			if !errors.Is(err, token.ErrSealed) {
+				err = fmt.Errorf("%w: %w", token.ErrSealed, err)
+			}
+			return fmt.Errorf("open %s: %w", f.name, err)
+		}
+		*f.value = plain
+	}
+	return nil
+}
+
+// seal replaces the secret fields present in m with their sealed form.
+func (s *Store) seal(m map[string]any, docPath string) error {
+	if s.sealer == nil {
+		return nil
+	}
+	for _, f := range secretFields {
+		v, ok := m[f].(string)
+		if !ok || v == "" {
+			continue
+		}
+		sealedValue, err := s.sealer.Seal(f, docPath, v)
+		if err != nil {
+			return fmt.Errorf("seal %s: %w", f, err)
+		}
+		m[f] = sealedValue
+	}
+	return nil
+}
+
+type secretField struct {
+	name  string
+	value *string
+}
+
+// secretsOf points at the secret fields of t.
+func secretsOf(t *token.Token) []secretField {
+	return []secretField{
+		{fClientSecret, &t.ClientSecret},
+		{fAccessToken, &t.AccessToken},
+		{fRefreshToken, &t.RefreshToken},
+	}
+}
