@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gfs "cloud.google.com/go/firestore"
+
+	"github.com/wxcc/tokenservice/shared/config"
+	"github.com/wxcc/tokenservice/shared/emulator"
+	"github.com/wxcc/tokenservice/shared/firestore"
+	"github.com/wxcc/tokenservice/shared/logging"
+	"github.com/wxcc/tokenservice/shared/metrics"
+	"github.com/wxcc/tokenservice/shared/token"
+	"github.com/wxcc/tokenservice/shared/webex"
+	"github.com/wxcc/tokenservice/shared/webexfake"
+)
+
+func TestMain(m *testing.M) { os.Exit(emulator.Main(m, emulator.Firestore)) }
+
+// syncBuffer collects log output from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// harness is one test's world: its own collection, a fake Webex, and any
+// number of api instances ("processes") over the same collection.
+type harness struct {
+	t          testing.TB
+	collection string
+	client     *gfs.Client
+	webex      *webexfake.Server
+	env        map[string]string
+	logs       *syncBuffer
+	secrets    []string
+	mu         sync.Mutex
+}
+
+func newHarness(t testing.TB, env map[string]string) *harness {
+	t.Helper()
+	h := &harness{
+		t:          t,
+		collection: emulator.Collection(t),
+		client:     emulator.FirestoreClient(t),
+		webex:      webexfake.Start(t),
+		logs:       &syncBuffer{},
+	}
+	h.env = map[string]string{
+		"GOOGLE_CLOUD_PROJECT": emulator.Project(),
+		"TOKENS_COLLECTION":    h.collection,
+		"TOKEN_PASSPHRASE":     "flow-pass-" + randomHex(8),
+		"WEBEX_TOKEN_URL":      h.webex.TokenURL,
+		"WEBEX_AUTHORIZE_URL":  h.webex.AuthorizeURL,
+		"WEBEX_TIMEOUT":        "3s",
+		"LOG_LEVEL":            "debug",
+	}
+	for k, v := range env {
+		h.env[k] = v
+	}
+	h.secret(h.env["TOKEN_PASSPHRASE"])
+	t.Cleanup(h.checkLogs)
+	return h
+}
+
+// secret registers a value that must never appear in a log line.
+func (h *harness) secret(s string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.secrets = append(h.secrets, s)
+}
+
+func (h *harness) checkLogs() {
+	logs := h.logs.String()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.secrets {
+		if s != "" && strings.Contains(logs, s) {
+			h.t.Errorf("a secret (%.6s…) appears in the log output", s)
+		}
+	}
+}
+
+// api is one running api instance.
+type api struct {
+	url   string
+	srv   *server
+	store *firestore.Store
+}
+
+// startAPI starts an api instance with its own Firestore client, cache and
+// refresher, as a separate process would have.
+func (h *harness) startAPI(client *gfs.Client) *api {
+	h.t.Helper()
+	cfg, err := config.Load(config.API, func(k string) string { return h.env[k] })
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if client == nil {
+		client = emulator.FirestoreClient(h.t)
+	}
+	log := logging.New(h.logs, logging.ParseLevel("debug"))
+	store := firestore.New(client, cfg.Collection)
+	issuer, err := webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, AuthorizeURL: cfg.WebexAuthorizeURL, Timeout: cfg.WebexTimeout})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	m := metrics.New()
+	r := token.NewRefresher(token.RefresherOptions{
+		Store: store, Issuer: issuer, Holder: "api-" + randomHex(4), Threshold: cfg.RefreshThreshold,
+		WebexTimeout: cfg.WebexTimeout, Logger: log, OnRefresh: m.Refresh,
+	})
+	srv := newServer(deps{cfg: cfg, store: store, refresher: r, ping: store.Ping, logger: log, metrics: m})
+	hs := httptest.NewServer(srv)
+	h.t.Cleanup(func() { hs.Close(); r.Close() })
+	return &api{url: hs.URL, srv: srv, store: store}
+}
+
+// seed writes a document as the Node sample does: the eight sample fields,
+// times in integer milliseconds, nothing else.
+func (h *harness) seed(name string, accessLeft, refreshLeft time.Duration, extra map[string]any) (accessToken, refreshToken string) {
+	h.t.Helper()
+	now := time.Now()
+	clientID, secret := "client-"+randomHex(4), "csecret-"+randomHex(8)
+	h.webex.AddClient(clientID, secret)
+	refreshToken = "rt-" + randomHex(12)
+	h.webex.AddRefreshToken(clientID, refreshToken, now.Add(refreshLeft))
+	accessToken = "at-" + randomHex(12)
+	h.secret(secret)
+	h.secret(refreshToken)
+	h.secret(accessToken)
+	doc := map[string]any{
+		"clientId":       clientID,
+		"clientSecret":   secret,
+		"redirectUri":    "https://flows.example.com/callback",
+		"accessToken":    accessToken,
+		"refreshToken":   refreshToken,
+		"accessExpires":  now.Add(accessLeft).UnixMilli(),
+		"refreshExpires": now.Add(refreshLeft).UnixMilli(),
+		"lastRefresh":    now.Add(-10 * time.Hour).UnixMilli(),
+	}
+	for k, v := range extra {
+		doc[k] = v
+	}
+	if _, err := h.client.Collection(h.collection).Doc(name).Set(context.Background(), doc); err != nil {
+		h.t.Fatal(err)
+	}
+	return accessToken, refreshToken
+}
+
+// doc reads a document's raw fields.
+func (h *harness) doc(name string) map[string]any {
+	h.t.Helper()
+	snap, err := h.client.Collection(h.collection).Doc(name).Get(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return snap.Data()
+}
+
+// reply is a decoded api answer.
+type reply struct {
+	code   int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (r reply) str(k string) string { s, _ := r.body[k].(string); return s }
+
+func get(t testing.TB, url string, headers map[string]string) reply {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := reply{code: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	if err := json.Unmarshal(raw, &r.body); err != nil {
+		t.Fatalf("body is not JSON: %q", raw)
+	}
+	if got := r.str("status"); got != http.StatusText(0)+itoa(resp.StatusCode) {
+		t.Fatalf("body status %q, want %q (HTTP %d): %s", got, itoa(resp.StatusCode), resp.StatusCode, raw)
+	}
+	if resp.StatusCode >= 400 && r.str("message") == "" {
+		t.Fatalf("failure without a message: %s", raw)
+	}
+	return r
+}
+
+// token asks api a for name's token with the harness passphrase.
+func (h *harness) token(a *api, name string) reply {
+	h.t.Helper()
+	return get(h.t, a.url+"/?name="+name, map[string]string{"x-token-passphrase": h.env["TOKEN_PASSPHRASE"]})
+}
+
+func itoa(n int) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// eventually polls cond until it holds or d passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// millis reads a Firestore number field as milliseconds.
+func millis(v any) int64 {
+	switch n := v.(type) {
+	case int64:
+		return n
+	case float64:
+		return int64(n)
+	}
+	return 0
+}
+
+// gfsUpdate is a Firestore field update, for tests that edit documents as
+// an operator would in the console.
+type gfsUpdate = gfs.Update

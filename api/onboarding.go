@@ -1,0 +1,127 @@
+package main
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/wxcc/tokenservice/shared/token"
+)
+
+// statePlaceholder is what the sample's README left in the authorize URL
+// for the integrator to replace with the token name.
+const statePlaceholder = "set_state_here"
+
+// initToken is the sample's GET /init?name=N: it creates the document with
+// empty client fields if it does not exist and never changes an existing one.
+func (s *server) initToken(c echo.Context) error {
+	name := c.QueryParam("name")
+	if name == "" {
+		return writeError(c, errorf(http.StatusBadRequest, "missing name: call GET /init?name=<token name>"))
+	}
+	if err := token.ValidateName(name); err != nil {
+		return writeError(c, statusOf(err, name, s.now()))
+	}
+	given := c.Request().Header.Get("x-token-passphrase")
+	if given == "" {
+		return writeError(c, errorf(http.StatusUnauthorized, "missing x-token-passphrase header"))
+	}
+	if !s.passphraseOK(given) {
+		return writeError(c, errorf(http.StatusUnauthorized, "wrong passphrase"))
+	}
+	created, err := s.store.Create(c.Request().Context(), &token.Token{Name: name, Status: token.StatusPending})
+	if err != nil {
+		s.logger.Warn("init failed", "token", name, "error", err.Error())
+		return writeError(c, statusOf(err, name, s.now()))
+	}
+	if !created {
+		return c.JSON(http.StatusOK, map[string]string{"status": "200",
+			"message": "token " + name + " already exists; nothing was changed"})
+	}
+	s.logger.Info("token document created", "token", name)
+	return c.JSON(http.StatusOK, map[string]string{"status": "200",
+		"message": "token " + name + " created: set clientId, clientSecret and redirectUri, then authorize it"})
+}
+
+// callback is where Webex redirects the browser after an authorization.
+// It exchanges the code with the client config stored for the token named
+// by state and stores the tokens.
+func (s *server) callback(c echo.Context) error {
+	q := c.QueryParams()
+	if e := q.Get("error"); e != "" {
+		msg := "webex did not authorize: " + clean(e)
+		if d := q.Get("error_description"); d != "" {
+			msg += ": " + clean(d)
+		}
+		return writeError(c, errorf(http.StatusBadRequest, msg))
+	}
+	code, state := q.Get("code"), q.Get("state")
+	if code == "" {
+		return writeError(c, errorf(http.StatusBadRequest, "missing code: this URL is for Webex's OAuth redirect"))
+	}
+	if len(code) > 2048 {
+		return writeError(c, errorf(http.StatusBadRequest, "code is too long"))
+	}
+	if state == "" {
+		return writeError(c, errorf(http.StatusBadRequest, "missing state"))
+	}
+	if state == statePlaceholder {
+		return writeError(c, errorf(http.StatusBadRequest,
+			"state is still the placeholder set_state_here: put the token name in the authorize URL's state"))
+	}
+	name, aerr := s.stateName(c, state)
+	if aerr != nil {
+		return writeError(c, aerr)
+	}
+	t, err := s.refresher.Authorize(c.Request().Context(), name, code)
+	if err != nil {
+		s.logger.Warn("authorization failed", "token", name, "error", err.Error())
+		return writeError(c, s.callbackError(err, name))
+	}
+	s.cache.put(t, s.now().Add(s.cfg.CacheMaxAge))
+	return c.JSON(http.StatusOK, map[string]string{"status": "200",
+		"message": "token " + name + " authorized; it is now served and refreshed automatically"})
+}
+
+// stateName returns the token name that state stands for.
+func (s *server) stateName(c echo.Context, state string) (string, *apiError) {
+	if s.cfg.LegacyState {
+		if err := token.ValidateName(state); err != nil {
+			return "", errorf(http.StatusBadRequest, "state is not a valid token name")
+		}
+		return state, nil
+	}
+	return "", errorf(http.StatusBadRequest,
+		"state is not a signed state from /authorize (raw token names are accepted only with LEGACY_STATE=true)")
+}
+
+func (s *server) callbackError(err error, name string) *apiError {
+	var te *token.TransientError
+	switch {
+	case errors.Is(err, token.ErrNotFound):
+		return errorf(http.StatusNotFound, "no token named "+name+": create it first")
+	case errors.Is(err, token.ErrNoClientConfig):
+		return errorf(http.StatusConflict, "token "+name+" has no complete client config (clientId, clientSecret, redirectUri)")
+	case errors.Is(err, token.ErrGrantRejected):
+		return errorf(http.StatusBadRequest, "webex rejected the authorization code (expired, already used, or for another redirect URI)")
+	case errors.Is(err, token.ErrClientRejected):
+		return errorf(http.StatusBadGateway, "webex rejected the client credentials stored for token "+name)
+	case errors.As(err, &te):
+		return &apiError{code: http.StatusServiceUnavailable, retryAfter: max(te.RetryAfter, 0), message: "webex is unavailable; authorize again later"}
+	}
+	return statusOf(err, name, s.now())
+}
+
+// clean keeps an untrusted query value short and printable before it is
+// echoed in a message.
+func clean(s string) string {
+	const maxLen = 200
+	out := make([]byte, 0, min(len(s), maxLen))
+	for i := 0; i < len(s) && len(out) < maxLen; i++ {
+		if c := s[i]; c >= 0x20 && c < 0x7f {
+			out = append(out, c)
+		}
+	}
+	return string(out)
+}

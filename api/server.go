@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/wxcc/tokenservice/shared/config"
+	"github.com/wxcc/tokenservice/shared/logging"
+	"github.com/wxcc/tokenservice/shared/metrics"
+	"github.com/wxcc/tokenservice/shared/token"
+)
+
+// deps are what the api is built from; run wires the real ones, tests their own.
+type deps struct {
+	cfg       *config.Config
+	store     token.Store
+	refresher *token.Refresher
+	// ping checks the store for /readyz.
+	ping    func(context.Context) error
+	logger  *slog.Logger
+	metrics *metrics.Metrics // nil records nothing
+	now     func() time.Time
+}
+
+// server is the api: Echo routes over the token cache and the refresh protocol.
+type server struct {
+	deps
+	echo   *echo.Echo
+	cache  *tokenCache
+	loads  singleflight.Group
+	hashes [][32]byte // digests of the accepted global passphrases
+}
+
+func newServer(d deps) *server {
+	if d.now == nil {
+		d.now = time.Now
+	}
+	s := &server{deps: d, cache: newTokenCache()}
+	for _, p := range []string{d.cfg.TokenPassphrase, d.cfg.PreviousPassphrase} {
+		if p != "" {
+			s.hashes = append(s.hashes, sha256.Sum256([]byte(p)))
+		}
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = httpErrorHandler
+	e.Use(middleware.BodyLimit("64K"))
+	e.Use(s.requestLog)
+	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{
+		XSSProtection:      "0",
+		ContentTypeNosniff: "nosniff",
+		XFrameOptions:      "DENY",
+		ReferrerPolicy:     "no-referrer",
+	}))
+	e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+		AllowOrigins: d.cfg.CORSAllowOrigins,
+		AllowMethods: []string{http.MethodGet, http.MethodPut, http.MethodOptions},
+		AllowHeaders: []string{"x-token-passphrase", "x-admin-passphrase", "content-type"},
+		MaxAge:       600,
+	}))
+	e.Use(noStore)
+	e.GET("/", s.getToken)
+	e.GET("/init", s.initToken)
+	e.GET("/callback", s.callback)
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	if d.metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(d.metrics.Handler()))
+	}
+	s.echo = e
+	return s
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// noStore keeps tokens out of every cache between us and the caller.
+func noStore(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set("Cache-Control", "no-store")
+		return next(c)
+	}
+}
+
+// requestLog writes one line per request: route, status, latency; never
+// the query string (it carries OAuth codes) nor a header value.
+func (s *server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		req := c.Request()
+		log := s.logger
+		if tr := logging.Trace(s.cfg.Project, req.Header.Get("X-Cloud-Trace-Context")); tr != "" {
+			log = log.With(logging.TraceKey, tr)
+			c.SetRequest(req.WithContext(logging.WithLogger(req.Context(), log)))
+		}
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		status := c.Response().Status
+		s.metrics.HTTP(c.Path(), status, time.Since(start))
+		level := slog.LevelDebug
+		if status >= 500 {
+			level = slog.LevelWarn
+		} else if status >= 400 {
+			level = slog.LevelInfo
+		}
+		log.LogAttrs(req.Context(), level, "request",
+			slog.String("method", req.Method),
+			slog.String("route", c.Path()),
+			slog.Int("status", status),
+			slog.Int64("latency_us", time.Since(start).Microseconds()),
+			slog.String("remote_ip", c.RealIP()),
+		)
+		return nil
+	}
+}
+
+// passphraseOK compares the caller's passphrase with the accepted ones in
+// constant time (digests first, so the length does not leak either).
+func (s *server) passphraseOK(given string) bool {
+	if given == "" {
+		return false
+	}
+	g := sha256.Sum256([]byte(given))
+	ok := 0
+	for i := range s.hashes {
+		ok |= subtle.ConstantTimeCompare(g[:], s.hashes[i][:])
+	}
+	return ok == 1
+}
+
+func (s *server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "200", "message": "ok"})
+}
+
+func (s *server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if err := s.ping(ctx); err != nil {
+		s.logger.Warn("not ready: store unreachable", "error", err.Error())
+		return writeError(c, &apiError{code: http.StatusServiceUnavailable, retryAfter: 5 * time.Second, message: "firestore unreachable"})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "200", "message": "ready"})
+}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/wxcc/tokenservice/shared/token"
+)
+
+// storeRetry is how long a cached token is served without asking the store
+// again after the store failed to answer.
+const storeRetry = 5 * time.Second
+
+// getToken is the sample's GET /?name=N with x-token-passphrase.
+func (s *server) getToken(c echo.Context) error {
+	name := c.QueryParam("name")
+	if name == "" {
+		return writeError(c, errorf(http.StatusBadRequest, "missing name: call GET /?name=<token name>"))
+	}
+	if err := token.ValidateName(name); err != nil {
+		return writeError(c, statusOf(err, name, s.now()))
+	}
+	given := c.Request().Header.Get("x-token-passphrase")
+	if given == "" {
+		return writeError(c, errorf(http.StatusUnauthorized, "missing x-token-passphrase header"))
+	}
+	if !s.passphraseOK(given) {
+		return writeError(c, errorf(http.StatusUnauthorized, "wrong passphrase"))
+	}
+	t, err := s.lookup(c.Request().Context(), name)
+	if err != nil {
+		return writeError(c, statusOf(err, name, s.now()))
+	}
+	return c.JSONBlob(http.StatusOK, tokenBody(t, s.now()))
+}
+
+// lookup returns a token for name that may be served: from the cache while
+// it is younger than CACHE_MAX_AGE, else from the store; refreshed inline
+// when it is below the threshold, within INLINE_REFRESH_TIMEOUT.
+func (s *server) lookup(ctx context.Context, name string) (*token.Token, error) {
+	now := s.now()
+	e := s.cache.get(name)
+	if e != nil && !now.After(e.checkAfter) {
+		s.metrics.Cache("hit")
+	} else {
+		t, err := s.load(ctx, name)
+		switch {
+		case err == nil:
+			s.metrics.Cache("miss")
+			e = s.cache.put(t, now.Add(s.cfg.CacheMaxAge))
+		case errors.Is(err, token.ErrNotFound):
+			s.cache.drop(name)
+			return nil, err
+		case e != nil:
+			// Store trouble: keep serving what we have while it is valid,
+			// and do not make every request wait for the store meanwhile.
+			s.logger.Warn("store unreachable; serving cached token", "token", name, "error", err.Error())
+			s.cache.postpone(e, s.now().Add(storeRetry))
+			s.metrics.Cache("stale")
+			if e.tok.Servable(now, s.cfg.MinTokenValidity) {
+				return e.tok, nil
+			}
+			return nil, fmt.Errorf("read %s: %w", name, token.ErrUnavailable)
+		default:
+			s.logger.Warn("store unreachable", "token", name, "error", err.Error())
+			return nil, fmt.Errorf("read %s: %w", name, token.ErrUnavailable)
+		}
+	}
+	t := e.tok
+	if !t.Authorized() {
+		return nil, token.ErrNotAuthorized
+	}
+	if !t.Due(now, s.refresher.Threshold()) {
+		return t, nil
+	}
+	if err := knownBlocked(t, now); err != nil {
+		// Refreshing is pointless now; the token is still usable, or not.
+		if t.Servable(now, s.cfg.MinTokenValidity) {
+			return t, nil
+		}
+		return nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.InlineTimeout)
+	defer cancel()
+	res, err := s.refresher.Refresh(rctx, name, token.Mode{Trigger: token.TriggerInline, WaitForOthers: true})
+	if res.Token != nil {
+		t = s.cache.put(res.Token, s.now().Add(s.cfg.CacheMaxAge)).tok
+	}
+	if err != nil {
+		s.logger.Info("inline refresh did not complete", "token", name, "outcome", res.Outcome.String(), "error", err.Error())
+	}
+	now = s.now()
+	if t.Servable(now, s.cfg.MinTokenValidity) {
+		return t, nil
+	}
+	if err == nil {
+		err = token.ErrUnavailable
+	}
+	return nil, err
+}
+
+// knownBlocked says from the cached token alone why no refresh may be
+// tried now, so that a blocked token costs no store read per request.
+func knownBlocked(t *token.Token, now time.Time) error {
+	switch {
+	case t.Status == token.StatusReauthRequired:
+		return token.ErrReauthRequired
+	case t.Status == token.StatusConfigError && !t.ConfigErrorResolved():
+		return token.ErrConfigError
+	case t.NextAttempt.After(now):
+		return &token.BackoffError{Until: t.NextAttempt, Err: token.ErrUnavailable}
+	}
+	return nil
+}
+
+// load reads name from the store, one read per name at a time, bounded by
+// the inline timeout so that a hung store never holds a caller.
+func (s *server) load(ctx context.Context, name string) (*token.Token, error) {
+	ch := s.loads.DoChan(name, func() (any, error) {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.InlineTimeout)
+		defer cancel()
+		return s.store.Get(lctx, name)
+	})
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*token.Token), nil
+	}
+}
+
+// tokenBody renders the success body by hand: it is the hot path, and the
+// sample's shape is fixed: {"status":"200","token":...} plus expiry fields.
+func tokenBody(t *token.Token, now time.Time) []byte {
+	b := make([]byte, 0, 96+len(t.AccessToken))
+	b = append(b, `{"status":"200","token":`...)
+	b = appendJSONString(b, t.AccessToken)
+	b = append(b, `,"expiresAt":"`...)
+	b = t.AccessExpires.UTC().AppendFormat(b, time.RFC3339)
+	b = append(b, `","expiresIn":`...)
+	b = strconv.AppendInt(b, int64(t.Remaining(now)/time.Second), 10)
+	b = append(b, '}')
+	return b
+}
+
+// appendJSONString appends s as a JSON string; the fast path covers what
+// Webex tokens are made of, anything else goes through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}

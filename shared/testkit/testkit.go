@@ -1,0 +1,177 @@
+// Package testkit is shared test support for the binaries' tests: seeding
+// documents exactly as the Node sample writes them, reading them back raw,
+// waiting for conditions, and Pub/Sub topics with an ordered subscription
+// whose messages a test can collect. It talks to the real emulators.
+package testkit
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	gfs "cloud.google.com/go/firestore"
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+
+	"github.com/wxcc/tokenservice/shared/webexfake"
+)
+
+// RandomHex returns 2n random hex characters.
+func RandomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Seeded is what Seed wrote; every string in it is a secret.
+type Seeded struct {
+	ClientID, ClientSecret, AccessToken, RefreshToken string
+}
+
+// Secrets lists the values that must never show in logs or events.
+func (s Seeded) Secrets() []string {
+	return []string{s.ClientSecret, s.AccessToken, s.RefreshToken}
+}
+
+// Seed writes tokens/name as the Node sample does (the eight sample fields,
+// integer milliseconds, nothing else) and registers its client and refresh
+// token with the fake Webex.
+func Seed(t testing.TB, c *gfs.Client, collection, name string, fake *webexfake.Fake, accessLeft, refreshLeft time.Duration) Seeded {
+	t.Helper()
+	now := time.Now()
+	s := Seeded{
+		ClientID:     "client-" + RandomHex(4),
+		ClientSecret: "csecret-" + RandomHex(8),
+		AccessToken:  "at-" + RandomHex(12),
+		RefreshToken: "rt-" + RandomHex(12),
+	}
+	fake.AddClient(s.ClientID, s.ClientSecret)
+	fake.AddRefreshToken(s.ClientID, s.RefreshToken, now.Add(refreshLeft))
+	doc := map[string]any{
+		"clientId":       s.ClientID,
+		"clientSecret":   s.ClientSecret,
+		"redirectUri":    "https://flows.example.com/callback",
+		"accessToken":    s.AccessToken,
+		"refreshToken":   s.RefreshToken,
+		"accessExpires":  now.Add(accessLeft).UnixMilli(),
+		"refreshExpires": now.Add(refreshLeft).UnixMilli(),
+		"lastRefresh":    now.Add(-10 * time.Hour).UnixMilli(),
+	}
+	if _, err := c.Collection(collection).Doc(name).Set(context.Background(), doc); err != nil {
+		t.Fatalf("seed %s: %v", name, err)
+	}
+	return s
+}
+
+// Doc reads a document's raw fields.
+func Doc(t testing.TB, c *gfs.Client, collection, name string) map[string]any {
+	t.Helper()
+	snap, err := c.Collection(collection).Doc(name).Get(context.Background())
+	if err != nil {
+		t.Fatalf("read %s: %v", name, err)
+	}
+	return snap.Data()
+}
+
+// Millis reads a Firestore number field as milliseconds.
+func Millis(v any) int64 {
+	switch n := v.(type) {
+	case int64:
+		return n
+	case float64:
+		return int64(n)
+	}
+	return 0
+}
+
+// Eventually polls cond until it holds or d passes.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// CreateTopic creates topic and an ordered subscription on it.
+func CreateTopic(t testing.TB, c *pubsub.Client, topicID, subID string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	topic, err := c.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: "projects/" + c.Project() + "/topics/" + topicID})
+	if err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+	if _, err := c.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+		Name:                  "projects/" + c.Project() + "/subscriptions/" + subID,
+		Topic:                 topic.GetName(),
+		EnableMessageOrdering: true,
+		AckDeadlineSeconds:    60,
+	}); err != nil {
+		t.Fatalf("create subscription: %v", err)
+	}
+}
+
+// Receiver collects the messages of a subscription in arrival order.
+type Receiver struct {
+	mu     sync.Mutex
+	got    []*pubsub.Message
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Receive starts collecting subID's messages until the test ends.
+func Receive(t testing.TB, c *pubsub.Client, subID string) *Receiver {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Receiver{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		_ = c.Subscriber(subID).Receive(ctx, func(_ context.Context, m *pubsub.Message) {
+			m.Ack()
+			r.mu.Lock()
+			r.got = append(r.got, m)
+			r.mu.Unlock()
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-r.done })
+	return r
+}
+
+// Messages returns what arrived so far.
+func (r *Receiver) Messages() []*pubsub.Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*pubsub.Message(nil), r.got...)
+}
+
+// WaitFor waits until at least n messages arrived, then for quiet more so
+// that extra ones would show, and returns them all.
+func (r *Receiver) WaitFor(t testing.TB, n int, quiet time.Duration) []*pubsub.Message {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(r.Messages()) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d messages, want %d: %s", len(r.Messages()), n, Describe(r.Messages()))
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	time.Sleep(quiet)
+	return r.Messages()
+}
+
+// Describe lists messages by ce-id, for failure messages.
+func Describe(ms []*pubsub.Message) string {
+	s := ""
+	for _, m := range ms {
+		s += fmt.Sprintf("%s ", m.Attributes["ce-id"])
+	}
+	return s
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	gfs "cloud.google.com/go/firestore"
+	"github.com/go-co-op/gocron/v2"
+
+	"github.com/wxcc/tokenservice/shared/config"
+	"github.com/wxcc/tokenservice/shared/events"
+	"github.com/wxcc/tokenservice/shared/firestore"
+	"github.com/wxcc/tokenservice/shared/httpserve"
+	"github.com/wxcc/tokenservice/shared/logging"
+	"github.com/wxcc/tokenservice/shared/metrics"
+	"github.com/wxcc/tokenservice/shared/token"
+	"github.com/wxcc/tokenservice/shared/webex"
+)
+
+// run starts the worker and blocks until ctx ends, or, with -once, until
+// one sweep is done (its summary goes to stdout as JSON). When ready is not
+// nil it receives the listening address.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, logOut io.Writer, ready chan<- string) error {
+	fl := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fl.SetOutput(logOut)
+	once := fl.Bool("once", false, "run one sweep, print its summary and exit (non-zero only if the sweep itself failed)")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(config.Worker, getenv)
+	if err != nil {
+		return err
+	}
+	log := logging.New(logOut, logging.ParseLevel(getenv("LOG_LEVEL")))
+
+	client, err := gfs.NewClient(ctx, cfg.Project)
+	if err != nil {
+		return fmt.Errorf("connect to firestore: %w", err)
+	}
+	defer client.Close()
+	store := firestore.New(client, cfg.Collection, firestore.WithLogger(log))
+
+	issuer, err := webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, AuthorizeURL: cfg.WebexAuthorizeURL, Timeout: cfg.WebexTimeout})
+	if err != nil {
+		return err
+	}
+	relay, closeRelay, err := events.Dial(ctx, cfg.Project, store, events.Options{
+		Topic: cfg.EventsTopic, Source: events.Source(cfg.Project, cfg.Collection), Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer closeRelay()
+	m := metrics.New()
+	refresher := token.NewRefresher(token.RefresherOptions{
+		Store: store, Issuer: issuer, Publisher: relay, OnRefresh: m.Refresh,
+		Holder:       httpserve.HolderID("worker"),
+		Threshold:    cfg.RefreshThreshold,
+		WebexTimeout: cfg.WebexTimeout,
+		Logger:       log,
+	})
+	// Deferred after the relay's close, so it runs first: it aborts Webex
+	// calls, releases leases and waits for deliveries in flight.
+	defer refresher.Close()
+
+	sw := newSweeper(cfg, store, refresher, relay, log, m)
+	if *once {
+		sum, err := sw.Run(ctx)
+		writeJSON(stdout, sum)
+		if err != nil {
+			return fmt.Errorf("sweep failed: %w", err)
+		}
+		return nil
+	}
+
+	auth, err := newRunAuth(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if auth.open() {
+		log.Warn("POST /run is unauthenticated: set RUN_AUTH_SECRET or RUN_OIDC_AUDIENCE with RUN_OIDC_SERVICE_ACCOUNT, or protect the service with Cloud Run IAM")
+	}
+	if cfg.SweepInterval > 0 {
+		stop, err := schedule(ctx, sw, cfg.SweepInterval)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		log.Info("sweeping on schedule", "interval", cfg.SweepInterval.String())
+	}
+	ln, err := httpserve.Listen(cfg.Port)
+	if err != nil {
+		return err
+	}
+	return httpserve.Serve(ctx, ln, newHandler(sw, auth, m.Handler(), log), log,
+		httpserve.Options{Ready: ready, WriteTimeout: cfg.SweepTimeout + 30*time.Second})
+}
+
+// newSweeper builds the sweeper from the configuration.
+func newSweeper(cfg *config.Config, store sweepStore, r *token.Refresher, ob outbox, log *slog.Logger, m *metrics.Metrics) *sweeper {
+	return &sweeper{
+		store: store, refresher: r, outbox: ob, log: log, now: time.Now, metrics: m,
+		lead: cfg.RefreshLead, concurrency: cfg.RefreshConcurrency, timeout: cfg.SweepTimeout,
+		expiryWarning: cfg.ExpiryWarning, brakeAfter: 5, pageSize: 300, jitter: 100 * time.Millisecond,
+	}
+}
+
+// schedule runs a sweep every interval in singleton mode: a slow sweep is
+// never overlapped by the next one, which is rescheduled instead.
+func schedule(ctx context.Context, sw *sweeper, interval time.Duration) (stop func(), err error) {
+	s, err := gocron.NewScheduler()
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: %w", err)
+	}
+	_, err = s.NewJob(gocron.DurationJob(interval),
+		gocron.NewTask(func() { _, _ = sw.Run(ctx) }),
+		gocron.WithSingletonMode(gocron.LimitModeReschedule),
+		gocron.WithStartAt(gocron.WithStartImmediately()),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("schedule sweep: %w", err)
+	}
+	s.Start()
+	return func() { _ = s.Shutdown() }, nil
+}
+
+func writeJSON(w io.Writer, v any) {
+	b, _ := json.Marshal(v)
+	fmt.Fprintln(w, string(b))
+}
