@@ -144,7 +144,6 @@ func (s *sweeper) sweep(ctx context.Context) (Summary, error) {
 			return nil
 		}
 		count(func(s *Summary) { s.Due++ })
-		name := t.Name
 		g.Go(func() error {
 			if s.jitter > 0 {
 				select {
@@ -156,7 +155,7 @@ func (s *sweeper) sweep(ctx context.Context) (Summary, error) {
 			if gctx.Err() != nil {
 				return nil
 			}
-			res, err := s.refresher.Refresh(gctx, name, token.Mode{Lead: s.lead, Trigger: token.TriggerScheduled})
+			res, err := s.refresher.RefreshFrom(gctx, t, token.Mode{Lead: s.lead, Trigger: token.TriggerScheduled})
 			switch {
 			case err == nil && res.Outcome == token.Refreshed:
 				count(func(s *Summary) { s.Refreshed++ })

@@ -149,11 +149,47 @@ func (r *Relay) Deliver(ctx context.Context, events []token.Event) {
 	if len(events) == 0 {
 		return
 	}
+	events = r.withEarlier(ctx, events)
 	res := r.publish(ctx, events)
 	if err := res.err(); err != nil {
 		r.o.Logger.Warn("events not published; they wait in the outbox",
 			"topic", r.Topic(), "published", res.published, "pending", len(events)-res.removed, "error", err.Error())
 	}
+}
+
+// TokenOutbox is an Outbox that can list one token's pending events; with
+// it, Deliver publishes events an earlier attempt left behind before the
+// new ones, so that a token's events arrive in order after an outage.
+type TokenOutbox interface {
+	PendingFor(ctx context.Context, name string, limit int) ([]token.Event, error)
+}
+
+// withEarlier puts, per token, the events still pending in the outbox in
+// front of the just-committed ones. If the outbox cannot say, a token with
+// possibly older events left behind is not published now: Drain will,
+// in order.
+func (r *Relay) withEarlier(ctx context.Context, events []token.Event) []token.Event {
+	to, ok := r.outbox.(TokenOutbox)
+	if !ok {
+		return events
+	}
+	var out []token.Event
+	seen := map[string]bool{}
+	for _, e := range events {
+		if seen[e.Name] {
+			continue
+		}
+		seen[e.Name] = true
+		sctx, cancel := context.WithTimeout(ctx, r.o.StoreTimeout)
+		pending, err := to.PendingFor(sctx, e.Name, r.o.BatchSize)
+		cancel()
+		if err != nil {
+			r.o.Logger.Warn("outbox unreadable; events of this token wait for the worker", "token", e.Name, "error", err.Error())
+			continue
+		}
+		out = append(out, pending...)
+	}
+	return out
 }
 
 // Drain publishes what is in the outbox, oldest first and in order per

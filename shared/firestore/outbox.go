@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"sort"
 	"strings"
 
 	gfs "cloud.google.com/go/firestore"
@@ -109,4 +110,34 @@ func (s *Store) DeleteEvent(ctx context.Context, id string) error {
 		return fmt.Errorf("delete event %s: %w", id, translate(err, false))
 	}
 	return nil
+}
+
+// PendingFor returns up to limit pending events of one token, in commit
+// order. It needs only Firestore's automatic single-field index: the
+// equality filter is indexed and the few results are sorted here.
+func (s *Store) PendingFor(ctx context.Context, name string, limit int) ([]token.Event, error) {
+	snaps, err := s.outbox.Where(eName, "==", name).Limit(limit).Documents(ctx).GetAll()
+	s.reads.Add(int64(max(len(snaps), 1)))
+	if err != nil {
+		return nil, fmt.Errorf("pending events of %s: %w", name, translate(err, false))
+	}
+	type seqEvent struct {
+		seq int64
+		e   token.Event
+	}
+	list := make([]seqEvent, 0, len(snaps))
+	for _, snap := range snaps {
+		e, _ := decodeEvent(snap.Data())
+		if e.ID == "" {
+			e.ID = snap.Ref.ID
+		}
+		seq, _ := decoder{data: snap.Data(), bad: new([]string)}.int(eSeq)
+		list = append(list, seqEvent{seq, e})
+	}
+	sort.SliceStable(list, func(i, j int) bool { return list[i].seq < list[j].seq })
+	events := make([]token.Event, len(list))
+	for i := range list {
+		events[i] = list[i].e
+	}
+	return events, nil
 }

@@ -274,3 +274,21 @@ func ms(t time.Time) time.Time {
 	}
 	return time.UnixMilli(t.UnixMilli())
 }
+
+// PendingFor returns up to limit pending events of one token, in commit
+// order, as the Firestore adapter's method of the same name does.
+func (s *Store) PendingFor(ctx context.Context, name string, limit int) ([]token.Event, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, wrapCtx(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []token.Event
+	for _, e := range s.outbox {
+		if e.Name == name && len(out) < limit {
+			out = append(out, e)
+		}
+	}
+	s.reads += max(len(out), 1)
+	return out, nil
+}

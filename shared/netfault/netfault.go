@@ -15,10 +15,11 @@ type Proxy struct {
 	ln     net.Listener
 	target string
 
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	cut    bool
+	refuse bool
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
 }
 
 // Start listens on a free loopback port and forwards to target.
@@ -48,10 +49,19 @@ func (p *Proxy) Cut() {
 	}
 }
 
+// Refuse drops every open connection and closes new ones at once, as a
+// stopped server would look to a client.
+func (p *Proxy) Refuse() {
+	p.Cut()
+	p.mu.Lock()
+	p.refuse = true
+	p.mu.Unlock()
+}
+
 // Restore forwards new connections again.
 func (p *Proxy) Restore() {
 	p.mu.Lock()
-	p.cut = false
+	p.cut, p.refuse = false, false
 	p.mu.Unlock()
 }
 
@@ -76,6 +86,13 @@ func (p *Proxy) accept() {
 		c, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		p.mu.Lock()
+		refuse := p.refuse
+		p.mu.Unlock()
+		if refuse {
+			c.Close()
+			continue
 		}
 		if !p.track(c) {
 			continue // black hole: held open, never answered, closed by Cut or Close

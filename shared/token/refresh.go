@@ -200,6 +200,16 @@ func (r *Refresher) Close() {
 // name in this process share one run. The run is detached from ctx: when ctx
 // ends first, Refresh returns ctx's error and the run goes on.
 func (r *Refresher) Refresh(ctx context.Context, name string, m Mode) (Result, error) {
+	return r.refresh(ctx, name, nil, m)
+}
+
+// RefreshFrom is Refresh starting from a snapshot the caller just read
+// (the worker's due query), which saves one store read per token.
+func (r *Refresher) RefreshFrom(ctx context.Context, t *Token, m Mode) (Result, error) {
+	return r.refresh(ctx, t.Name, t, m)
+}
+
+func (r *Refresher) refresh(ctx context.Context, name string, snapshot *Token, m Mode) (Result, error) {
 	if err := ValidateName(name); err != nil {
 		return Result{Outcome: Failed}, err
 	}
@@ -211,7 +221,7 @@ func (r *Refresher) Refresh(ctx context.Context, name string, m Mode) (Result, e
 		defer r.wg.Done()
 		rctx, cancel := context.WithTimeout(r.base, r.LeaseTTL()+10*time.Second)
 		defer cancel()
-		res, err := r.run(rctx, name, m)
+		res, err := r.run(rctx, name, snapshot, m)
 		return res, err
 	})
 	select {
@@ -224,14 +234,18 @@ func (r *Refresher) Refresh(ctx context.Context, name string, m Mode) (Result, e
 }
 
 // run is one pass of the protocol for name.
-func (r *Refresher) run(ctx context.Context, name string, m Mode) (Result, error) {
+func (r *Refresher) run(ctx context.Context, name string, snapshot *Token, m Mode) (Result, error) {
 	const maxRounds = 5
 	var t *Token
 	for round := 0; round < maxRounds; round++ {
-		var err error
-		t, err = r.o.Store.Get(ctx, name)
-		if err != nil {
-			return Result{Outcome: Failed}, fmt.Errorf("read %s: %w", name, err)
+		if round == 0 && snapshot != nil {
+			t = snapshot
+		} else {
+			var err error
+			t, err = r.o.Store.Get(ctx, name)
+			if err != nil {
+				return Result{Outcome: Failed}, fmt.Errorf("read %s: %w", name, err)
+			}
 		}
 		now := r.o.Now()
 		if !t.Authorized() {

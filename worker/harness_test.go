@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gfs "cloud.google.com/go/firestore"
+	"cloud.google.com/go/pubsub/v2"
+	"google.golang.org/api/option"
+
+	"github.com/wxcc/tokenservice/shared/config"
+	"github.com/wxcc/tokenservice/shared/emulator"
+	"github.com/wxcc/tokenservice/shared/events"
+	"github.com/wxcc/tokenservice/shared/firestore"
+	"github.com/wxcc/tokenservice/shared/logging"
+	"github.com/wxcc/tokenservice/shared/metrics"
+	"github.com/wxcc/tokenservice/shared/testkit"
+	"github.com/wxcc/tokenservice/shared/token"
+	"github.com/wxcc/tokenservice/shared/webex"
+	"github.com/wxcc/tokenservice/shared/webexfake"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		main() // re-executed as the real worker binary by a test
+		return
+	}
+	os.Exit(emulator.Main(m, emulator.Firestore, emulator.PubSub))
+}
+
+// childEnv makes the test binary run main(), so tests can start the real
+// worker as a separate process (and SIGKILL it).
+const childEnv = "TOKENSERVICE_TEST_RUN_WORKER"
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// harness is one test's world: a collection, a fake Webex, a topic with an
+// ordered subscription, and any number of workers over them.
+type harness struct {
+	t          testing.TB
+	collection string
+	fs         *gfs.Client
+	ps         *pubsub.Client
+	webex      *webexfake.Server
+	topic      string
+	sub        string
+	events     *testkit.Receiver
+	env        map[string]string
+	logs       *syncBuffer
+	mu         sync.Mutex
+	secrets    []string
+}
+
+func newHarness(t testing.TB, env map[string]string) *harness {
+	t.Helper()
+	h := &harness{
+		t:          t,
+		collection: emulator.Collection(t),
+		fs:         emulator.FirestoreClient(t),
+		webex:      webexfake.Start(t),
+		logs:       &syncBuffer{},
+	}
+	h.ps = h.pubsubClient()
+	h.topic, h.sub = "t-"+h.collection, "s-"+h.collection
+	testkit.CreateTopic(t, h.ps, h.topic, h.sub)
+	h.events = testkit.Receive(t, h.ps, h.sub)
+	h.env = map[string]string{
+		"GOOGLE_CLOUD_PROJECT": emulator.Project(),
+		"TOKENS_COLLECTION":    h.collection,
+		"EVENTS_TOPIC":         h.topic,
+		"WEBEX_TOKEN_URL":      h.webex.TokenURL,
+		"WEBEX_AUTHORIZE_URL":  h.webex.AuthorizeURL,
+		"WEBEX_TIMEOUT":        "3s",
+		"SWEEP_INTERVAL":       "0",
+		"LOG_LEVEL":            "debug",
+	}
+	for k, v := range env {
+		h.env[k] = v
+	}
+	t.Cleanup(h.checkLogs)
+	return h
+}
+
+func (h *harness) pubsubClient(opts ...option.ClientOption) *pubsub.Client {
+	h.t.Helper()
+	c, err := pubsub.NewClient(context.Background(), emulator.Project(), opts...)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (h *harness) getenv(k string) string { return h.env[k] }
+
+func (h *harness) secret(s ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.secrets = append(h.secrets, s...)
+}
+
+func (h *harness) checkLogs() {
+	logs := h.logs.String()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.secrets {
+		if s != "" && strings.Contains(logs, s) {
+			h.t.Errorf("a secret (%.6s…) appears in the log output", s)
+		}
+	}
+}
+
+// seed writes a Node-sample document and remembers its secrets.
+func (h *harness) seed(name string, accessLeft, refreshLeft time.Duration) testkit.Seeded {
+	h.t.Helper()
+	s := testkit.Seed(h.t, h.fs, h.collection, name, h.webex.Fake, accessLeft, refreshLeft)
+	h.secret(s.Secrets()...)
+	return s
+}
+
+func (h *harness) doc(name string) map[string]any {
+	h.t.Helper()
+	return testkit.Doc(h.t, h.fs, h.collection, name)
+}
+
+// workerUnderTest is one in-process worker ("instance") with its HTTP handler.
+type workerUnderTest struct {
+	url       string
+	sweeper   *sweeper
+	store     *firestore.Store
+	relay     *events.Relay
+	refresher *token.Refresher
+}
+
+// startWorker starts a worker instance; ps is the Pub/Sub client its relay
+// uses (nil: the harness's).
+func (h *harness) startWorker(ps *pubsub.Client) *workerUnderTest {
+	h.t.Helper()
+	cfg, err := config.Load(config.Worker, h.getenv)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if ps == nil {
+		ps = h.ps
+	}
+	log := logging.New(h.logs, logging.ParseLevel("debug"))
+	store := firestore.New(emulator.FirestoreClient(h.t), cfg.Collection, firestore.WithLogger(log))
+	issuer, err := webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, Timeout: cfg.WebexTimeout})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	relay := events.New(ps, store, events.Options{Topic: cfg.EventsTopic, Source: events.Source(cfg.Project, cfg.Collection),
+		Logger: log, PublishTimeout: 2 * time.Second})
+	m := metrics.New()
+	r := token.NewRefresher(token.RefresherOptions{Store: store, Issuer: issuer, Publisher: relay, OnRefresh: m.Refresh,
+		Holder: "worker-" + testkit.RandomHex(4), Threshold: cfg.RefreshThreshold, WebexTimeout: cfg.WebexTimeout, Logger: log})
+	sw := newSweeper(cfg, store, r, relay, log, m)
+	auth, err := newRunAuth(context.Background(), cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	srv := httptest.NewServer(newHandler(sw, auth, m.Handler(), log))
+	h.t.Cleanup(func() { srv.Close(); r.Close(); relay.Close() })
+	return &workerUnderTest{url: srv.URL, sweeper: sw, store: store, relay: relay, refresher: r}
+}
+
+// run triggers one sweep over HTTP and returns the summary.
+func (w *workerUnderTest) run(t testing.TB, header map[string]string) (int, Summary) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, w.url+"/run", nil)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var sum Summary
+	if resp.StatusCode == 200 {
+		if err := json.Unmarshal(raw, &sum); err != nil {
+			t.Fatalf("summary is not JSON: %q", raw)
+		}
+	}
+	return resp.StatusCode, sum
+}
+
+// mustRun triggers a sweep and fails the test unless it answered 200.
+func (w *workerUnderTest) mustRun(t testing.TB) Summary {
+	t.Helper()
+	code, sum := w.run(t, nil)
+	if code != 200 {
+		t.Fatalf("POST /run got %d", code)
+	}
+	return sum
+}
+
+type gfsUpdate = gfs.Update
