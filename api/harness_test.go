@@ -133,7 +133,8 @@ func (h *harness) startAPI(client *gfs.Client) *api {
 		Store: store, Issuer: issuer, Holder: "api-" + randomHex(4), Threshold: cfg.RefreshThreshold,
 		WebexTimeout: cfg.WebexTimeout, Logger: log, OnRefresh: m.Refresh,
 	})
-	srv := newServer(deps{cfg: cfg, store: store, refresher: r, ping: store.Ping, logger: log, metrics: m})
+	srv := newServer(deps{cfg: cfg, store: store, refresher: r, ping: store.Ping,
+		admin: store, authorizeURL: issuer.AuthorizeURL, logger: log, metrics: m})
 	hs := httptest.NewServer(srv)
 	h.t.Cleanup(func() { hs.Close(); r.Close() })
 	return &api{url: hs.URL, srv: srv, store: store}

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/wxcc/tokenservice/shared/oauthstate"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -23,11 +26,16 @@ func (s *server) initToken(c echo.Context) error {
 	if err := token.ValidateName(name); err != nil {
 		return writeError(c, statusOf(err, name, s.now()))
 	}
-	given := c.Request().Header.Get("x-token-passphrase")
-	if given == "" {
-		return writeError(c, errorf(http.StatusUnauthorized, "missing x-token-passphrase header"))
+	addr := s.throttleKey(c)
+	if ae := s.blocked(addr, name); ae != nil {
+		return writeError(c, ae)
 	}
-	if !s.passphraseOK(given) {
+	given := c.Request().Header.Get("x-token-passphrase")
+	if !s.global.Match(given) {
+		s.throttle.Fail(addr, name)
+		if given == "" {
+			return writeError(c, errorf(http.StatusUnauthorized, "missing x-token-passphrase header"))
+		}
 		return writeError(c, errorf(http.StatusUnauthorized, "wrong passphrase"))
 	}
 	created, err := s.store.Create(c.Request().Context(), &token.Token{Name: name, Status: token.StatusPending})
@@ -84,16 +92,37 @@ func (s *server) callback(c echo.Context) error {
 		"message": "token " + name + " authorized; it is now served and refreshed automatically"})
 }
 
-// stateName returns the token name that state stands for.
+// stateName returns the token name that state stands for: a signed state
+// from /authorize, valid and not used before on any instance; or, only
+// with LEGACY_STATE=true, the sample's raw token name.
 func (s *server) stateName(c echo.Context, state string) (string, *apiError) {
-	if s.cfg.LegacyState {
+	claims, err := s.signer.Verify(state)
+	switch {
+	case err == nil:
+		if s.admin == nil {
+			return "", errorf(http.StatusServiceUnavailable, "signed states need the admin endpoints enabled")
+		}
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 5*time.Second)
+		defer cancel()
+		fresh, err := s.admin.UseNonce(ctx, claims.Nonce, claims.Expires)
+		if err != nil {
+			s.logger.Warn("state nonce not recorded", "error", err.Error())
+			return "", &apiError{code: http.StatusServiceUnavailable, retryAfter: 5 * time.Second, message: "could not record the state; authorize again"}
+		}
+		if !fresh {
+			return "", errorf(http.StatusBadRequest, "this authorization link was already used: get a new one from /authorize")
+		}
+		return claims.Name, nil
+	case errors.Is(err, oauthstate.ErrExpiredState):
+		return "", errorf(http.StatusBadRequest, "this authorization link expired: get a new one from /authorize")
+	case s.cfg.LegacyState:
 		if err := token.ValidateName(state); err != nil {
-			return "", errorf(http.StatusBadRequest, "state is not a valid token name")
+			return "", errorf(http.StatusBadRequest, "state is neither a signed state nor a valid token name")
 		}
 		return state, nil
 	}
 	return "", errorf(http.StatusBadRequest,
-		"state is not a signed state from /authorize (raw token names are accepted only with LEGACY_STATE=true)")
+		"state is not a valid signed state from /authorize (raw token names are accepted only with LEGACY_STATE=true)")
 }
 
 func (s *server) callbackError(err error, name string) *apiError {

@@ -13,6 +13,7 @@ import (
 	"github.com/wxcc/tokenservice/shared/httpserve"
 	"github.com/wxcc/tokenservice/shared/logging"
 	"github.com/wxcc/tokenservice/shared/metrics"
+	"github.com/wxcc/tokenservice/shared/sealing"
 	"github.com/wxcc/tokenservice/shared/token"
 	"github.com/wxcc/tokenservice/shared/webex"
 )
@@ -37,7 +38,16 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 		return fmt.Errorf("connect to firestore: %w", err)
 	}
 	defer client.Close()
-	store := firestore.New(client, cfg.Collection)
+	keys, err := sealing.ParseKeys(cfg.EncryptionKeys)
+	if err != nil {
+		return fmt.Errorf("TOKEN_ENCRYPTION_KEYS: %w", err)
+	}
+	opts := []firestore.Option{firestore.WithLogger(log)}
+	if keys != nil {
+		opts = append(opts, firestore.WithSealer(sealing.Fields{K: keys}))
+		log.Info("encryption at rest on", "primary_key", keys.PrimaryID())
+	}
+	store := firestore.New(client, cfg.Collection, opts...)
 
 	issuer, err := webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, AuthorizeURL: cfg.WebexAuthorizeURL, Timeout: cfg.WebexTimeout})
 	if err != nil {
@@ -63,7 +73,8 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 	})
 	defer refresher.Close()
 
-	srv := newServer(deps{cfg: cfg, store: store, refresher: refresher, ping: store.Ping, logger: log, metrics: m})
+	srv := newServer(deps{cfg: cfg, store: store, refresher: refresher, ping: store.Ping,
+		admin: store, authorizeURL: issuer.AuthorizeURL, logger: log, metrics: m})
 
 	ln, err := httpserve.Listen(cfg.Port)
 	if err != nil {

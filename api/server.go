@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"log/slog"
 	"net/http"
 	"time"
@@ -12,9 +10,13 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/wxcc/tokenservice/shared/clientip"
 	"github.com/wxcc/tokenservice/shared/config"
 	"github.com/wxcc/tokenservice/shared/logging"
 	"github.com/wxcc/tokenservice/shared/metrics"
+	"github.com/wxcc/tokenservice/shared/oauthstate"
+	"github.com/wxcc/tokenservice/shared/passphrase"
+	"github.com/wxcc/tokenservice/shared/throttle"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -24,36 +26,52 @@ type deps struct {
 	store     token.Store
 	refresher *token.Refresher
 	// ping checks the store for /readyz.
-	ping    func(context.Context) error
-	logger  *slog.Logger
-	metrics *metrics.Metrics // nil records nothing
-	now     func() time.Time
+	ping func(context.Context) error
+	// admin is what the admin endpoints need beyond store; nil turns
+	// them off even when ADMIN_PASSPHRASE is set.
+	admin adminStore
+	// authorizeURL builds Webex's authorize URL (the Webex client's).
+	authorizeURL func(c token.Client, scopes []string, state string) string
+	logger       *slog.Logger
+	metrics      *metrics.Metrics // nil records nothing
+	now          func() time.Time
 }
 
 // server is the api: Echo routes over the token cache and the refresh protocol.
 type server struct {
 	deps
-	echo   *echo.Echo
-	cache  *tokenCache
-	loads  singleflight.Group
-	hashes [][32]byte // digests of the accepted global passphrases
+	echo     *echo.Echo
+	cache    *tokenCache
+	loads    singleflight.Group
+	global   passphrase.Global    // TOKEN_PASSPHRASE and _PREVIOUS
+	adminKey passphrase.Global    // ADMIN_PASSPHRASE
+	verifier *passphrase.Verifier // per-token passphrases, memoised
+	throttle *throttle.Throttle
+	clients  clientip.Resolver
+	signer   oauthstate.Signer
 }
 
 func newServer(d deps) *server {
 	if d.now == nil {
 		d.now = time.Now
 	}
-	s := &server{deps: d, cache: newTokenCache()}
-	for _, p := range []string{d.cfg.TokenPassphrase, d.cfg.PreviousPassphrase} {
-		if p != "" {
-			s.hashes = append(s.hashes, sha256.Sum256([]byte(p)))
-		}
+	s := &server{
+		deps:     d,
+		cache:    newTokenCache(),
+		global:   passphrase.NewGlobal(d.cfg.TokenPassphrase, d.cfg.PreviousPassphrase),
+		adminKey: passphrase.NewGlobal(d.cfg.AdminPassphrase, ""),
+		verifier: passphrase.NewVerifier(0),
+		throttle: throttle.New(d.cfg.AuthFailureLimit, d.cfg.AuthFailureWindow, d.now),
+		clients:  clientip.Resolver{TrustedHops: d.cfg.TrustedProxyHops, Allowed: d.cfg.AllowedCIDRs},
+		signer:   oauthstate.Signer{Key: stateKey(d.cfg), Now: d.now},
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = httpErrorHandler
+	e.IPExtractor = func(r *http.Request) string { return s.clients.ClientAddr(r).String() }
 	e.Use(middleware.BodyLimit("64K"))
 	e.Use(s.requestLog)
+	e.Use(s.allowedNetworks)
 	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{
 		XSSProtection:      "0",
 		ContentTypeNosniff: "nosniff",
@@ -72,6 +90,12 @@ func newServer(d deps) *server {
 	e.GET("/callback", s.callback)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	if d.cfg.AdminPassphrase != "" && d.admin != nil {
+		admin := e.Group("", s.requireAdmin)
+		admin.PUT("/admin/tokens/:name", s.putToken)
+		admin.GET("/admin/tokens", s.listTokens)
+		admin.GET("/authorize", s.authorize)
+	}
 	if d.metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(d.metrics.Handler()))
 	}
@@ -121,20 +145,6 @@ func (s *server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 		)
 		return nil
 	}
-}
-
-// passphraseOK compares the caller's passphrase with the accepted ones in
-// constant time (digests first, so the length does not leak either).
-func (s *server) passphraseOK(given string) bool {
-	if given == "" {
-		return false
-	}
-	g := sha256.Sum256([]byte(given))
-	ok := 0
-	for i := range s.hashes {
-		ok |= subtle.ConstantTimeCompare(g[:], s.hashes[i][:])
-	}
-	return ok == 1
 }
 
 func (s *server) healthz(c echo.Context) error {

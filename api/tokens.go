@@ -27,24 +27,20 @@ func (s *server) getToken(c echo.Context) error {
 	if err := token.ValidateName(name); err != nil {
 		return writeError(c, statusOf(err, name, s.now()))
 	}
-	given := c.Request().Header.Get("x-token-passphrase")
-	if given == "" {
-		return writeError(c, errorf(http.StatusUnauthorized, "missing x-token-passphrase header"))
+	t, err := s.authorizeToken(c, name)
+	if err == nil {
+		t, err = s.servable(c.Request().Context(), t)
 	}
-	if !s.passphraseOK(given) {
-		return writeError(c, errorf(http.StatusUnauthorized, "wrong passphrase"))
-	}
-	t, err := s.lookup(c.Request().Context(), name)
 	if err != nil {
 		return writeError(c, statusOf(err, name, s.now()))
 	}
 	return c.JSONBlob(http.StatusOK, tokenBody(t, s.now()))
 }
 
-// lookup returns a token for name that may be served: from the cache while
-// it is younger than CACHE_MAX_AGE, else from the store; refreshed inline
-// when it is below the threshold, within INLINE_REFRESH_TIMEOUT.
-func (s *server) lookup(ctx context.Context, name string) (*token.Token, error) {
+// cached returns name's token from the cache while it is younger than
+// CACHE_MAX_AGE, else from the store. While the store fails, a cached
+// token is still returned as long as it is servable.
+func (s *server) cached(ctx context.Context, name string) (*token.Token, error) {
 	now := s.now()
 	e := s.cache.get(name)
 	if e != nil && !now.After(e.checkAfter) {
@@ -73,7 +69,15 @@ func (s *server) lookup(ctx context.Context, name string) (*token.Token, error) 
 			return nil, fmt.Errorf("read %s: %w", name, token.ErrUnavailable)
 		}
 	}
-	t := e.tok
+	return e.tok, nil
+}
+
+// servable returns t, or a token refreshed inline when t is below the
+// threshold (within INLINE_REFRESH_TIMEOUT), as long as it has
+// MIN_TOKEN_VALIDITY left; else why not.
+func (s *server) servable(ctx context.Context, t *token.Token) (*token.Token, error) {
+	now := s.now()
+	name := t.Name
 	if !t.Authorized() {
 		return nil, token.ErrNotAuthorized
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/wxcc/tokenservice/shared/httpserve"
 	"github.com/wxcc/tokenservice/shared/logging"
 	"github.com/wxcc/tokenservice/shared/metrics"
+	"github.com/wxcc/tokenservice/shared/sealing"
 	"github.com/wxcc/tokenservice/shared/token"
 	"github.com/wxcc/tokenservice/shared/webex"
 )
@@ -43,7 +44,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("connect to firestore: %w", err)
 	}
 	defer client.Close()
-	store := firestore.New(client, cfg.Collection, firestore.WithLogger(log))
+	keys, err := sealing.ParseKeys(cfg.EncryptionKeys)
+	if err != nil {
+		return fmt.Errorf("TOKEN_ENCRYPTION_KEYS: %w", err)
+	}
+	opts := []firestore.Option{firestore.WithLogger(log)}
+	if keys != nil {
+		opts = append(opts, firestore.WithSealer(sealing.Fields{K: keys}))
+	}
+	store := firestore.New(client, cfg.Collection, opts...)
 
 	issuer, err := webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, AuthorizeURL: cfg.WebexAuthorizeURL, Timeout: cfg.WebexTimeout})
 	if err != nil {

@@ -100,6 +100,9 @@ func Load(b Binary, getenv func(string) string) (*Config, error) {
 	r.positive("INLINE_REFRESH_TIMEOUT", c.InlineTimeout)
 	r.positive("SWEEP_TIMEOUT", c.SweepTimeout)
 	r.positive("AUTH_FAILURE_WINDOW", c.AuthFailureWindow)
+	if c.StateSigningKey != "" && len(c.StateSigningKey) < 16 {
+		r.errs = append(r.errs, errors.New("STATE_SIGNING_KEY must be at least 16 bytes"))
+	}
 	if (c.RunOIDCAudience == "") != (c.RunOIDCAccount == "") {
 		r.errs = append(r.errs, errors.New("RUN_OIDC_AUDIENCE and RUN_OIDC_SERVICE_ACCOUNT must be set together"))
 	}

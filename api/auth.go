@@ -1,0 +1,112 @@
+package main
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/wxcc/tokenservice/shared/clientip"
+	"github.com/wxcc/tokenservice/shared/config"
+	"github.com/wxcc/tokenservice/shared/oauthstate"
+	"github.com/wxcc/tokenservice/shared/token"
+)
+
+// adminThrottleName is the throttle's "token name" for admin passphrase
+// failures; it can never clash with a token, whose names are never empty.
+const adminThrottleName = ""
+
+// stateKey is STATE_SIGNING_KEY, or one derived from ADMIN_PASSPHRASE;
+// never from TOKEN_PASSPHRASE, which flow authors know.
+func stateKey(cfg *config.Config) []byte {
+	if cfg.StateSigningKey != "" {
+		return []byte(cfg.StateSigningKey)
+	}
+	return oauthstate.DeriveKey(cfg.AdminPassphrase)
+}
+
+// allowedNetworks answers 403 to addresses outside ALLOWED_CIDRS. Health
+// probes stay open: Cloud Run sends them from inside.
+func (s *server) allowedNetworks(next echo.HandlerFunc) echo.HandlerFunc {
+	if len(s.cfg.AllowedCIDRs) == 0 {
+		return next
+	}
+	return func(c echo.Context) error {
+		if p := c.Path(); p == "/healthz" || p == "/readyz" {
+			return next(c)
+		}
+		if !s.clients.Allows(s.clients.ClientAddr(c.Request())) {
+			return writeError(c, errorf(http.StatusForbidden, "this address may not use the token service"))
+		}
+		return next(c)
+	}
+}
+
+// throttleKey is the client part of the throttle key.
+func (s *server) throttleKey(c echo.Context) string {
+	return clientip.Key(s.clients.ClientAddr(c.Request()))
+}
+
+// blocked is the 429 for addr and name while they failed too often, or nil.
+func (s *server) blocked(addr, name string) *apiError {
+	if wait, blocked := s.throttle.Blocked(addr, name); blocked {
+		return &apiError{code: http.StatusTooManyRequests, retryAfter: wait,
+			message: "too many failed passphrases from this address; retry later"}
+	}
+	return nil
+}
+
+// authorizeToken checks the caller's x-token-passphrase for name and
+// returns the token it opens, read through the cache. A token with its own
+// passphrase accepts only that one; others accept TOKEN_PASSPHRASE or
+// TOKEN_PASSPHRASE_PREVIOUS. Failures count towards the throttle.
+func (s *server) authorizeToken(c echo.Context, name string) (*token.Token, error) {
+	addr := s.throttleKey(c)
+	if ae := s.blocked(addr, name); ae != nil {
+		return nil, ae
+	}
+	given := c.Request().Header.Get("x-token-passphrase")
+	if given == "" {
+		s.throttle.Fail(addr, name)
+		return nil, errorf(http.StatusUnauthorized, "missing x-token-passphrase header")
+	}
+	t, err := s.cached(c.Request().Context(), name)
+	var ok bool
+	switch {
+	case errors.Is(err, token.ErrNotFound):
+		// Only a caller who knows the global passphrase learns that the
+		// name does not exist.
+		if !s.global.Match(given) {
+			s.throttle.Fail(addr, name)
+			return nil, errorf(http.StatusUnauthorized, "wrong passphrase")
+		}
+		return nil, err
+	case err != nil:
+		return nil, err
+	case t.PassphraseHash != "":
+		ok = s.verifier.Verify(given, t.PassphraseHash)
+	default:
+		ok = s.global.Match(given)
+	}
+	if !ok {
+		s.throttle.Fail(addr, name)
+		return nil, errorf(http.StatusUnauthorized, "wrong passphrase")
+	}
+	return t, nil
+}
+
+// requireAdmin guards the admin endpoints with x-admin-passphrase.
+func (s *server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		addr := s.throttleKey(c)
+		if ae := s.blocked(addr, adminThrottleName); ae != nil {
+			return writeError(c, ae)
+		}
+		if !s.adminKey.Match(c.Request().Header.Get("x-admin-passphrase")) {
+			s.throttle.Fail(addr, adminThrottleName)
+			s.logger.Warn("admin passphrase rejected", "route", c.Path(), "remote_ip", c.RealIP())
+			return writeError(c, errorf(http.StatusUnauthorized, "missing or wrong x-admin-passphrase header"))
+		}
+		return next(c)
+	}
+}
