@@ -87,10 +87,10 @@ func newHarness(t testing.TB, env map[string]string) *harness {
 }
 
 // secret registers a value that must never appear in a log line.
-func (h *harness) secret(s string) {
+func (h *harness) secret(s ...string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.secrets = append(h.secrets, s)
+	h.secrets = append(h.secrets, s...)
 }
 
 func (h *harness) checkLogs() {
@@ -123,7 +123,11 @@ func (h *harness) startAPI(client *gfs.Client) *api {
 		client = emulator.FirestoreClient(h.t)
 	}
 	log := logging.New(h.logs, logging.ParseLevel("debug"))
-	store := firestore.New(client, cfg.Collection)
+	sealer, _, err := firestore.WithKeys(cfg.EncryptionKeys)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	store := firestore.New(client, cfg.Collection, sealer, firestore.WithLogger(log))
 	issuer, err := webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, AuthorizeURL: cfg.WebexAuthorizeURL, Timeout: cfg.WebexTimeout})
 	if err != nil {
 		h.t.Fatal(err)
@@ -263,3 +267,46 @@ func millis(v any) int64 {
 // gfsUpdate is a Firestore field update, for tests that edit documents as
 // an operator would in the console.
 type gfsUpdate = gfs.Update
+
+// do sends a request with a method, body and headers and decodes the answer.
+func do(t testing.TB, method, url, body string, headers map[string]string) reply {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := reply{code: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &r.body); err != nil {
+			t.Fatalf("body is not JSON: %q", raw)
+		}
+		if got := r.str("status"); got != itoa(resp.StatusCode) {
+			t.Fatalf("body status %q, want %q: %s", got, itoa(resp.StatusCode), raw)
+		}
+	}
+	return r
+}
+
+type (
+	tokenT = token.Token
+	eventT = token.Event
+)
+
+func (h *harness) secretsCopy() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.secrets...)
+}

@@ -13,7 +13,6 @@ import (
 	"github.com/wxcc/tokenservice/shared/httpserve"
 	"github.com/wxcc/tokenservice/shared/logging"
 	"github.com/wxcc/tokenservice/shared/metrics"
-	"github.com/wxcc/tokenservice/shared/sealing"
 	"github.com/wxcc/tokenservice/shared/token"
 	"github.com/wxcc/tokenservice/shared/webex"
 )
@@ -38,16 +37,14 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 		return fmt.Errorf("connect to firestore: %w", err)
 	}
 	defer client.Close()
-	keys, err := sealing.ParseKeys(cfg.EncryptionKeys)
+	sealer, primary, err := firestore.WithKeys(cfg.EncryptionKeys)
 	if err != nil {
-		return fmt.Errorf("TOKEN_ENCRYPTION_KEYS: %w", err)
+		return err
 	}
-	opts := []firestore.Option{firestore.WithLogger(log)}
-	if keys != nil {
-		opts = append(opts, firestore.WithSealer(sealing.Fields{K: keys}))
-		log.Info("encryption at rest on", "primary_key", keys.PrimaryID())
+	if primary != "" {
+		log.Info("encryption at rest on", "primary_key", primary)
 	}
-	store := firestore.New(client, cfg.Collection, opts...)
+	store := firestore.New(client, cfg.Collection, sealer, firestore.WithLogger(log))
 
 	issuer, err := webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, AuthorizeURL: cfg.WebexAuthorizeURL, Timeout: cfg.WebexTimeout})
 	if err != nil {
