@@ -27,7 +27,7 @@ import (
 	"github.com/wxcc/tokenservice/shared/webexfake"
 )
 
-func TestMain(m *testing.M) { os.Exit(emulator.Main(m, emulator.Firestore)) }
+func TestMain(m *testing.M) { os.Exit(emulator.Main(m, emulator.Firestore, emulator.PubSub)) }
 
 // syncBuffer collects log output from many goroutines.
 type syncBuffer struct {
@@ -310,3 +310,5 @@ func (h *harness) secretsCopy() []string {
 	defer h.mu.Unlock()
 	return append([]string(nil), h.secrets...)
 }
+
+func (h *harness) getenv(k string) string { return h.env[k] }

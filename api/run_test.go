@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRunServesAndStops starts the real binary's run on port 0: it wires
+// Firestore, Pub/Sub and Webex from the environment, serves, exposes
+// metrics, and returns soon after its context ends (SIGTERM).
+func TestRunServesAndStops(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"PORT": "0"})
+	at, _ := h.seed("e2e", 6*time.Hour, 30*24*time.Hour, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, h.getenv, h.logs, ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("run ended early: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not start listening")
+	}
+	base := "http://" + strings.Replace(addr, "[::]", "127.0.0.1", 1)
+	r := get(t, base+"/?name=e2e", map[string]string{"x-token-passphrase": h.env["TOKEN_PASSPHRASE"]})
+	if r.code != 200 || r.str("token") != at {
+		t.Fatalf("got %d %s", r.code, r.raw)
+	}
+	if r := get(t, base+"/readyz", nil); r.code != 200 {
+		t.Fatalf("readyz: %d", r.code)
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{`http_requests_total{code="200",route="/"}`, `token_cache_lookups_total{result="miss"}`} {
+		if !strings.Contains(string(metrics), m) {
+			t.Errorf("metrics lack %s", m)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v after shutdown", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop within 10s of SIGTERM")
+	}
+}
+
+func TestRunRefusesIncompleteConfig(t *testing.T) {
+	t.Parallel()
+	err := run(context.Background(), func(k string) string {
+		if k == "GOOGLE_CLOUD_PROJECT" {
+			return "p"
+		}
+		return ""
+	}, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "TOKEN_PASSPHRASE") {
+		t.Fatalf("got %v, want an error naming TOKEN_PASSPHRASE", err)
+	}
+}

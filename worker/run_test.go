@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wxcc/tokenservice/shared/testkit"
+)
+
+// TestRunServesAndStops starts the real binary's run on port 0 and
+// triggers a sweep over HTTP, then stops it as SIGTERM would.
+func TestRunServesAndStops(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"PORT": "0"})
+	h.seed("due", time.Hour, 30*24*time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, h.getenv, h.logs, h.logs, ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("run ended early: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not start listening")
+	}
+	base := "http://" + strings.Replace(addr, "[::]", "127.0.0.1", 1)
+	resp, err := http.Post(base+"/run", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum map[string]any
+	json.NewDecoder(resp.Body).Decode(&sum)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || sum["refreshed"] != 1.0 || sum["scanned"] != 1.0 || sum["failed"] != 0.0 {
+		t.Fatalf("POST /run: %d %v", resp.StatusCode, sum)
+	}
+	h.secret(h.doc("due")["accessToken"].(string))
+	if msgs := h.events.WaitFor(t, 1, 500*time.Millisecond); msgs[0].Attributes["ce-type"] != "token.rotated" {
+		t.Fatalf("got %s", testkit.Describe(msgs))
+	}
+	for _, path := range []string{"/healthz", "/metrics"} {
+		resp, err := http.Get(base + path)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %v %v", path, resp, err)
+		}
+		resp.Body.Close()
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop within 10s")
+	}
+}
+
+func TestOnceRunsOneSweep(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.seed("due", time.Hour, 30*24*time.Hour)
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-once"}, h.getenv, &out, h.logs, nil); err != nil {
+		t.Fatalf("-once: %v", err)
+	}
+	h.secret(h.doc("due")["accessToken"].(string))
+	var sum Summary
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil || sum.Refreshed != 1 {
+		t.Fatalf("stdout %q: %v", out.String(), err)
+	}
+	// A token failing is not the sweep failing.
+	s := h.seed("revoked", time.Hour, 30*24*time.Hour)
+	h.webex.RevokeRefreshToken(s.RefreshToken)
+	if err := run(context.Background(), []string{"-once"}, h.getenv, &out, h.logs, nil); err != nil {
+		t.Fatalf("-once with a failing token: %v, want success", err)
+	}
+	// A sweep that cannot query Firestore fails.
+	h.env["TOKENS_COLLECTION"] = "__bad__"
+	if err := run(context.Background(), []string{"-once"}, h.getenv, &out, h.logs, nil); err == nil {
+		t.Fatal("-once over an unusable collection succeeded")
+	}
+}
+
+// TestSIGTERMReleasesLease runs the worker as its own process, lets it take
+// a lease and wait on a slow Webex, and sends SIGTERM: it must exit 0
+// within 10 s and leave the token free for the next sweep, with nothing
+// recorded against it.
+func TestSIGTERMReleasesLease(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"PORT": "0", "SWEEP_INTERVAL": "1h", "WEBEX_TIMEOUT": "20s"})
+	h.seed("busy", time.Hour, 30*24*time.Hour)
+	h.webex.SetLatency(time.Minute)
+	child := exec.Command(os.Args[0])
+	child.Env = append(os.Environ(), childEnv+"=1")
+	for k, v := range h.env {
+		child.Env = append(child.Env, k+"="+v)
+	}
+	child.Stdout, child.Stderr = h.logs, h.logs
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 30*time.Second, "the worker takes the lease", func() bool {
+		lease, _ := h.doc("busy")["lease"].(map[string]any)
+		return lease["holder"] != nil
+	})
+	start := time.Now()
+	child.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- child.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("worker exited with %v, want 0", err)
+		}
+	case <-time.After(10 * time.Second):
+		child.Process.Kill()
+		t.Fatal("worker did not exit within 10s of SIGTERM")
+	}
+	t.Logf("exited %s after SIGTERM", time.Since(start).Round(time.Millisecond))
+	d := h.doc("busy")
+	if _, leased := d["lease"]; leased {
+		t.Fatalf("lease left behind: %v", d["lease"])
+	}
+	if _, failed := d["lastError"]; failed {
+		t.Fatalf("shutdown recorded as a failure: %v", d["lastError"])
+	}
+}
