@@ -58,6 +58,10 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 	}
 	defer closeRelay()
 	m := metrics.New()
+	m.WatchEvents(func() metrics.EventStats {
+		st := relay.Stats()
+		return metrics.EventStats{Published: st.Published, Failed: st.Failed, Backlog: st.Backlog}
+	})
 	refresher := token.NewRefresher(token.RefresherOptions{
 		OnRefresh:    m.Refresh,
 		Publisher:    relay,

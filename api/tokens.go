@@ -50,6 +50,7 @@ func (s *server) cached(ctx context.Context, name string) (*token.Token, error) 
 		switch {
 		case err == nil:
 			s.metrics.Cache("miss")
+			s.metrics.TokenExpiry(t)
 			e = s.cache.put(t, now.Add(s.cfg.CacheMaxAge))
 		case errors.Is(err, token.ErrNotFound):
 			s.cache.drop(name)

@@ -64,6 +64,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer closeRelay()
 	m := metrics.New()
+	m.WatchEvents(func() metrics.EventStats {
+		st := relay.Stats()
+		return metrics.EventStats{Published: st.Published, Failed: st.Failed, Backlog: st.Backlog}
+	})
 	refresher := token.NewRefresher(token.RefresherOptions{
 		Store: store, Issuer: issuer, Publisher: relay, OnRefresh: m.Refresh,
 		Holder:       httpserve.HolderID("worker"),
@@ -76,6 +80,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer refresher.Close()
 
 	sw := newSweeper(cfg, store, refresher, relay, log, m)
+	if !*once && cfg.SweepInterval == 0 {
+		// Nothing scheduled sweeps right away: publish what earlier
+		// instances left in the outbox now, not at the first /run.
+		go sw.drain(ctx)
+	}
 	if *once {
 		sum, err := sw.Run(ctx)
 		writeJSON(stdout, sum)

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/wxcc/tokenservice/shared/events"
 	"github.com/wxcc/tokenservice/shared/metrics"
 	"github.com/wxcc/tokenservice/shared/token"
 )
@@ -121,13 +122,7 @@ func (s *sweeper) sweep(ctx context.Context) (Summary, error) {
 	var mu sync.Mutex
 	count := func(f func(*Summary)) { mu.Lock(); f(&sum); mu.Unlock() }
 
-	if s.outbox != nil {
-		n, err := s.outbox.Drain(ctx)
-		sum.Published += n
-		if err != nil {
-			s.log.Warn("outbox not drained; events wait for the next sweep", "error", err.Error())
-		}
-	}
+	sum.Published += s.drain(ctx)
 
 	now := s.now()
 	threshold := s.refresher.Threshold()
@@ -139,6 +134,7 @@ func (s *sweeper) sweep(ctx context.Context) (Summary, error) {
 
 	queryErr := s.store.Due(gctx, now.Add(threshold+s.lead), s.pageSize, func(t *token.Token) error {
 		count(func(s *Summary) { s.Scanned++ })
+		s.metrics.TokenExpiry(t)
 		if skipReason(t, now) != "" {
 			count(func(s *Summary) { s.Skipped++ })
 			return nil
@@ -205,6 +201,22 @@ func (s *sweeper) sweep(ctx context.Context) (Summary, error) {
 		"failed", sum.Failed, "skipped", sum.Skipped, "warned", sum.Warned, "published", sum.Published,
 		"halted", sum.Halted, "duration_ms", sum.DurationMS)
 	return sum, err
+}
+
+// drain publishes what earlier attempts left in the outbox, within a
+// bounded time, and says so when the topic is missing.
+func (s *sweeper) drain(ctx context.Context) int {
+	if s.outbox == nil {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(ctx, max(s.timeout/4, 5*time.Second))
+	defer cancel()
+	n, err := s.outbox.Drain(ctx)
+	s.metrics.TopicMissing(errors.Is(err, events.ErrTopicNotFound))
+	if err != nil {
+		s.log.Warn("outbox not drained; events wait for the next sweep", "error", err.Error())
+	}
+	return n
 }
 
 // skipReason says why a due token gets no Webex call in this sweep, or "".

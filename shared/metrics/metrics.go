@@ -21,12 +21,8 @@ type Metrics struct {
 
 	refreshes     *prometheus.CounterVec
 	webexLatency  *prometheus.HistogramVec
-	accessExpiry  *prometheus.GaugeVec
-	refreshExpiry *prometheus.GaugeVec
+	expiries      *expiryCollector
 	cache         *prometheus.CounterVec
-	outboxDepth   prometheus.Gauge
-	eventsSent    prometheus.Counter
-	eventsFailed  prometheus.Counter
 	httpRequests  *prometheus.CounterVec
 	httpLatency   *prometheus.HistogramVec
 	sweeps        *prometheus.CounterVec
@@ -47,20 +43,10 @@ func New() *Metrics {
 		Name: "webex_token_request_duration_seconds", Help: "Latency of calls to the Webex token endpoint by grant and outcome.",
 		Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 20},
 	}, []string{"grant", "outcome"})
-	m.accessExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "token_access_expiry_seconds", Help: "Seconds until the access token of each token expires (negative: expired).",
-	}, []string{"name"})
-	m.refreshExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "token_refresh_expiry_seconds", Help: "Seconds until the refresh token of each token expires.",
-	}, []string{"name"})
+	m.expiries = newExpiryCollector()
 	m.cache = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "token_cache_lookups_total", Help: "api token cache lookups: hit, miss (read from Firestore), stale (served while Firestore failed).",
 	}, []string{"result"})
-	m.outboxDepth = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "events_outbox_depth", Help: "Events waiting in the Firestore outbox after the last drain.",
-	})
-	m.eventsSent = prometheus.NewCounter(prometheus.CounterOpts{Name: "events_published_total", Help: "Events published to Pub/Sub."})
-	m.eventsFailed = prometheus.NewCounter(prometheus.CounterOpts{Name: "events_publish_failures_total", Help: "Failed event publishes (the event stays in the outbox)."})
 	m.topicMissing = prometheus.NewGauge(prometheus.GaugeOpts{Name: "events_topic_missing", Help: "1 while the events topic does not exist (events wait in the outbox)."})
 	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "http_requests_total", Help: "HTTP requests by route and status code.",
@@ -73,8 +59,7 @@ func New() *Metrics {
 	m.sweepDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "sweep_duration_seconds", Help: "Duration of worker sweeps.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
 	})
-	for _, c := range []prometheus.Collector{m.refreshes, m.webexLatency, m.accessExpiry, m.refreshExpiry, m.cache,
-		m.outboxDepth, m.eventsSent, m.eventsFailed, m.topicMissing, m.httpRequests, m.httpLatency, m.sweeps, m.sweepDuration} {
+	for _, c := range []prometheus.Collector{m.refreshes, m.webexLatency, m.expiries, m.cache, m.topicMissing, m.httpRequests, m.httpLatency, m.sweeps, m.sweepDuration} {
 		f(c)
 	}
 	return m
@@ -92,20 +77,16 @@ func (m *Metrics) Refresh(r token.RefreshReport) {
 	}
 	m.refreshes.WithLabelValues(string(r.Trigger), r.Result).Inc()
 	m.webexLatency.WithLabelValues(r.Grant, r.Result).Observe(r.WebexLatency.Seconds())
-	if r.Token != nil {
-		m.TokenExpiry(r.Token, time.Now())
-	}
+	m.TokenExpiry(r.Token)
 }
 
-// TokenExpiry records how long t's tokens have left.
-func (m *Metrics) TokenExpiry(t *token.Token, now time.Time) {
+// TokenExpiry remembers t's expiries; /metrics reports the seconds left
+// until each at the time it is scraped.
+func (m *Metrics) TokenExpiry(t *token.Token) {
 	if m == nil || t == nil || !t.Authorized() {
 		return
 	}
-	m.accessExpiry.WithLabelValues(t.Name).Set(t.AccessExpires.Sub(now).Seconds())
-	if !t.RefreshExpires.IsZero() {
-		m.refreshExpiry.WithLabelValues(t.Name).Set(t.RefreshExpires.Sub(now).Seconds())
-	}
+	m.expiries.set(t.Name, t.AccessExpires, t.RefreshExpires)
 }
 
 // Cache records a token cache lookup: "hit", "miss" or "stale".
@@ -127,25 +108,26 @@ func (m *Metrics) HTTP(route string, code int, d time.Duration) {
 	m.httpLatency.WithLabelValues(route).Observe(d.Seconds())
 }
 
-// Published, PublishFailed, OutboxDepth and TopicMissing record the event pipeline.
-func (m *Metrics) Published(n int) {
-	if m != nil {
-		m.eventsSent.Add(float64(n))
-	}
+// EventStats is what the event relay counts.
+type EventStats struct {
+	Published, Failed uint64
+	// Backlog is what the last drain left in the outbox; -1 before one.
+	Backlog int
 }
 
-// PublishFailed counts failed publishes.
-func (m *Metrics) PublishFailed(n int) {
-	if m != nil {
-		m.eventsFailed.Add(float64(n))
+// WatchEvents exports the relay's counters, read at scrape time.
+func (m *Metrics) WatchEvents(stats func() EventStats) {
+	if m == nil {
+		return
 	}
-}
-
-// OutboxDepth sets how many events wait in the outbox.
-func (m *Metrics) OutboxDepth(n int) {
-	if m != nil {
-		m.outboxDepth.Set(float64(n))
-	}
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "events_published_total", Help: "Events published to Pub/Sub."},
+			func() float64 { return float64(stats().Published) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "events_publish_failures_total", Help: "Failed event publishes (the event stays in the outbox)."},
+			func() float64 { return float64(stats().Failed) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "events_outbox_depth", Help: "Events the last drain left in the Firestore outbox (-1: no drain yet)."},
+			func() float64 { return float64(stats().Backlog) }),
+	)
 }
 
 // TopicMissing says whether the events topic is missing.

@@ -233,7 +233,7 @@ func checkPrerequisites() error {
 Install them on Debian or Ubuntu (with Google's apt repository, see
 https://cloud.google.com/sdk/docs/install#deb):
   sudo apt-get install google-cloud-cli google-cloud-cli-firestore-emulator google-cloud-cli-pubsub-emulator openjdk-17-jre-headless
-or, with a gcloud installed from Google's archive, plus any Java 11+:
+or, with a gcloud installed from Google's archive (and a Java runtime on PATH):
   gcloud components install beta cloud-firestore-emulator pubsub-emulator`,
 		strings.Join(missing, "\n  - "))
 }
@@ -242,17 +242,19 @@ or, with a gcloud installed from Google's archive, plus any Java 11+:
 // its bin directory once symlinks are resolved (/usr/bin/gcloud →
 // /usr/lib/google-cloud-sdk/bin/gcloud), else what gcloud itself says.
 func sdkRoot(gcloud string) string {
-	if p, err := filepath.EvalSymlinks(gcloud); err == nil {
-		root := filepath.Dir(filepath.Dir(p))
-		if _, err := os.Stat(filepath.Join(root, "platform")); err == nil {
-			return root
-		}
-	}
-	out, err := exec.Command(gcloud, "info", "--format=value(installation.sdk_root)").Output()
+	resolved, err := filepath.EvalSymlinks(gcloud)
 	if err != nil {
-		return filepath.Dir(filepath.Dir(gcloud))
+		resolved = gcloud
 	}
-	return strings.TrimSpace(string(out))
+	guess := filepath.Dir(filepath.Dir(resolved))
+	if _, err := os.Stat(filepath.Join(guess, "platform")); err == nil {
+		return guess
+	}
+	out, _ := exec.Command(gcloud, "info", "--format=value(installation.sdk_root)").Output()
+	if root := strings.TrimSpace(string(out)); root != "" {
+		return root
+	}
+	return guess
 }
 
 // binaries returns the paths of bin/api and bin/worker.
