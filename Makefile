@@ -8,7 +8,8 @@ PKGS     := ./...
 
 ## run: the whole service locally: emulators, fake Webex, worker, api, demo token.
 run: build
-	$(GO) run ./shared/devstack/localstack
+	$(BUILD) -o bin/localstack ./shared/devstack/localstack
+	bin/localstack
 
 ## test: every test, race detector on, with the emulators started once for the run.
 test:

@@ -130,7 +130,7 @@ func TestSIGTERMReleasesLease(t *testing.T) {
 	t.Logf("exited %s after SIGTERM", time.Since(start).Round(time.Millisecond))
 	d := h.doc("busy")
 	if _, leased := d["lease"]; leased {
-		t.Fatalf("lease left behind: %v", d["lease"])
+		t.Fatalf("lease left behind: %v\nworker log:\n%s", d["lease"], h.logs.String())
 	}
 	if _, failed := d["lastError"]; failed {
 		t.Fatalf("shutdown recorded as a failure: %v", d["lastError"])

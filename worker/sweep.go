@@ -27,6 +27,11 @@ type sweepStore interface {
 	RefreshExpiring(ctx context.Context, before time.Time, pageSize int, fn func(*token.Token) error) error
 }
 
+// counter counts the tokens without reading them (an aggregation query).
+type counter interface {
+	Count(ctx context.Context) (int64, error)
+}
+
 // outbox publishes what earlier attempts left in the outbox.
 type outbox interface {
 	token.Publisher
@@ -35,7 +40,11 @@ type outbox interface {
 
 // Summary is what one sweep did; POST /run answers it as JSON.
 type Summary struct {
-	Scanned   int    `json:"scanned"`
+	// Scanned is how many tokens the collection holds (counted, not read).
+	Scanned int `json:"scanned"`
+	// Due is how many the due query returned; Skipped those of them that
+	// got no Webex call (reauth_required, config_error, backing off,
+	// leased elsewhere, refreshed meanwhile).
 	Due       int    `json:"due"`
 	Refreshed int    `json:"refreshed"`
 	Failed    int    `json:"failed"`
@@ -133,13 +142,12 @@ func (s *sweeper) sweep(ctx context.Context) (Summary, error) {
 	br := &brake{limit: s.brakeAfter, counts: map[string]int{}}
 
 	queryErr := s.store.Due(gctx, now.Add(threshold+s.lead), s.pageSize, func(t *token.Token) error {
-		count(func(s *Summary) { s.Scanned++ })
+		count(func(s *Summary) { s.Due++ })
 		s.metrics.TokenExpiry(t)
 		if skipReason(t, now) != "" {
 			count(func(s *Summary) { s.Skipped++ })
 			return nil
 		}
-		count(func(s *Summary) { s.Due++ })
 		g.Go(func() error {
 			if s.jitter > 0 {
 				select {
@@ -168,6 +176,14 @@ func (s *sweeper) sweep(ctx context.Context) (Summary, error) {
 		return nil
 	})
 	_ = g.Wait()
+	sum.Scanned = sum.Due
+	if c, ok := s.store.(counter); ok && ctx.Err() == nil {
+		if n, err := c.Count(ctx); err == nil {
+			sum.Scanned = int(n)
+		} else {
+			s.log.Warn("count tokens", "error", err.Error())
+		}
+	}
 
 	if br.kind != "" {
 		sum.Halted = true

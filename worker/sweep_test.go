@@ -34,8 +34,8 @@ func TestSweepRefreshesDueTokensAndPublishes(t *testing.T) {
 		h.seed(name, left, 30*24*time.Hour)
 	}
 	sum := w.mustRun(t)
-	if sum.Refreshed != 5 || sum.Failed != 0 {
-		t.Fatalf("got summary %+v, want 5 refreshed", sum)
+	if sum.Scanned != 20 || sum.Due != 5 || sum.Refreshed != 5 || sum.Failed != 0 {
+		t.Fatalf("got summary %+v, want 20 scanned, 5 due and refreshed", sum)
 	}
 	if n := h.webex.Stats().Refreshes; n != 5 {
 		t.Fatalf("got %d webex calls, want 5", n)
@@ -334,13 +334,13 @@ func TestSweepReadsOnlyDueDocuments(t *testing.T) {
 	sum := w.mustRun(t)
 	reads := w.store.Reads() - before
 	t.Logf("sweep over 10000 documents, 100 due: %d document reads, summary %+v", reads, sum)
-	if sum.Refreshed != 100 || sum.Scanned != 100 {
-		t.Fatalf("got %+v, want 100 scanned and refreshed", sum)
+	if sum.Refreshed != 100 || sum.Due != 100 || sum.Scanned != 10000 {
+		t.Fatalf("got %+v, want 10000 scanned, 100 due and refreshed", sum)
 	}
 	// Per due token: one from the due query, one in the commit
 	// transaction, one outbox lookup before publishing its event. None for
 	// the 9900 others.
-	if reads > 3*100+20 {
+	if reads > 3*100+30 {
 		t.Fatalf("the sweep read %d documents, want O(100), not O(10000)", reads)
 	}
 }

@@ -103,7 +103,7 @@ func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 // CreateTopic creates topic and an ordered subscription on it.
 func CreateTopic(t testing.TB, c *pubsub.Client, topicID, subID string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	topic, err := c.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: "projects/" + c.Project() + "/topics/" + topicID})
 	if err != nil {

@@ -538,13 +538,16 @@ func (r *Refresher) markReauth(ctx context.Context, t *Token, why string, now ti
 func (r *Refresher) release(t *Token) {
 	ctx, cancel := cleanupContext(r.base)
 	defer cancel()
-	_, _ = r.o.Store.Update(ctx, t.Name, func(cur *Token) ([]Event, error) {
+	_, err := r.o.Store.Update(ctx, t.Name, func(cur *Token) ([]Event, error) {
 		if cur.Lease.Holder != r.o.Holder {
 			return nil, ErrConflict
 		}
 		cur.Lease = Lease{}
 		return nil, nil
 	})
+	if err != nil && !errors.Is(err, ErrConflict) {
+		r.o.Logger.Warn("lease not released; it expires by itself", "token", t.Name, "error", err.Error())
+	}
 }
 
 // cleanupContext returns a context for bookkeeping writes that must happen

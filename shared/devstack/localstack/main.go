@@ -70,10 +70,13 @@ const (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, newConsole(os.Stdout))
+	interrupted := ctx.Err() != nil
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "localstack:", err)
-		os.Exit(1)
+		if !interrupted { // after Ctrl-C, an error is mostly the interruption's
+			os.Exit(1)
+		}
 	}
 }
 
