@@ -207,6 +207,17 @@ func TestDefaultCORSAllowsEveryOrigin(t *testing.T) {
 	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") == "" {
 		t.Fatalf("got %d %v, want 204 allowing the origin", resp.StatusCode, resp.Header)
 	}
+	// A bare OPTIONS (no Origin), as curl sends it, gets the same headers on any path.
+	req, _ = http.NewRequest(http.MethodOptions, a.url+"/any/path", nil)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
+		!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "x-token-passphrase") {
+		t.Fatalf("bare OPTIONS: got %d %v", resp.StatusCode, resp.Header)
+	}
 }
 
 func TestAdminEndpoints(t *testing.T) {
