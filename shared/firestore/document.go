@@ -186,36 +186,47 @@ func (d decoder) bool(f string) bool {
 	return b
 }
 
-// maxMillis keeps conversions of doubles inside int64 and time.Time's
-// range (about ±285,000 years).
+// maxMillis bounds the times a document may hold (about ±285,000 years):
+// it keeps conversions of doubles inside int64 and time.Time's range, and
+// an integer beyond it is no time a writer meant either.
 const maxMillis = 1 << 53
 
 // millis reads a time stored as integer or floating-point milliseconds
-// since the epoch, or as a Firestore timestamp. 0 is absent.
+// since the epoch, or as a Firestore timestamp, at the millisecond
+// resolution that encode writes. 0 is absent, and so is anything that
+// rounds to it: encode writes no time as 0.
 func (d decoder) millis(f string) time.Time {
 	v, ok := d.field(f)
 	if !ok {
 		return time.Time{}
 	}
+	var ms int64
 	switch v := v.(type) {
 	case int64:
-		if v == 0 {
-			return time.Time{}
-		}
-		return time.UnixMilli(v)
+		ms = v
 	case float64:
 		if math.IsNaN(v) || math.Abs(v) > maxMillis {
-			break
-		}
-		if v == 0 {
+			d.malformed(f, v)
 			return time.Time{}
 		}
-		return time.UnixMilli(int64(math.Round(v)))
+		ms = int64(math.Round(v))
 	case time.Time:
-		return v
+		if v.IsZero() {
+			return time.Time{}
+		}
+		ms = v.UnixMilli() // Firestore timestamps are in years 1 to 9999
+	default:
+		d.malformed(f, v)
+		return time.Time{}
 	}
-	d.malformed(f, v)
-	return time.Time{}
+	if ms < -maxMillis || ms > maxMillis {
+		d.malformed(f, v)
+		return time.Time{}
+	}
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
 }
 
 // int reads an integer, also one stored as an integral double.
