@@ -122,7 +122,7 @@ func (h *harness) startAPI(client *gfs.Client) *api {
 	if client == nil {
 		client = emulator.FirestoreClient(h.t)
 	}
-	log := logging.New(h.logs, logging.ParseLevel("debug"))
+	log := logging.New(h.logs, logging.ParseLevel(h.env["LOG_LEVEL"]))
 	sealer, _, err := firestore.WithKeys(cfg.EncryptionKeys)
 	if err != nil {
 		h.t.Fatal(err)

@@ -6,6 +6,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,21 @@ type Metrics struct {
 	sweeps        *prometheus.CounterVec
 	sweepDuration prometheus.Histogram
 	topicMissing  prometheus.Gauge
+
+	// Resolved label children of the hot path's metrics, so that a
+	// request costs no label hashing.
+	httpChildren  sync.Map // httpKey -> httpChild
+	cacheChildren map[string]prometheus.Counter
+}
+
+type httpKey struct {
+	route string
+	code  int
+}
+
+type httpChild struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
 }
 
 // New registers every collector on a new registry.
@@ -62,6 +78,10 @@ func New() *Metrics {
 	for _, c := range []prometheus.Collector{m.refreshes, m.webexLatency, m.expiries, m.cache, m.topicMissing, m.httpRequests, m.httpLatency, m.sweeps, m.sweepDuration} {
 		f(c)
 	}
+	m.cacheChildren = map[string]prometheus.Counter{}
+	for _, r := range []string{"hit", "miss", "stale"} {
+		m.cacheChildren[r] = m.cache.WithLabelValues(r)
+	}
 	return m
 }
 
@@ -91,9 +111,14 @@ func (m *Metrics) TokenExpiry(t *token.Token) {
 
 // Cache records a token cache lookup: "hit", "miss" or "stale".
 func (m *Metrics) Cache(result string) {
-	if m != nil {
-		m.cache.WithLabelValues(result).Inc()
+	if m == nil {
+		return
 	}
+	if c, ok := m.cacheChildren[result]; ok {
+		c.Inc()
+		return
+	}
+	m.cache.WithLabelValues(result).Inc()
 }
 
 // HTTP records one request.
@@ -104,8 +129,17 @@ func (m *Metrics) HTTP(route string, code int, d time.Duration) {
 	if route == "" {
 		route = "unmatched"
 	}
-	m.httpRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
-	m.httpLatency.WithLabelValues(route).Observe(d.Seconds())
+	k := httpKey{route, code}
+	ch, ok := m.httpChildren.Load(k)
+	if !ok {
+		ch, _ = m.httpChildren.LoadOrStore(k, httpChild{
+			count:   m.httpRequests.WithLabelValues(route, strconv.Itoa(code)),
+			latency: m.httpLatency.WithLabelValues(route),
+		})
+	}
+	c := ch.(httpChild)
+	c.count.Inc()
+	c.latency.Observe(d.Seconds())
 }
 
 // EventStats is what the event relay counts.
