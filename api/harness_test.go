@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,30 +18,13 @@ import (
 	"github.com/wxcc/tokenservice/shared/firestore"
 	"github.com/wxcc/tokenservice/shared/logging"
 	"github.com/wxcc/tokenservice/shared/metrics"
+	"github.com/wxcc/tokenservice/shared/testkit"
 	"github.com/wxcc/tokenservice/shared/token"
 	"github.com/wxcc/tokenservice/shared/webex"
 	"github.com/wxcc/tokenservice/shared/webexfake"
 )
 
 func TestMain(m *testing.M) { os.Exit(emulator.Main(m, emulator.Firestore, emulator.PubSub)) }
-
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // harness is one test's world: its own collection, a fake Webex, and any
 // number of api instances ("processes") over the same collection.
@@ -55,9 +34,8 @@ type harness struct {
 	client     *gfs.Client
 	webex      *webexfake.Server
 	env        map[string]string
-	logs       *syncBuffer
-	secrets    []string
-	mu         sync.Mutex
+	logs       *testkit.LogBuffer
+	secrets    testkit.Secrets
 }
 
 func newHarness(t testing.TB, env map[string]string) *harness {
@@ -67,7 +45,7 @@ func newHarness(t testing.TB, env map[string]string) *harness {
 		collection: emulator.Collection(t),
 		client:     emulator.FirestoreClient(t),
 		webex:      webexfake.Start(t),
-		logs:       &syncBuffer{},
+		logs:       &testkit.LogBuffer{},
 	}
 	h.env = map[string]string{
 		"GOOGLE_CLOUD_PROJECT": emulator.Project(),
@@ -86,23 +64,10 @@ func newHarness(t testing.TB, env map[string]string) *harness {
 	return h
 }
 
-// secret registers a value that must never appear in a log line.
-func (h *harness) secret(s ...string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.secrets = append(h.secrets, s...)
-}
+// secret registers values that must never appear in a log line.
+func (h *harness) secret(v ...string) { h.secrets.Add(v...) }
 
-func (h *harness) checkLogs() {
-	logs := h.logs.String()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, s := range h.secrets {
-		if s != "" && strings.Contains(logs, s) {
-			h.t.Errorf("a secret (%.6s…) appears in the log output", s)
-		}
-	}
-}
+func (h *harness) checkLogs() { h.secrets.CheckLog(h.t, h.logs.String()) }
 
 // api is one running api instance.
 type api struct {
@@ -144,36 +109,18 @@ func (h *harness) startAPI(client *gfs.Client) *api {
 	return &api{url: hs.URL, srv: srv, store: store}
 }
 
-// seed writes a document as the Node sample does: the eight sample fields,
-// times in integer milliseconds, nothing else.
+// seed writes a document as the Node sample does (testkit.Seed), plus
+// extra fields, and remembers its secrets.
 func (h *harness) seed(name string, accessLeft, refreshLeft time.Duration, extra map[string]any) (accessToken, refreshToken string) {
 	h.t.Helper()
-	now := time.Now()
-	clientID, secret := "client-"+randomHex(4), "csecret-"+randomHex(8)
-	h.webex.AddClient(clientID, secret)
-	refreshToken = "rt-" + randomHex(12)
-	h.webex.AddRefreshToken(clientID, refreshToken, now.Add(refreshLeft))
-	accessToken = "at-" + randomHex(12)
-	h.secret(secret)
-	h.secret(refreshToken)
-	h.secret(accessToken)
-	doc := map[string]any{
-		"clientId":       clientID,
-		"clientSecret":   secret,
-		"redirectUri":    "https://flows.example.com/callback",
-		"accessToken":    accessToken,
-		"refreshToken":   refreshToken,
-		"accessExpires":  now.Add(accessLeft).UnixMilli(),
-		"refreshExpires": now.Add(refreshLeft).UnixMilli(),
-		"lastRefresh":    now.Add(-10 * time.Hour).UnixMilli(),
+	s := testkit.Seed(h.t, h.client, h.collection, name, h.webex.Fake, accessLeft, refreshLeft)
+	h.secret(s.Secrets()...)
+	if len(extra) > 0 {
+		if _, err := h.client.Collection(h.collection).Doc(name).Set(context.Background(), extra, gfs.MergeAll); err != nil {
+			h.t.Fatal(err)
+		}
 	}
-	for k, v := range extra {
-		doc[k] = v
-	}
-	if _, err := h.client.Collection(h.collection).Doc(name).Set(context.Background(), doc); err != nil {
-		h.t.Fatal(err)
-	}
-	return accessToken, refreshToken
+	return s.AccessToken, s.RefreshToken
 }
 
 // doc reads a document's raw fields.
@@ -235,34 +182,7 @@ func itoa(n int) string {
 	return string(b)
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// eventually polls cond until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// millis reads a Firestore number field as milliseconds.
-func millis(v any) int64 {
-	switch n := v.(type) {
-	case int64:
-		return n
-	case float64:
-		return int64(n)
-	}
-	return 0
-}
+func randomHex(n int) string { return testkit.RandomHex(n) }
 
 // gfsUpdate is a Firestore field update, for tests that edit documents as
 // an operator would in the console.
@@ -304,11 +224,5 @@ type (
 	tokenT = token.Token
 	eventT = token.Event
 )
-
-func (h *harness) secretsCopy() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.secrets...)
-}
 
 func (h *harness) getenv(k string) string { return h.env[k] }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxcc/tokenservice/shared/testkit"
 )
 
 func TestInitCreatesButNeverOverwrites(t *testing.T) {
@@ -62,7 +64,7 @@ func TestLegacyCallback(t *testing.T) {
 	rt, _ := d["refreshToken"].(string)
 	h.secret(at)
 	h.secret(rt)
-	if at == "" || rt == "" || millis(d["accessExpires"]) < time.Now().Add(11*time.Hour).UnixMilli() || d["status"] != "active" {
+	if at == "" || rt == "" || testkit.Millis(d["accessExpires"]) < time.Now().Add(11*time.Hour).UnixMilli() || d["status"] != "active" {
 		t.Fatalf("tokens not stored: %v", keys(d))
 	}
 	// The token is now served.

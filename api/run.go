@@ -2,19 +2,12 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 
-	gfs "cloud.google.com/go/firestore"
-
 	"github.com/wxcc/tokenservice/shared/config"
-	"github.com/wxcc/tokenservice/shared/events"
-	"github.com/wxcc/tokenservice/shared/firestore"
 	"github.com/wxcc/tokenservice/shared/httpserve"
 	"github.com/wxcc/tokenservice/shared/logging"
-	"github.com/wxcc/tokenservice/shared/metrics"
-	"github.com/wxcc/tokenservice/shared/token"
-	"github.com/wxcc/tokenservice/shared/webex"
+	"github.com/wxcc/tokenservice/shared/wire"
 )
 
 // run starts the api and blocks until ctx ends. It logs JSON to logOut.
@@ -32,50 +25,14 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 		log.Warn("LEGACY_STATE=true: /callback accepts a raw token name as state, so anyone can bind their own Webex account to a token (login CSRF)")
 	}
 
-	client, err := gfs.NewClient(ctx, cfg.Project)
-	if err != nil {
-		return fmt.Errorf("connect to firestore: %w", err)
-	}
-	defer client.Close()
-	sealer, primary, err := firestore.WithKeys(cfg.EncryptionKeys)
+	core, err := wire.Open(ctx, cfg, "api", log)
 	if err != nil {
 		return err
 	}
-	if primary != "" {
-		log.Info("encryption at rest on", "primary_key", primary)
-	}
-	store := firestore.New(client, cfg.Collection, sealer, firestore.WithLogger(log))
+	defer core.Close()
 
-	issuer, err := webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, AuthorizeURL: cfg.WebexAuthorizeURL, Timeout: cfg.WebexTimeout})
-	if err != nil {
-		return err
-	}
-	relay, closeRelay, err := events.Dial(ctx, cfg.Project, store, events.Options{
-		Topic: cfg.EventsTopic, Source: events.Source(cfg.Project, cfg.Collection), Logger: log,
-	})
-	if err != nil {
-		return err
-	}
-	defer closeRelay()
-	m := metrics.New()
-	m.WatchEvents(func() metrics.EventStats {
-		st := relay.Stats()
-		return metrics.EventStats{Published: st.Published, Failed: st.Failed, Backlog: st.Backlog}
-	})
-	refresher := token.NewRefresher(token.RefresherOptions{
-		OnRefresh:    m.Refresh,
-		Publisher:    relay,
-		Store:        store,
-		Issuer:       issuer,
-		Holder:       httpserve.HolderID("api"),
-		Threshold:    cfg.RefreshThreshold,
-		WebexTimeout: cfg.WebexTimeout,
-		Logger:       log,
-	})
-	defer refresher.Close()
-
-	srv := newServer(deps{cfg: cfg, store: store, refresher: refresher, ping: store.Ping,
-		admin: store, authorizeURL: issuer.AuthorizeURL, logger: log, metrics: m})
+	srv := newServer(deps{cfg: cfg, store: core.Store, refresher: core.Refresher, ping: core.Store.Ping,
+		admin: core.Store, authorizeURL: core.Webex.AuthorizeURL, logger: log, metrics: core.Metrics})
 
 	ln, err := httpserve.Listen(cfg.Port)
 	if err != nil {

@@ -284,7 +284,7 @@ func TestAdminEndpoints(t *testing.T) {
 	if len(list) != 2 {
 		t.Fatalf("list has %d tokens, want 2: %s", len(list), r.raw)
 	}
-	for _, secret := range append(h.secretsCopy(), good) {
+	for _, secret := range append(h.secrets.All(), good) {
 		if strings.Contains(r.raw, secret) {
 			t.Fatalf("the token list shows a secret")
 		}

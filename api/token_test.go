@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxcc/tokenservice/shared/testkit"
 	"github.com/wxcc/tokenservice/shared/webexfake"
 )
 
@@ -21,7 +22,7 @@ func TestSampleDocumentIsServedUnchanged(t *testing.T) {
 	atD, _ := h.seed("doubles", 6*time.Hour, 30*24*time.Hour, nil)
 	d := h.doc("doubles")
 	for _, f := range []string{"accessExpires", "refreshExpires", "lastRefresh"} {
-		d[f] = float64(millis(d[f]))
+		d[f] = float64(testkit.Millis(d[f]))
 	}
 	if _, err := h.client.Collection(h.collection).Doc("doubles").Set(context.Background(), d); err != nil {
 		t.Fatal(err)
@@ -119,14 +120,14 @@ func TestInlineRefreshStoresNewGeneration(t *testing.T) {
 		t.Fatalf("stored accessToken differs from the served one")
 	}
 	wantExp := start.Add(webexfake.DefaultExpiresIn).UnixMilli()
-	if got := millis(d["accessExpires"]); got < wantExp-5000 || got > wantExp+5000 {
+	if got := testkit.Millis(d["accessExpires"]); got < wantExp-5000 || got > wantExp+5000 {
 		t.Fatalf("accessExpires %d, want about %d", got, wantExp)
 	}
-	if got := millis(d["lastRefresh"]); got < start.UnixMilli()-1000 || got > time.Now().UnixMilli()+1000 {
+	if got := testkit.Millis(d["lastRefresh"]); got < start.UnixMilli()-1000 || got > time.Now().UnixMilli()+1000 {
 		t.Fatalf("lastRefresh %d, want about now", got)
 	}
 	// Refreshing does not extend the refresh token's life: still about 30 days.
-	if got, want := millis(d["refreshExpires"]), start.Add(30*24*time.Hour).UnixMilli(); got < want-60_000 || got > want+60_000 {
+	if got, want := testkit.Millis(d["refreshExpires"]), start.Add(30*24*time.Hour).UnixMilli(); got < want-60_000 || got > want+60_000 {
 		t.Fatalf("refreshExpires %d, want about %d", got, want)
 	}
 	if g, ok := d["generation"].(int64); !ok || g != 1 {
@@ -348,7 +349,7 @@ func TestSlowWebexDoesNotHoldTheCaller(t *testing.T) {
 	if took > 2*time.Second {
 		t.Fatalf("took %s, want within INLINE_REFRESH_TIMEOUT (1.5s) plus a little", took)
 	}
-	eventually(t, 10*time.Second, "the new token is stored", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the new token is stored", func() bool {
 		return h.doc("slow")["accessToken"] != old
 	})
 	h.secret(h.doc("slow")["accessToken"].(string))

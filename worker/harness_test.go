@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,23 +38,6 @@ func TestMain(m *testing.M) {
 // worker as a separate process (and SIGKILL it).
 const childEnv = "TOKENSERVICE_TEST_RUN_WORKER"
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // harness is one test's world: a collection, a fake Webex, a topic with an
 // ordered subscription, and any number of workers over them.
 type harness struct {
@@ -70,9 +50,8 @@ type harness struct {
 	sub        string
 	events     *testkit.Receiver
 	env        map[string]string
-	logs       *syncBuffer
-	mu         sync.Mutex
-	secrets    []string
+	logs       *testkit.LogBuffer
+	secrets    testkit.Secrets
 }
 
 func newHarness(t testing.TB, env map[string]string) *harness {
@@ -82,7 +61,7 @@ func newHarness(t testing.TB, env map[string]string) *harness {
 		collection: emulator.Collection(t),
 		fs:         emulator.FirestoreClient(t),
 		webex:      webexfake.Start(t),
-		logs:       &syncBuffer{},
+		logs:       &testkit.LogBuffer{},
 	}
 	h.ps = h.pubsubClient()
 	h.topic, h.sub = "t-"+h.collection, "s-"+h.collection
@@ -117,22 +96,10 @@ func (h *harness) pubsubClient(opts ...option.ClientOption) *pubsub.Client {
 
 func (h *harness) getenv(k string) string { return h.env[k] }
 
-func (h *harness) secret(s ...string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.secrets = append(h.secrets, s...)
-}
+// secret registers values that must never appear in a log line.
+func (h *harness) secret(v ...string) { h.secrets.Add(v...) }
 
-func (h *harness) checkLogs() {
-	logs := h.logs.String()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, s := range h.secrets {
-		if s != "" && strings.Contains(logs, s) {
-			h.t.Errorf("a secret (%.6s…) appears in the log output", s)
-		}
-	}
-}
+func (h *harness) checkLogs() { h.secrets.CheckLog(h.t, h.logs.String()) }
 
 // seed writes a Node-sample document and remembers its secrets.
 func (h *harness) seed(name string, accessLeft, refreshLeft time.Duration) testkit.Seeded {

@@ -9,17 +9,14 @@ import (
 	"log/slog"
 	"time"
 
-	gfs "cloud.google.com/go/firestore"
 	"github.com/go-co-op/gocron/v2"
 
 	"github.com/wxcc/tokenservice/shared/config"
-	"github.com/wxcc/tokenservice/shared/events"
-	"github.com/wxcc/tokenservice/shared/firestore"
 	"github.com/wxcc/tokenservice/shared/httpserve"
 	"github.com/wxcc/tokenservice/shared/logging"
 	"github.com/wxcc/tokenservice/shared/metrics"
 	"github.com/wxcc/tokenservice/shared/token"
-	"github.com/wxcc/tokenservice/shared/webex"
+	"github.com/wxcc/tokenservice/shared/wire"
 )
 
 // run starts the worker and blocks until ctx ends, or, with -once, until
@@ -38,48 +35,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := logging.New(logOut, logging.ParseLevel(getenv("LOG_LEVEL")))
 
-	client, err := gfs.NewClient(ctx, cfg.Project)
-	if err != nil {
-		return fmt.Errorf("connect to firestore: %w", err)
-	}
-	defer client.Close()
-	sealer, primary, err := firestore.WithKeys(cfg.EncryptionKeys)
+	core, err := wire.Open(ctx, cfg, "worker", log)
 	if err != nil {
 		return err
 	}
-	if primary != "" {
-		log.Info("encryption at rest on", "primary_key", primary)
-	}
-	store := firestore.New(client, cfg.Collection, sealer, firestore.WithLogger(log))
+	defer core.Close()
 
-	issuer, err := webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, AuthorizeURL: cfg.WebexAuthorizeURL, Timeout: cfg.WebexTimeout})
-	if err != nil {
-		return err
-	}
-	relay, closeRelay, err := events.Dial(ctx, cfg.Project, store, events.Options{
-		Topic: cfg.EventsTopic, Source: events.Source(cfg.Project, cfg.Collection), Logger: log,
-	})
-	if err != nil {
-		return err
-	}
-	defer closeRelay()
-	m := metrics.New()
-	m.WatchEvents(func() metrics.EventStats {
-		st := relay.Stats()
-		return metrics.EventStats{Published: st.Published, Failed: st.Failed, Backlog: st.Backlog}
-	})
-	refresher := token.NewRefresher(token.RefresherOptions{
-		Store: store, Issuer: issuer, Publisher: relay, OnRefresh: m.Refresh,
-		Holder:       httpserve.HolderID("worker"),
-		Threshold:    cfg.RefreshThreshold,
-		WebexTimeout: cfg.WebexTimeout,
-		Logger:       log,
-	})
-	// Deferred after the relay's close, so it runs first: it aborts Webex
-	// calls, releases leases and waits for deliveries in flight.
-	defer refresher.Close()
-
-	sw := newSweeper(cfg, store, refresher, relay, log, m)
+	sw := newSweeper(cfg, core.Store, core.Refresher, core.Relay, log, core.Metrics)
 	if !*once && cfg.SweepInterval == 0 {
 		// Nothing scheduled sweeps right away: publish what earlier
 		// instances left in the outbox now, not at the first /run.
@@ -113,7 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	return httpserve.Serve(ctx, ln, newHandler(sw, auth, m.Handler(), log), log,
+	return httpserve.Serve(ctx, ln, newHandler(sw, auth, core.Metrics.Handler(), log), log,
 		httpserve.Options{Ready: ready, WriteTimeout: cfg.SweepTimeout + 30*time.Second})
 }
 

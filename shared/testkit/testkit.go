@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -174,4 +175,53 @@ func Describe(ms []*pubsub.Message) string {
 		s += fmt.Sprintf("%s ", m.Attributes["ce-id"])
 	}
 	return s
+}
+
+// LogBuffer collects log output written from many goroutines.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String is everything written so far.
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Secrets are values that must never appear in a log line.
+type Secrets struct {
+	mu   sync.Mutex
+	list []string
+}
+
+// Add registers values.
+func (s *Secrets) Add(v ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.list = append(s.list, v...)
+}
+
+// All returns the registered values.
+func (s *Secrets) All() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.list...)
+}
+
+// CheckLog fails t for every registered value that log contains.
+func (s *Secrets) CheckLog(t testing.TB, log string) {
+	t.Helper()
+	for _, v := range s.All() {
+		if v != "" && strings.Contains(log, v) {
+			t.Errorf("a secret (%.6s…) appears in the log output", v)
+		}
+	}
 }
