@@ -36,6 +36,8 @@ type counter interface {
 type outbox interface {
 	token.Publisher
 	Drain(ctx context.Context) (int, error)
+	// Alert publishes an event that belongs to no token.
+	Alert(ctx context.Context, e token.Event) error
 }
 
 // Summary is what one sweep did; POST /run answers it as JSON.
@@ -189,6 +191,19 @@ func (s *sweeper) sweep(ctx context.Context) (Summary, error) {
 		sum.Halted = true
 		sum.Error = fmt.Sprintf("sweep halted: %d tokens failed the same permanent way (%s); this is a bug or an outage, not many dead tokens", br.counts[br.kind], br.kind)
 		s.log.Error(sum.Error, "kind", br.kind)
+		if s.outbox != nil {
+			now := s.now()
+			e := token.Event{
+				ID:      fmt.Sprintf("sweep/%d/%s", now.UnixMilli(), token.EventSweepHalted),
+				Type:    token.EventSweepHalted,
+				Trigger: token.TriggerScheduled,
+				Time:    now,
+				Message: sum.Error,
+			}
+			if err := s.outbox.Alert(ctx, e); err != nil {
+				s.log.Error("sweep halt not published", "error", err.Error())
+			}
+		}
 	}
 	if ctx.Err() == nil && !sum.Halted {
 		sum.Warned = s.warnExpiring(ctx)

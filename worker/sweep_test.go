@@ -202,6 +202,19 @@ func TestBrakeStopsSweepOnMassPermanentFailure(t *testing.T) {
 	if !strings.Contains(h.logs.String(), "sweep halted") {
 		t.Fatal("the halt is not in the log")
 	}
+	msgs := h.events.WaitFor(t, 1, time.Second)
+	var halts int
+	for _, m := range msgs {
+		if m.Attributes["ce-type"] == "token.sweep_halted" {
+			halts++
+			if !strings.Contains(string(m.Data), "client rejected") {
+				t.Errorf("halt event data %s does not say why", m.Data)
+			}
+		}
+	}
+	if halts != 1 {
+		t.Fatalf("got %d token.sweep_halted events, want 1: %s", halts, testkit.Describe(msgs))
+	}
 }
 
 func TestPubSubOutageLosesNoEvents(t *testing.T) {

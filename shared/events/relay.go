@@ -390,3 +390,17 @@ func (r *Relay) delete(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// Alert publishes an event that belongs to no token and so to no outbox
+// (the worker's sweep brake): once, now, without ordering; a failure is
+// returned and logged by the caller, nothing is retried.
+func (r *Relay) Alert(ctx context.Context, e token.Event) error {
+	ctx, cancel := context.WithTimeout(ctx, r.o.PublishTimeout)
+	defer cancel()
+	_, err := r.pub.Publish(ctx, NewMessage(e, r.o.Source)).Get(ctx)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", e.ID, err)
+	}
+	r.published.Add(1)
+	return nil
+}

@@ -15,6 +15,10 @@ const (
 	EventRefreshFailed           EventType = "token.refresh_failed"
 	EventReauthorizationRequired EventType = "token.reauthorization_required"
 	EventRefreshExpiring         EventType = "token.refresh_expiring"
+	// EventSweepHalted is not about one token: the worker's brake stopped
+	// a sweep because many tokens failed the same permanent way. Its name
+	// is empty and it has no ordering key.
+	EventSweepHalted EventType = "token.sweep_halted"
 )
 
 // Trigger says what caused a change.

@@ -14,7 +14,8 @@ type Store interface {
 
 	// TryLease writes lease on t's document only if the document is still
 	// at t.Version (no transaction: a conditional write). It returns the
-	// token as written, with its new Version, or ErrConflict.
+	// token as written, with its new Version, or ErrConflict (also when
+	// the document is gone: a precondition cannot tell the two apart).
 	TryLease(ctx context.Context, t *Token, lease Lease) (*Token, error)
 
 	// Update reads the current token, applies fn and writes the result

@@ -7,6 +7,7 @@
 package token
 
 import (
+	"slices"
 	"time"
 )
 
@@ -136,9 +137,7 @@ func (t *Token) ConfigErrorResolved() bool {
 // without sharing mutable state.
 func (t *Token) Clone() *Token {
 	c := *t
-	if t.Scopes != nil {
-		c.Scopes = append([]string(nil), t.Scopes...)
-	}
+	c.Scopes = slices.Clone(t.Scopes)
 	if t.LastError != nil {
 		le := *t.LastError
 		c.LastError = &le
