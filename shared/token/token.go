@@ -137,7 +137,10 @@ func (t *Token) ConfigErrorResolved() bool {
 // without sharing mutable state.
 func (t *Token) Clone() *Token {
 	c := *t
-	c.Scopes = slices.Clone(t.Scopes)
+	c.Scopes = nil // an empty list and none are the same to the store
+	if len(t.Scopes) > 0 {
+		c.Scopes = slices.Clone(t.Scopes)
+	}
 	if t.LastError != nil {
 		le := *t.LastError
 		c.LastError = &le
