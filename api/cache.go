@@ -16,6 +16,8 @@ type tokenCache struct {
 }
 
 type cacheEntry struct {
+	// tok is nil for a name known not to exist, so that requests for
+	// unknown names do not each cost a store read.
 	tok *token.Token
 	// checkAfter is when the entry must be re-read from the store.
 	checkAfter time.Time
@@ -35,12 +37,19 @@ func (c *tokenCache) get(name string) *cacheEntry {
 func (c *tokenCache) put(t *token.Token, checkAfter time.Time) *cacheEntry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old := c.m[t.Name]; old != nil && old.tok.Generation > t.Generation {
+	if old := c.m[t.Name]; old != nil && old.tok != nil && old.tok.Generation > t.Generation {
 		return old
 	}
 	e := &cacheEntry{tok: t, checkAfter: checkAfter}
 	c.m[t.Name] = e
 	return e
+}
+
+// putMissing remembers until checkAfter that name does not exist.
+func (c *tokenCache) putMissing(name string, checkAfter time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[name] = &cacheEntry{checkAfter: checkAfter}
 }
 
 // postpone keeps serving e without a store read until checkAfter.

@@ -43,6 +43,7 @@ func (s *server) initToken(c echo.Context) error {
 		s.logger.Warn("init failed", "token", name, "error", err.Error())
 		return writeError(c, statusOf(err, name, s.now()))
 	}
+	s.cache.drop(name)
 	if !created {
 		return c.JSON(http.StatusOK, map[string]string{"status": "200",
 			"message": "token " + name + " already exists; nothing was changed"})

@@ -357,3 +357,26 @@ func TestSlowWebexDoesNotHoldTheCaller(t *testing.T) {
 		t.Fatalf("got %d webex calls, want 1", n)
 	}
 }
+
+func TestUnknownNamesAreRememberedBriefly(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	a := h.startAPI(nil)
+	counting := &countingStore{Store: a.srv.store}
+	a.srv.store = counting
+	for i := 0; i < 5; i++ {
+		if r := h.token(a, "ghost"); r.code != 404 {
+			t.Fatalf("got %d, want 404", r.code)
+		}
+	}
+	if n := counting.reads.Load(); n != 1 {
+		t.Fatalf("5 requests for an unknown name read the store %d times, want 1", n)
+	}
+	// Created through this instance: seen at once.
+	if r := get(t, a.url+"/init?name=ghost", map[string]string{"x-token-passphrase": h.env["TOKEN_PASSPHRASE"]}); r.code != 200 {
+		t.Fatalf("init: %d", r.code)
+	}
+	if r := h.token(a, "ghost"); r.code != 409 {
+		t.Fatalf("after /init got %d, want 409 (not authorized yet)", r.code)
+	}
+}

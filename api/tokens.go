@@ -14,6 +14,10 @@ import (
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
+// missingTTL bounds how long an unknown name is remembered as unknown:
+// a document created on another instance is seen after at most this long.
+const missingTTL = 5 * time.Second
+
 // storeRetry is how long a cached token is served without asking the store
 // again after the store failed to answer.
 const storeRetry = 5 * time.Second
@@ -45,7 +49,13 @@ func (s *server) cached(ctx context.Context, name string) (*token.Token, error) 
 	e := s.cache.get(name)
 	if e != nil && !now.After(e.checkAfter) {
 		s.metrics.Cache("hit")
+		if e.tok == nil {
+			return nil, token.ErrNotFound
+		}
 	} else {
+		if e != nil && e.tok == nil {
+			e = nil // a stale "missing" says nothing while the store fails
+		}
 		t, err := s.load(ctx, name)
 		switch {
 		case err == nil:
@@ -53,7 +63,7 @@ func (s *server) cached(ctx context.Context, name string) (*token.Token, error) 
 			s.metrics.TokenExpiry(t)
 			e = s.cache.put(t, now.Add(s.cfg.CacheMaxAge))
 		case errors.Is(err, token.ErrNotFound):
-			s.cache.drop(name)
+			s.cache.putMissing(name, now.Add(min(s.cfg.CacheMaxAge, missingTTL)))
 			return nil, err
 		case e != nil:
 			// Store trouble: keep serving what we have while it is valid,
