@@ -41,7 +41,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer core.Close()
 
-	sw := newSweeper(cfg, core.Store, core.Refresher, core.Relay, log, core.Metrics)
+	var ob outbox
+	if core.Relay != nil {
+		ob = core.Relay
+	}
+	sw := newSweeper(cfg, core.Store, core.Refresher, ob, log, core.Metrics)
 	if !*once && cfg.SweepInterval == 0 {
 		// Nothing scheduled sweeps right away: publish what earlier
 		// instances left in the outbox now, not at the first /run.

@@ -24,7 +24,7 @@ import (
 type Core struct {
 	Store     *firestore.Store
 	Webex     *webex.Client
-	Relay     *events.Relay
+	Relay     *events.Relay // nil when Pub/Sub could not be reached
 	Metrics   *metrics.Metrics
 	Refresher *token.Refresher
 	closers   []func()
@@ -53,22 +53,25 @@ func Open(ctx context.Context, cfg *config.Config, kind string, log *slog.Logger
 		c.Close()
 		return nil, err
 	}
+	c.Metrics = metrics.New()
+	var publisher token.Publisher
 	relay, closeRelay, err := events.Dial(ctx, cfg.Project, c.Store, events.Options{
 		Topic: cfg.EventsTopic, Source: events.Source(cfg.Project, cfg.Collection), Logger: log,
 	})
 	if err != nil {
-		c.Close()
-		return nil, err
+		// Tokens matter more than events: serve and refresh anyway; the
+		// events wait in the outbox for a process that can publish them.
+		log.Error("pub/sub unavailable: events wait in the outbox", "error", err.Error())
+	} else {
+		c.Relay, publisher = relay, relay
+		c.closers = append(c.closers, closeRelay)
+		c.Metrics.WatchEvents(func() metrics.EventStats {
+			st := relay.Stats()
+			return metrics.EventStats{Published: st.Published, Failed: st.Failed, Backlog: st.Backlog}
+		})
 	}
-	c.Relay = relay
-	c.closers = append(c.closers, closeRelay)
-	c.Metrics = metrics.New()
-	c.Metrics.WatchEvents(func() metrics.EventStats {
-		st := relay.Stats()
-		return metrics.EventStats{Published: st.Published, Failed: st.Failed, Backlog: st.Backlog}
-	})
 	c.Refresher = token.NewRefresher(token.RefresherOptions{
-		Store: c.Store, Issuer: c.Webex, Publisher: relay, OnRefresh: c.Metrics.Refresh,
+		Store: c.Store, Issuer: c.Webex, Publisher: publisher, OnRefresh: c.Metrics.Refresh,
 		Holder:       httpserve.HolderID(kind),
 		Threshold:    cfg.RefreshThreshold,
 		WebexTimeout: cfg.WebexTimeout,
