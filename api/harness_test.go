@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -143,30 +144,16 @@ type reply struct {
 
 func (r reply) str(k string) string { s, _ := r.body[k].(string); return s }
 
+// get sends a GET and insists on what every answer of the api carries: a
+// JSON body whose status matches, and a message on failures.
 func get(t testing.TB, url string, headers map[string]string) reply {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
+	r := do(t, http.MethodGet, url, "", headers)
+	if r.body == nil {
+		t.Fatalf("body is not a JSON object: %q", r.raw)
 	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	r := reply{code: resp.StatusCode, header: resp.Header, raw: string(raw)}
-	if err := json.Unmarshal(raw, &r.body); err != nil {
-		t.Fatalf("body is not JSON: %q", raw)
-	}
-	if got := r.str("status"); got != http.StatusText(0)+itoa(resp.StatusCode) {
-		t.Fatalf("body status %q, want %q (HTTP %d): %s", got, itoa(resp.StatusCode), resp.StatusCode, raw)
-	}
-	if resp.StatusCode >= 400 && r.str("message") == "" {
-		t.Fatalf("failure without a message: %s", raw)
+	if r.code >= 400 && r.str("message") == "" {
+		t.Fatalf("failure without a message: %s", r.raw)
 	}
 	return r
 }
@@ -175,11 +162,6 @@ func get(t testing.TB, url string, headers map[string]string) reply {
 func (h *harness) token(a *api, name string) reply {
 	h.t.Helper()
 	return get(h.t, a.url+"/?name="+name, map[string]string{"x-token-passphrase": h.env["TOKEN_PASSPHRASE"]})
-}
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }
 
 func randomHex(n int) string { return testkit.RandomHex(n) }
@@ -213,8 +195,8 @@ func do(t testing.TB, method, url, body string, headers map[string]string) reply
 		if err := json.Unmarshal(raw, &r.body); err != nil {
 			t.Fatalf("body is not JSON: %q", raw)
 		}
-		if got := r.str("status"); got != itoa(resp.StatusCode) {
-			t.Fatalf("body status %q, want %q: %s", got, itoa(resp.StatusCode), raw)
+		if got, want := r.str("status"), strconv.Itoa(resp.StatusCode); got != want {
+			t.Fatalf("body status %q, want %q: %s", got, want, raw)
 		}
 	}
 	return r

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxcc/tokenservice/shared/testkit"
 )
 
 // TestRunServesAndStops starts the real binary's run on port 0: it wires
@@ -16,19 +18,10 @@ func TestRunServesAndStops(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, map[string]string{"PORT": "0"})
 	at, _ := h.seed("e2e", 6*time.Hour, 30*24*time.Hour, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, h.getenv, h.logs, ready) }()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("run ended early: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not start listening")
-	}
-	base := "http://" + strings.Replace(addr, "[::]", "127.0.0.1", 1)
+	running := testkit.StartRun(t, func(ctx context.Context, ready chan<- string) error {
+		return run(ctx, h.getenv, h.logs, ready)
+	})
+	base := running.Base
 	r := get(t, base+"/?name=e2e", map[string]string{"x-token-passphrase": h.env["TOKEN_PASSPHRASE"]})
 	if r.code != 200 || r.str("token") != at {
 		t.Fatalf("got %d %s", r.code, r.raw)
@@ -47,15 +40,7 @@ func TestRunServesAndStops(t *testing.T) {
 			t.Errorf("metrics lack %s", m)
 		}
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run returned %v after shutdown", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not stop within 10s of SIGTERM")
-	}
+	running.Stop(t)
 }
 
 func TestRunRefusesIncompleteConfig(t *testing.T) {

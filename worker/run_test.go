@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -21,19 +20,10 @@ func TestRunServesAndStops(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, map[string]string{"PORT": "0"})
 	h.seed("due", time.Hour, 30*24*time.Hour)
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, h.getenv, h.logs, h.logs, ready) }()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("run ended early: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not start listening")
-	}
-	base := "http://" + strings.Replace(addr, "[::]", "127.0.0.1", 1)
+	running := testkit.StartRun(t, func(ctx context.Context, ready chan<- string) error {
+		return run(ctx, nil, h.getenv, h.logs, h.logs, ready)
+	})
+	base := running.Base
 	resp, err := http.Post(base+"/run", "", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -55,15 +45,7 @@ func TestRunServesAndStops(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run returned %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not stop within 10s")
-	}
+	running.Stop(t)
 }
 
 func TestOnceRunsOneSweep(t *testing.T) {

@@ -225,3 +225,47 @@ func (s *Secrets) CheckLog(t testing.TB, log string) {
 		}
 	}
 }
+
+// Running is a binary's run function started in the background on port 0.
+type Running struct {
+	// Base is the URL it listens on, http://127.0.0.1:port.
+	Base   string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// StartRun calls run(ctx, ready) in the background and waits until it
+// listens; the test fails if it ends or takes longer than 30 s first.
+func StartRun(t testing.TB, run func(ctx context.Context, ready chan<- string) error) *Running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Running{cancel: cancel, done: make(chan error, 1)}
+	ready := make(chan string, 1)
+	go func() { r.done <- run(ctx, ready) }()
+	select {
+	case addr := <-ready:
+		r.Base = "http://" + strings.Replace(addr, "[::]", "127.0.0.1", 1)
+	case err := <-r.done:
+		cancel()
+		t.Fatalf("run ended early: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("run did not start listening")
+	}
+	return r
+}
+
+// Stop cancels run's context, as SIGTERM does, and fails the test unless
+// run returns nil within 10 s (Cloud Run's grace period).
+func (r *Running) Stop(t testing.TB) {
+	t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("run returned %v after shutdown", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop within 10s of SIGTERM")
+	}
+}
