@@ -356,10 +356,16 @@ func (r *Relay) publishKey(ctx context.Context, key string, evs []token.Event) (
 	return out
 }
 
-// publishOne publishes e and waits for Pub/Sub to accept it, at most
-// PublishTimeout.
+// verdictGrace is how much longer than PublishTimeout publishOne waits.
+// The client's own deadline (PublishSettings.Timeout) starts only when it
+// sends the bundle, a little after Publish; waiting past it means we get
+// its verdict instead of abandoning a message it may still deliver, which
+// would then arrive twice once Drain publishes it again.
+const verdictGrace = time.Second
+
+// publishOne publishes e and waits for Pub/Sub to accept or refuse it.
 func (r *Relay) publishOne(ctx context.Context, e token.Event) error {
-	ctx, cancel := context.WithTimeout(ctx, r.o.PublishTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.o.PublishTimeout+verdictGrace)
 	defer cancel()
 	msg := NewMessage(e, r.o.Source)
 	_, err := r.pub.Publish(ctx, msg).Get(ctx)
@@ -395,7 +401,7 @@ func (r *Relay) delete(ctx context.Context, id string) error {
 // (the worker's sweep brake): once, now, without ordering; a failure is
 // returned and logged by the caller, nothing is retried.
 func (r *Relay) Alert(ctx context.Context, e token.Event) error {
-	ctx, cancel := context.WithTimeout(ctx, r.o.PublishTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.o.PublishTimeout+verdictGrace)
 	defer cancel()
 	_, err := r.pub.Publish(ctx, NewMessage(e, r.o.Source)).Get(ctx)
 	if err != nil {

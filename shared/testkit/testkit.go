@@ -168,6 +168,21 @@ func (r *Receiver) WaitFor(t testing.TB, n int, quiet time.Duration) []*pubsub.M
 	return r.Messages()
 }
 
+// Distinct drops redelivered and republished messages, keeping the first
+// of each ce-id, as DESIGN asks subscribers to do: delivery is
+// at-least-once.
+func Distinct(ms []*pubsub.Message) []*pubsub.Message {
+	seen := map[string]bool{}
+	var out []*pubsub.Message
+	for _, m := range ms {
+		if id := m.Attributes["ce-id"]; !seen[id] {
+			seen[id] = true
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // Describe lists messages by ce-id, for failure messages.
 func Describe(ms []*pubsub.Message) string {
 	s := ""
