@@ -27,13 +27,17 @@ func newRunAuth(ctx context.Context, cfg *config.Config) (*runAuth, error) {
 	return a, nil
 }
 
-// oidcValidator checks a Google-signed ID token for audience and returns
-// its verified email.
+// oidcValidator checks a Google-signed ID token for audience and issuer
+// and returns its verified email.
 func oidcValidator(v *idtoken.Validator, audience string) tokenValidator {
 	return func(ctx context.Context, raw string) (string, error) {
 		p, err := v.Validate(ctx, raw, audience)
 		if err != nil {
 			return "", err
+		}
+		// idtoken checks signature, expiry and audience, not the issuer.
+		if p.Issuer != "https://accounts.google.com" && p.Issuer != "accounts.google.com" {
+			return "", fmt.Errorf("id token not issued by Google")
 		}
 		email, _ := p.Claims["email"].(string)
 		if verified, _ := p.Claims["email_verified"].(bool); !verified || email == "" {

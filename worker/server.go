@@ -44,8 +44,8 @@ func (a *runAuth) allow(r *http.Request) bool {
 		}
 	}
 	if a.validate != nil {
-		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if ok && raw != "" {
+		scheme, raw, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if ok && strings.EqualFold(scheme, "Bearer") && raw != "" { // schemes are case-insensitive (RFC 9110)
 			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 			defer cancel()
 			email, err := a.validate(ctx, raw)

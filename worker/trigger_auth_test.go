@@ -110,6 +110,10 @@ func TestTriggerAuthOIDC(t *testing.T) {
 		{name: "no email", header: with(func(c map[string]any) { delete(c, "email") }), want: http.StatusUnauthorized},
 		{name: "email_verified false", header: with(func(c map[string]any) { c["email_verified"] = false }), want: http.StatusUnauthorized},
 		{name: "email_verified missing", header: with(func(c map[string]any) { delete(c, "email_verified") }), want: http.StatusUnauthorized},
+		{name: "issued by someone else", header: with(func(c map[string]any) { c["iss"] = "https://evil.example.com" }), want: http.StatusUnauthorized},
+		{name: "no issuer", header: with(func(c map[string]any) { delete(c, "iss") }), want: http.StatusUnauthorized},
+		{name: "issuer without scheme, as Google also writes it", header: with(func(c map[string]any) { c["iss"] = "accounts.google.com" }), want: http.StatusOK},
+		{name: "scheme in lower case", header: map[string]string{"Authorization": "bearer " + valid}, want: http.StatusOK},
 		{name: "expired", header: with(func(c map[string]any) {
 			c["iat"], c["exp"] = time.Now().Add(-2*time.Hour).Unix(), time.Now().Add(-time.Hour).Unix()
 		}), want: http.StatusUnauthorized},
