@@ -408,3 +408,77 @@ func TestEncryptionAtRest(t *testing.T) {
 		t.Fatal("the log does not name the missing key id k2")
 	}
 }
+
+// A key was dropped from TOKEN_ENCRYPTION_KEYS before every value sealed
+// under it was written again: the token is not served, and an admin
+// repairs it with a new client secret and a new authorization, without
+// editing Firestore. The old values stay as stored until replaced, so
+// putting the key back would also have worked.
+func TestRepairAfterLostKey(t *testing.T) {
+	t.Parallel()
+	lost, kept := newKey(t), newKey(t)
+	h := newHarness(t, map[string]string{"ADMIN_PASSPHRASE": adminPass, "TOKEN_ENCRYPTION_KEYS": "lost:" + lost})
+	h.secret(adminPass, lost, kept)
+	a := h.startAPI(nil)
+	oldAccess, _ := h.seed("broken", 6*time.Hour, 30*24*time.Hour, nil)
+	if _, err := a.store.Update(context.Background(), "broken", func(tok *tokenT) ([]eventT, error) {
+		tok.Scopes = []string{"spark:kms"}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before := h.doc("broken")
+	if v, _ := before["accessToken"].(string); !strings.HasPrefix(v, "enc:v1:lost:") {
+		t.Fatalf("accessToken stored as %.14q…, want it sealed under lost", v)
+	}
+
+	h.env["TOKEN_ENCRYPTION_KEYS"] = "kept:" + kept
+	b := h.startAPI(nil)
+	if r := h.token(b, "broken"); r.code != 503 {
+		t.Fatalf("token under a lost key: got %d %s, want 503", r.code, r.raw)
+	}
+	if r := do(t, http.MethodGet, b.url+"/authorize?name=broken", "", admin(nil)); r.code != 503 {
+		t.Fatalf("authorize while the client secret does not open: got %d %s, want 503", r.code, r.raw)
+	}
+
+	clientID, redirect := before["clientId"].(string), before["redirectUri"].(string)
+	newSecret := "csecret-" + randomHex(8)
+	h.secret(newSecret)
+	h.webex.AddClient(clientID, newSecret)
+	if r := do(t, http.MethodPut, b.url+"/admin/tokens/broken", `{"clientSecret":"`+newSecret+`"}`, admin(nil)); r.code != 200 {
+		t.Fatalf("put a new client secret: got %d %s", r.code, r.raw)
+	}
+	after := h.doc("broken")
+	for _, f := range []string{"accessToken", "refreshToken"} {
+		if after[f] != before[f] {
+			t.Fatalf("the PUT changed %s, which it must never touch", f)
+		}
+	}
+	if v, _ := after["clientSecret"].(string); !strings.HasPrefix(v, "enc:v1:kept:") {
+		t.Fatalf("clientSecret stored as %.14q…, want it sealed under kept", v)
+	}
+	if r := h.token(b, "broken"); r.code != 503 {
+		t.Fatalf("access token still under the lost key: got %d, want 503", r.code)
+	}
+
+	r := do(t, http.MethodGet, b.url+"/authorize?name=broken", "", admin(nil))
+	if r.code != 200 {
+		t.Fatalf("authorize: got %d %s", r.code, r.raw)
+	}
+	u, _ := url.Parse(r.str("url"))
+	code := h.webex.IssueCode(clientID, redirect)
+	h.secret(code)
+	if r := do(t, http.MethodGet, b.url+"/callback?code="+url.QueryEscape(code)+"&state="+url.QueryEscape(u.Query().Get("state")), "", nil); r.code != 200 {
+		t.Fatalf("callback: got %d %s", r.code, r.raw)
+	}
+	r = h.token(b, "broken")
+	if r.code != 200 || r.str("token") == "" || r.str("token") == oldAccess {
+		t.Fatalf("after the new authorization: got %d, want 200 with a new token", r.code)
+	}
+	h.secret(r.str("token"))
+	for _, f := range []string{"accessToken", "refreshToken", "clientSecret"} {
+		if v, _ := h.doc("broken")[f].(string); !strings.HasPrefix(v, "enc:v1:kept:") {
+			t.Errorf("%s stored as %.14q…, want it sealed under kept", f, v)
+		}
+	}
+}

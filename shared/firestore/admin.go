@@ -39,7 +39,8 @@ func (s *Store) List(ctx context.Context, pageSize int, fn func(*token.Token) er
 				s.log.Warn("ignoring malformed fields", "token", t.Name, "fields", bad)
 			}
 			if err := s.open(t, s.docPath(t.Name)); err != nil {
-				t.ClientSecret, t.AccessToken, t.RefreshToken = "", "", ""
+				// Only the fields that did not open are empty.
+				s.log.Warn("token has secrets that no configured key opens", "token", t.Name, "error", err.Error())
 			}
 			if err := fn(t); err != nil {
 				return err

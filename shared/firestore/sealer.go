@@ -26,27 +26,42 @@ type Sealer interface {
 // reported as ErrSealed rather than served as a token.
 const sealedPrefix = "enc:"
 
-// open returns the plain text of the secret fields of t, read from the
-// document at docPath.
+// open replaces the secret fields of t, read from the document at
+// docPath, with their plain text. A field that does not open is left
+// empty and named in the *token.SealedError it returns, which carries t.
 func (s *Store) open(t *token.Token, docPath string) error {
+	var sealed *token.SealedError
 	for _, f := range secretsOf(t) {
 		if *f.value == "" {
 			continue
 		}
+		var err error
 		if s.sealer == nil {
 			if strings.HasPrefix(*f.value, sealedPrefix) {
-				return fmt.Errorf("open %s: %w: encrypted, but no encryption keys are configured", f.name, token.ErrSealed)
+				err = fmt.Errorf("open %s: %w: encrypted, but no encryption keys are configured", f.name, token.ErrSealed)
 			}
+		} else {
+			var plain string
+			if plain, err = s.sealer.Open(f.name, docPath, *f.value); err == nil {
+				*f.value = plain
+			} else {
+				if !errors.Is(err, token.ErrSealed) {
+					err = fmt.Errorf("%w: %w", token.ErrSealed, err)
+				}
+				err = fmt.Errorf("open %s: %w", f.name, err)
+			}
+		}
+		if err == nil {
 			continue
 		}
-		plain, err := s.sealer.Open(f.name, docPath, *f.value)
-		if err != nil {
-			if !errors.Is(err, token.ErrSealed) {
-				err = fmt.Errorf("%w: %w", token.ErrSealed, err)
-			}
-			return fmt.Errorf("open %s: %w", f.name, err)
+		*f.value = ""
+		if sealed == nil {
+			sealed = &token.SealedError{Token: t, Err: err}
 		}
-		*f.value = plain
+		sealed.Fields = append(sealed.Fields, f.name)
+	}
+	if sealed != nil {
+		return sealed
 	}
 	return nil
 }

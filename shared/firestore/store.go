@@ -14,6 +14,7 @@ package firestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -162,6 +163,13 @@ func (s *Store) Update(ctx context.Context, name string, fn func(t *token.Token)
 			return err
 		}
 		cur, err := s.fromSnapshot(snap)
+		var sealed *token.SealedError
+		if errors.As(err, &sealed) {
+			// Secrets no key opens read as empty and stay as stored
+			// unless fn replaces them: a new client secret or a new
+			// authorization repairs a token whose key was lost.
+			cur, err = sealed.Token, nil
+		}
 		if err != nil {
 			ownErr = err
 			return err
@@ -176,6 +184,13 @@ func (s *Store) Update(ctx context.Context, name string, fn func(t *token.Token)
 		normalize(next)
 		after := encode(next)
 		ups := changes(encode(cur), after)
+		if sealed != nil {
+			for _, f := range sealed.Fields {
+				if v, _ := after[f].(string); v == "" {
+					delete(after, f) // kept as stored: neither resealed nor cleared
+				}
+			}
+		}
 		var seq int64
 		if len(events) > 0 {
 			last, _ := decoder{data: snap.Data(), bad: new([]string)}.int(fOutboxSeq)

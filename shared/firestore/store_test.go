@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -459,15 +460,44 @@ func TestSealer(t *testing.T) {
 	if _, err := raw.Doc("moved").Set(ctx, moved); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Get(ctx, "moved"); !errors.Is(err, token.ErrSealed) {
-		t.Errorf("Get of a value sealed elsewhere: error = %v, want ErrSealed", err)
+	_, err = s.Get(ctx, "moved")
+	var sealedErr *token.SealedError
+	if !errors.Is(err, token.ErrSealed) || !errors.As(err, &sealedErr) ||
+		!slices.Equal(sealedErr.Fields, []string{"accessToken"}) || sealedErr.Token.RefreshToken != "RT" || sealedErr.Token.AccessToken != "" {
+		t.Errorf("Get of a value sealed elsewhere: error = %v, want a SealedError naming accessToken only", err)
 	}
-	called := false
-	if _, err := s.Update(ctx, "moved", func(*token.Token) ([]token.Event, error) {
-		called = true
+	// Update sees it empty and keeps it as stored, neither cleared nor
+	// sealed again, unless fn replaces it.
+	if _, err := s.Update(ctx, "moved", func(tok *token.Token) ([]token.Event, error) {
+		if tok.AccessToken != "" || tok.RefreshToken != "RT" {
+			t.Errorf("Update's fn got access %q refresh %q, want empty and RT", tok.AccessToken, tok.RefreshToken)
+		}
+		tok.ClientSecret = "S2"
 		return nil, nil
-	}); !errors.Is(err, token.ErrSealed) || called {
-		t.Errorf("Update of a value sealed elsewhere: error = %v, fn called %v; want ErrSealed, not called", err, called)
+	}); err != nil {
+		t.Fatalf("Update of a document with a value sealed elsewhere: %v", err)
+	}
+	snap, err = raw.Doc("moved").Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := snap.Data()["accessToken"], sealed("new", "accessToken", "AT"); got != want {
+		t.Errorf("accessToken that does not open, after Update = %v, want it kept as %v", got, want)
+	}
+	if got, want := snap.Data()["clientSecret"], sealed("moved", "clientSecret", "S2"); got != want {
+		t.Errorf("clientSecret after Update = %v, want %v", got, want)
+	}
+	if _, err := s.Update(ctx, "moved", func(tok *token.Token) ([]token.Event, error) {
+		tok.AccessToken = "AT2"
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(ctx, "moved"); err != nil || got.AccessToken != "AT2" {
+		t.Fatalf("after replacing the value that did not open: %v, %v", got, err)
+	}
+	if _, err := raw.Doc("moved").Set(ctx, moved); err != nil { // sealed elsewhere again, for Due
+		t.Fatal(err)
 	}
 	// A sweep skips it, goes on and reports it.
 	var swept []string

@@ -3,6 +3,7 @@ package token
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -28,6 +29,24 @@ var (
 	// ErrSealed: a stored secret could not be decrypted with the configured keys.
 	ErrSealed = errors.New("stored value cannot be decrypted")
 )
+
+// SealedError says which secret fields of a stored token no configured key
+// opens, by their document names (clientSecret, accessToken,
+// refreshToken). Token is the rest of the document with those fields
+// empty: enough to authorize again while clientSecret opens. It matches
+// ErrSealed, so a caller that needs every secret only checks that.
+type SealedError struct {
+	Token  *Token
+	Fields []string
+	Err    error // the first field's failure; it names the key id
+}
+
+func (e *SealedError) Error() string        { return e.Err.Error() }
+func (e *SealedError) Unwrap() error        { return e.Err }
+func (e *SealedError) Is(target error) bool { return target == ErrSealed }
+
+// Sealed reports whether field is one that did not open.
+func (e *SealedError) Sealed(field string) bool { return slices.Contains(e.Fields, field) }
 
 // Issuer errors: how a Webex token endpoint call failed. The Webex client
 // returns them wrapped; the refresh protocol classifies by errors.Is/As.
