@@ -338,17 +338,23 @@ func (r *Refresher) callAndCommit(ctx context.Context, t *Token, m Mode) (Result
 
 // afterCall records the outcome of the Webex call made under t's lease.
 func (r *Refresher) afterCall(ctx context.Context, t *Token, g Grant, err error, m Mode) (Result, error) {
+	var rotated *Grant
 	if err == nil && (g.AccessToken == "" || g.ExpiresIn <= 0) {
 		err = &TransientError{Err: errors.New("webex answered without an access token or expiry")}
+		if g.RefreshToken != "" && g.RefreshToken != t.RefreshToken {
+			// Unusable answer, but Webex may have retired the refresh
+			// token we sent: keep the new one or re-authorization looms.
+			rotated = &g
+		}
 	}
 	if err != nil {
-		if r.base.Err() != nil {
+		if r.base.Err() != nil && rotated == nil {
 			// Shutting down: not a failure of the token, just let go.
 			r.release(t)
 			return Result{Token: t, Outcome: Failed}, fmt.Errorf("refresh %s: %w", t.Name, ErrUnavailable)
 		}
 		r.o.Logger.Warn("webex refresh failed", "token", t.Name, "error", err.Error(), "permanent", IsPermanent(err))
-		return r.recordFailure(ctx, t, err, m)
+		return r.recordFailure(ctx, t, err, m, rotated)
 	}
 	return r.commit(ctx, t, g, m)
 }
@@ -428,8 +434,9 @@ func (r *Refresher) shortLivedBackoff(g Grant, now time.Time) time.Time {
 }
 
 // recordFailure classifies err and stores it with the lease released,
-// unless someone else has moved the token on meanwhile.
-func (r *Refresher) recordFailure(ctx context.Context, t *Token, cause error, m Mode) (Result, error) {
+// unless someone else has moved the token on meanwhile. rotated, if not
+// nil, is an unusable answer whose new refresh token is stored too.
+func (r *Refresher) recordFailure(ctx context.Context, t *Token, cause error, m Mode, rotated *Grant) (Result, error) {
 	var events []Event
 	var result error
 	apply := func(cur *Token) ([]Event, error) {
@@ -440,6 +447,12 @@ func (r *Refresher) recordFailure(ctx context.Context, t *Token, cause error, m 
 		events = nil
 		if cur.Lease.Holder == r.o.Holder {
 			cur.Lease = Lease{}
+		}
+		if rotated != nil {
+			cur.RefreshToken = rotated.RefreshToken
+			if rotated.RefreshExpiresIn > 0 {
+				cur.RefreshExpires = now.Add(rotated.RefreshExpiresIn)
+			}
 		}
 		le := &LastError{At: now, Message: cause.Error()}
 		var te *TransientError

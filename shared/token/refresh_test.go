@@ -161,6 +161,35 @@ func TestRefreshWithoutNewRefreshTokenKeepsOld(t *testing.T) {
 	}
 }
 
+// An answer without expires_in cannot be served, but the refresh token it
+// carries may be the only one Webex still accepts.
+func TestUnusableAnswerKeepsRotatedRefreshToken(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "odd", time.Hour)
+	f.issuer.grant = token.Grant{AccessToken: "at-new", RefreshToken: "rt-rotated", RefreshExpiresIn: 60 * 24 * time.Hour}
+	_, err := f.r.Refresh(context.Background(), "odd", scheduled)
+	var be *token.BackoffError
+	if !errors.As(err, &be) {
+		t.Fatalf("got %v, want a backoff (transient)", err)
+	}
+	got := f.get(t, "odd")
+	if got.RefreshToken != "rt-rotated" || !got.RefreshExpires.Equal(f.clock.Now().Add(60*24*time.Hour)) {
+		t.Fatalf("got refresh %q expires %v, want the rotated one kept", got.RefreshToken, got.RefreshExpires)
+	}
+	if got.AccessToken != "at-old" || got.Generation != 0 || got.Lease.Holder != "" {
+		t.Fatalf("got access %q generation %d lease %+v, want the old token, no new generation, lease released", got.AccessToken, got.Generation, got.Lease)
+	}
+	// The next attempt sends the rotated refresh token.
+	f.issuer.grant = token.Grant{AccessToken: "at-new", ExpiresIn: 12 * time.Hour}
+	f.clock.Advance(be.Until.Sub(f.clock.Now()) + time.Second)
+	if _, err := f.r.Refresh(context.Background(), "odd", scheduled); err != nil {
+		t.Fatal(err)
+	}
+	if seen := f.issuer.seen; len(seen) != 2 || seen[1] != "rt-rotated" {
+		t.Fatalf("refresh tokens sent %v, want rt-old then rt-rotated", seen)
+	}
+}
+
 func TestRefreshFailureClasses(t *testing.T) {
 	tests := []struct {
 		name       string
