@@ -141,7 +141,7 @@ func (h *harness) startWorker(ps *pubsub.Client) *workerUnderTest {
 		h.t.Fatal(err)
 	}
 	relay := events.New(ps, store, events.Options{Topic: cfg.EventsTopic, Source: events.Source(cfg.Project, cfg.Collection),
-		Logger: log, PublishTimeout: 2 * time.Second})
+		Logger: log, PublishTimeout: 2 * time.Second, Settle: time.Second})
 	m := metrics.New()
 	r := token.NewRefresher(token.RefresherOptions{Store: store, Issuer: issuer, Publisher: relay, OnRefresh: m.Refresh,
 		Holder: "worker-" + testkit.RandomHex(4), Threshold: cfg.RefreshThreshold, WebexTimeout: cfg.WebexTimeout, Logger: log})

@@ -253,21 +253,28 @@ func TestPubSubOutageLosesNoEvents(t *testing.T) {
 			}
 		}
 	}
-	// Deliveries run after the commits; wait until they gave up.
-	testkit.Eventually(t, 15*time.Second, "6 events wait in the outbox", func() bool {
+	// Deliveries run after the commits; wait until they gave up, so that
+	// what follows tests the sweep's drain, not a delivery that succeeds
+	// late.
+	testkit.Eventually(t, 30*time.Second, "6 events wait in the outbox, no delivery in flight", func() bool {
 		evs, err := w.store.PendingEvents(context.Background(), 100)
-		return err == nil && len(evs) == 6
+		return err == nil && len(evs) == 6 && w.relay.Stats().Delivering == 0
 	})
 	if got := h.events.Messages(); len(got) != 0 {
 		t.Fatalf("got %d messages during the outage", len(got))
 	}
 
 	proxy.Restore()
+	published := 0
 	testkit.Eventually(t, 90*time.Second, "the outbox is drained", func() bool {
-		w.sweeper.Run(context.Background())
+		sum, _ := w.sweeper.Run(context.Background())
+		published += sum.Published
 		evs, err := w.store.PendingEvents(context.Background(), 100)
 		return err == nil && len(evs) == 0
 	})
+	if published != 6 {
+		t.Errorf("the sweeps published %d events, want all 6", published)
+	}
 	msgs := h.events.WaitFor(t, 6, time.Second)
 	if len(msgs) != 6 {
 		// In contract (at-least-once), but worth seeing when it happens.

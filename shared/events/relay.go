@@ -35,6 +35,7 @@ const (
 	DefaultStoreTimeout   = 5 * time.Second
 	DefaultBatchSize      = 500
 	DefaultConcurrency    = 8
+	DefaultSettle         = 30 * time.Second
 )
 
 // Options configures a Relay. Zero values take the defaults.
@@ -54,6 +55,12 @@ type Options struct {
 	BatchSize int
 	// Concurrency is how many tokens' events are published in parallel.
 	Concurrency int
+	// Settle is how old an event must be before Drain publishes it (by
+	// its Time, the commit's): younger ones are being published by the
+	// instance that committed them, and publishing them here as well
+	// would send subscribers duplicates. Default 30s, well past what a
+	// committer's Deliver may take; negative: no wait.
+	Settle time.Duration
 	// Logger receives Deliver's failures (default: none).
 	Logger *slog.Logger
 }
@@ -71,6 +78,8 @@ type Stats struct {
 	// lower bound when more than BatchSize were pending), -1 before the
 	// first Drain.
 	Backlog int
+	// Delivering is how many Deliver calls are in progress.
+	Delivering int
 }
 
 // Relay publishes outbox events to Pub/Sub and removes each from the
@@ -86,7 +95,7 @@ type Relay struct {
 	recent recent
 
 	published, failed, deleteFailed atomic.Uint64
-	backlog                         atomic.Int64
+	backlog, delivering             atomic.Int64
 }
 
 var _ token.Publisher = (*Relay)(nil)
@@ -112,6 +121,9 @@ func New(client *pubsub.Client, outbox Outbox, o Options) *Relay {
 	if o.Concurrency <= 0 {
 		o.Concurrency = DefaultConcurrency
 	}
+	if o.Settle == 0 {
+		o.Settle = DefaultSettle
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -126,9 +138,21 @@ func New(client *pubsub.Client, outbox Outbox, o Options) *Relay {
 // Topic is the full name of the topic, projects/<project>/topics/<id>.
 func (r *Relay) Topic() string { return r.pub.String() }
 
-// Close flushes and stops the publisher (each pending publish is bounded
-// by PublishTimeout). Call it after the last Deliver and Drain.
-func (r *Relay) Close() { r.pub.Stop() }
+// closeWait bounds Close: shutdown must fit in Cloud Run's 10 s.
+const closeWait = 2 * time.Second
+
+// Close stops the publisher, waiting at most closeWait for publishes that
+// were given up on but are still in flight (their events stay in the
+// outbox). Call it after the last Deliver and Drain.
+func (r *Relay) Close() {
+	done := make(chan struct{})
+	go func() { r.pub.Stop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+		r.o.Logger.Warn("pub/sub did not answer pending publishes before shutdown; their events stay in the outbox")
+	}
+}
 
 // Stats returns the counters.
 func (r *Relay) Stats() Stats {
@@ -137,6 +161,7 @@ func (r *Relay) Stats() Stats {
 		Failed:       r.failed.Load(),
 		DeleteFailed: r.deleteFailed.Load(),
 		Backlog:      int(r.backlog.Load()),
+		Delivering:   int(r.delivering.Load()),
 	}
 }
 
@@ -149,6 +174,8 @@ func (r *Relay) Deliver(ctx context.Context, events []token.Event) {
 	if len(events) == 0 {
 		return
 	}
+	r.delivering.Add(1)
+	defer r.delivering.Add(-1)
 	events = r.withEarlier(ctx, events)
 	res := r.publish(ctx, events)
 	if err := res.err(); err != nil {
@@ -193,14 +220,15 @@ func (r *Relay) withEarlier(ctx context.Context, events []token.Event) []token.E
 }
 
 // Drain publishes what is in the outbox, oldest first and in order per
-// token, deleting each event after Pub/Sub accepted it. A token whose
-// publish fails is skipped for the rest of the call, its events left in
-// the outbox. It returns how many events it published and an error if
+// token, deleting each event after Pub/Sub accepted it. Events younger
+// than Settle, and the ones after them of the same token, are left to the
+// instance that committed them. A token whose publish fails is skipped
+// for the rest of the call, its events left in the outbox. It returns how many events it published and an error if
 // any event was left behind; a missing topic reads "topic ... not found;
 // events wait in the outbox" and matches ErrTopicNotFound. The worker
 // calls it at start and on every sweep.
 func (r *Relay) Drain(ctx context.Context) (int, error) {
-	failedKeys := map[string]bool{}
+	held := map[string]bool{} // tokens whose events wait for a later call
 	var (
 		total int
 		errs  []error
@@ -211,8 +239,12 @@ func (r *Relay) Drain(ctx context.Context) (int, error) {
 			return total, fmt.Errorf("drain: read outbox: %w", err)
 		}
 		var todo []token.Event
+		settled := time.Now().Add(-r.o.Settle)
 		for _, e := range page {
-			if !failedKeys[e.Name] {
+			if e.Time.After(settled) {
+				held[e.Name] = true
+			}
+			if !held[e.Name] {
 				todo = append(todo, e)
 			}
 		}
@@ -222,7 +254,7 @@ func (r *Relay) Drain(ctx context.Context) (int, error) {
 		}
 		total += res.published
 		for _, k := range res.failedKeys {
-			failedKeys[k] = true
+			held[k] = true
 		}
 		if err := res.err(); err != nil {
 			errs = append(errs, err)

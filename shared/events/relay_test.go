@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/wxcc/tokenservice/shared/emulator"
 	"github.com/wxcc/tokenservice/shared/events"
+	"github.com/wxcc/tokenservice/shared/netfault"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -296,5 +298,76 @@ func TestDeliverAndDrainConcurrently(t *testing.T) {
 	checkOrder(t, receive(t, c, subID, len(all), time.Second), all)
 	if s := r.Stats(); s.Published != uint64(len(all)) {
 		t.Errorf("published %d, want %d (no duplicates)", s.Published, len(all))
+	}
+}
+
+// TestDrainLeavesFreshEventsToTheirCommitter: an event younger than
+// Settle is being published by the instance that committed it, so Drain
+// (another instance, the worker) leaves it and the same token's later
+// events alone, instead of sending subscribers a duplicate; once it is
+// older, Drain publishes it.
+func TestDrainLeavesFreshEventsToTheirCommitter(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	topicID, subID := names(t)
+	createTopic(t, c, topicID, subID)
+	fresh := func(e token.Event) token.Event { e.Time = time.Now(); return e }
+	a1, a2, a3, b1, c1 := rotated("a", 1), fresh(rotated("a", 2)), fresh(rotated("a", 3)), fresh(rotated("b", 1)), rotated("c", 1)
+	outbox := newOutbox(a1, a2, a3, b1, c1)
+	const settle = 2 * time.Second
+	r := newRelay(t, c, topicID, outbox, events.Options{Settle: settle})
+
+	n, err := r.Drain(context.Background())
+	if err != nil || n != 2 {
+		t.Fatalf("Drain = %d, %v; want the 2 old events, nil", n, err)
+	}
+	if diff := cmp.Diff([]string{a2.ID, a3.ID, b1.ID}, pending(t, outbox)); diff != "" {
+		t.Errorf("outbox after the first Drain (-want +got):\n%s", diff)
+	}
+	checkOrder(t, receive(t, c, subID, 2, 500*time.Millisecond), []token.Event{a1, c1})
+
+	time.Sleep(time.Until(a2.Time.Add(settle)))
+	if n, err := r.Drain(context.Background()); err != nil || n != 3 {
+		t.Fatalf("Drain once settled = %d, %v; want 3, nil", n, err)
+	}
+	checkOrder(t, receive(t, c, subID, 3, 500*time.Millisecond), []token.Event{a2, a3, b1})
+	if got := pending(t, outbox); len(got) != 0 {
+		t.Errorf("outbox holds %v, want nothing", got)
+	}
+}
+
+// TestCloseIsBoundedWhilePubSubHangs: a publish given up on (its caller's
+// context ended) is still in the client while Pub/Sub black-holes every
+// connection; Close must not wait the client's own timeout for it, or
+// shutdown would overrun Cloud Run's 10 s. The event stays in the outbox.
+func TestCloseIsBoundedWhilePubSubHangs(t *testing.T) {
+	t.Parallel()
+	proxy, err := netfault.Start(os.Getenv("PUBSUB_EMULATOR_HOST"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	c, err := pubsub.NewClient(context.Background(), emulator.Project(),
+		option.WithEndpoint(proxy.Addr()), option.WithoutAuthentication(),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	proxy.Cut()
+	e := rotated("a", 1)
+	outbox := newOutbox(e)
+	r := events.New(c, outbox, events.Options{Topic: "token-events", Source: source, PublishTimeout: time.Minute})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	r.Deliver(ctx, []token.Event{e})
+	start := time.Now()
+	r.Close()
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("Close took %s with a publish hanging, want a few seconds at most", took)
+	}
+	if diff := cmp.Diff([]string{e.ID}, pending(t, outbox)); diff != "" {
+		t.Errorf("outbox (-want +got):\n%s", diff)
 	}
 }

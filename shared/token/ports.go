@@ -54,7 +54,8 @@ type Issuer interface {
 
 // Publisher delivers events committed to the outbox (publish, then remove
 // from the outbox). Failures are its own business: events left in the
-// outbox are retried by the worker.
+// outbox are retried by the worker. Deliver must bound every step itself:
+// ctx ends only when the process shuts down.
 type Publisher interface {
 	Deliver(ctx context.Context, events []Event)
 }

@@ -152,7 +152,16 @@ type Refresher struct {
 	base   context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// deliveries ends DeliveryGrace after Close: event deliveries are
+	// not bounded otherwise (the Publisher bounds each step), and their
+	// events are safe in the outbox if cut off.
+	deliveries     context.Context
+	stopDeliveries context.CancelFunc
 }
+
+// DeliveryGrace is how long Close lets event deliveries in flight finish.
+const DeliveryGrace = 2 * time.Second
 
 // NewRefresher returns a Refresher; Close it to abort refreshes in flight
 // and release their leases.
@@ -179,7 +188,8 @@ func NewRefresher(o RefresherOptions) *Refresher {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	base, cancel := context.WithCancel(context.Background())
-	return &Refresher{o: o, base: base, cancel: cancel}
+	deliveries, stopDeliveries := context.WithCancel(context.Background())
+	return &Refresher{o: o, base: base, cancel: cancel, deliveries: deliveries, stopDeliveries: stopDeliveries}
 }
 
 // LeaseTTL is how long a lease lasts: longer than the Webex call it
@@ -190,10 +200,13 @@ func (r *Refresher) LeaseTTL() time.Duration { return r.o.WebexTimeout + 15*time
 func (r *Refresher) Threshold() time.Duration { return r.o.Threshold }
 
 // Close aborts refreshes in flight, releases their leases and waits for
-// them and for pending event deliveries.
+// them and for event deliveries, cutting those off after DeliveryGrace.
 func (r *Refresher) Close() {
 	r.cancel()
+	cutoff := time.AfterFunc(DeliveryGrace, r.stopDeliveries)
 	r.wg.Wait()
+	cutoff.Stop()
+	r.stopDeliveries()
 }
 
 // Refresh refreshes the named token if it is due. Concurrent calls for one
@@ -581,8 +594,6 @@ func (r *Refresher) deliver(events []Event) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.base), 10*time.Second)
-		defer cancel()
-		r.o.Publisher.Deliver(ctx, events)
+		r.o.Publisher.Deliver(r.deliveries, events)
 	}()
 }

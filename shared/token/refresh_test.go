@@ -428,3 +428,31 @@ func TestCloseReleasesLease(t *testing.T) {
 		t.Fatalf("got lease %+v lastError %+v generation %d, want the lease released and nothing recorded", got.Lease, got.LastError, got.Generation)
 	}
 }
+
+// hungPublisher's Deliver waits until its context ends, as a publish to an
+// unresponsive Pub/Sub would without its own bounds.
+type hungPublisher struct{ started chan struct{} }
+
+func (p hungPublisher) Deliver(ctx context.Context, _ []token.Event) {
+	close(p.started)
+	<-ctx.Done()
+}
+
+// Shutdown must fit Cloud Run's 10 s: Close cuts off a delivery that does
+// not end by itself (its events stay in the outbox) after DeliveryGrace.
+func TestCloseCutsOffHungDelivery(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "due", time.Hour)
+	pub := hungPublisher{started: make(chan struct{})}
+	r := token.NewRefresher(token.RefresherOptions{Store: f.store, Issuer: f.issuer, Publisher: pub, Now: f.clock.Now,
+		Holder: "holder-b", Threshold: 2 * time.Hour, WebexTimeout: 2 * time.Second})
+	if _, err := r.Refresh(context.Background(), "due", scheduled); err != nil {
+		t.Fatal(err)
+	}
+	<-pub.started
+	start := time.Now()
+	r.Close()
+	if took := time.Since(start); took < token.DeliveryGrace/2 || took > token.DeliveryGrace+3*time.Second {
+		t.Fatalf("Close took %s, want about DeliveryGrace (%s)", took, token.DeliveryGrace)
+	}
+}
