@@ -142,7 +142,9 @@ func (s *Store) TryLease(ctx context.Context, t *token.Token, lease token.Lease)
 // Update runs fn in a transaction on the current token and writes the
 // fields fn changed together with one outbox document per event. If fn
 // changes nothing and returns no events, nothing is written. fn's error is
-// returned as it is.
+// returned as it is. Secrets that no configured key opens reach fn empty
+// and are kept as stored unless fn sets them: unlike Get, Update works on
+// such a token, so that it can be repaired.
 func (s *Store) Update(ctx context.Context, name string, fn func(t *token.Token) ([]token.Event, error)) (*token.Token, error) {
 	ref, err := s.ref(name)
 	if err != nil {
