@@ -2,6 +2,7 @@ package firestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -14,43 +15,29 @@ import (
 
 // List calls fn for every token, in name order, reading pageSize documents
 // per query. A token whose secrets cannot be opened is still listed, with
-// its secrets empty, so that an operator sees it.
+// those secrets empty, so that an operator sees it.
 func (s *Store) List(ctx context.Context, pageSize int, fn func(*token.Token) error) error {
 	if pageSize <= 0 {
 		return fmt.Errorf("list: page size %d must be positive", pageSize)
 	}
-	q := s.coll.OrderBy(gfs.DocumentID, gfs.Asc).Limit(pageSize)
-	var last *gfs.DocumentSnapshot
-	for {
-		page := q
-		if last != nil {
-			page = q.StartAfter(last)
+	q := s.coll.OrderBy(gfs.DocumentID, gfs.Asc)
+	err := s.eachDocument(ctx, q, pageSize, func(snap *gfs.DocumentSnapshot) error {
+		t, err := s.fromSnapshot(snap)
+		var sealed *token.SealedError
+		if errors.As(err, &sealed) {
+			// Listed all the same, only the fields that did not open empty.
+			s.log.Warn("token has secrets that no configured key opens", "token", sealed.Token.Name, "error", err.Error())
+			t, err = sealed.Token, nil
 		}
-		snaps, err := page.Documents(ctx).GetAll()
-		s.reads.Add(int64(max(len(snaps), 1)))
 		if err != nil {
-			return fmt.Errorf("list: %w", translate(err, false))
+			return err
 		}
-		for _, snap := range snaps {
-			t, bad := decode(snap.Data())
-			t.Name = snap.Ref.ID
-			t.Version = snap.UpdateTime
-			if len(bad) > 0 {
-				s.log.Warn("ignoring malformed fields", "token", t.Name, "fields", bad)
-			}
-			if err := s.open(t, s.docPath(t.Name)); err != nil {
-				// Only the fields that did not open are empty.
-				s.log.Warn("token has secrets that no configured key opens", "token", t.Name, "error", err.Error())
-			}
-			if err := fn(t); err != nil {
-				return err
-			}
-		}
-		if len(snaps) < pageSize {
-			return nil
-		}
-		last = snaps[len(snaps)-1]
+		return fn(t)
+	})
+	if err != nil {
+		return fmt.Errorf("list: %w", err)
 	}
+	return nil
 }
 
 // UseNonce records an OAuth state nonce as used and reports whether it

@@ -43,11 +43,29 @@ func (s *Store) walk(ctx context.Context, field string, before time.Time, pageSi
 	if pageSize <= 0 {
 		return fmt.Errorf("page size %d must be positive", pageSize)
 	}
-	q := s.coll.Where(field, "<", before.UnixMilli()).OrderBy(field, gfs.Asc).Limit(pageSize)
-	var (
-		last    *gfs.DocumentSnapshot
-		skipped []error
-	)
+	q := s.coll.Where(field, "<", before.UnixMilli()).OrderBy(field, gfs.Asc)
+	var skipped []error
+	err := s.eachDocument(ctx, q, pageSize, func(snap *gfs.DocumentSnapshot) error {
+		t, err := s.fromSnapshot(snap)
+		if err != nil {
+			skipped = append(skipped, fmt.Errorf("skip %s: %w", snap.Ref.ID, err))
+			return nil
+		}
+		return fn(t)
+	})
+	if err != nil {
+		return err
+	}
+	return errors.Join(skipped...)
+}
+
+// eachDocument runs q a page of pageSize documents at a time, each page
+// starting after the last document of the one before, and calls fn for
+// every document. fn runs between queries, never while one is open. A
+// query's error is translated; fn's is returned as it is.
+func (s *Store) eachDocument(ctx context.Context, q gfs.Query, pageSize int, fn func(*gfs.DocumentSnapshot) error) error {
+	q = q.Limit(pageSize)
+	var last *gfs.DocumentSnapshot
 	for {
 		page := q
 		if last != nil {
@@ -59,17 +77,12 @@ func (s *Store) walk(ctx context.Context, field string, before time.Time, pageSi
 			return translate(err, false)
 		}
 		for _, snap := range snaps {
-			t, err := s.fromSnapshot(snap)
-			if err != nil {
-				skipped = append(skipped, fmt.Errorf("skip %s: %w", snap.Ref.ID, err))
-				continue
-			}
-			if err := fn(t); err != nil {
+			if err := fn(snap); err != nil {
 				return err
 			}
 		}
 		if len(snaps) < pageSize {
-			return errors.Join(skipped...)
+			return nil
 		}
 		last = snaps[len(snaps)-1]
 	}

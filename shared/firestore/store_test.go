@@ -509,6 +509,19 @@ func TestSealer(t *testing.T) {
 		t.Errorf("Due over a document that does not open: swept %v, error %v; want the 2 others and ErrSealed", swept, err)
 	}
 
+	// List shows every token, two per page, the one that does not open
+	// with only that secret empty.
+	listed := map[string]*token.Token{}
+	if err := s.List(ctx, 2, func(tok *token.Token) error {
+		listed[tok.Name] = tok
+		return nil
+	}); err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if len(listed) != 3 || listed["moved"] == nil || listed["moved"].AccessToken != "" || listed["moved"].RefreshToken != "RT" || listed["new"].AccessToken != "AT" {
+		t.Errorf("List gave %v, want new, plain and moved, moved without its access token", listed)
+	}
+
 	// Without a sealer, a sealed value is not served as a token.
 	plainStore := New(s.client, s.name)
 	if _, err := plainStore.Get(ctx, "new"); !errors.Is(err, token.ErrSealed) {
