@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -173,29 +171,14 @@ type gfsUpdate = gfs.Update
 // do sends a request with a method, body and headers and decodes the answer.
 func do(t testing.TB, method, url, body string, headers map[string]string) reply {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	r := reply{code: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	resp := testkit.Do(t, method, url, body, headers)
+	raw := resp.Body
+	r := reply{code: resp.Code, header: resp.Header, raw: string(raw)}
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &r.body); err != nil {
 			t.Fatalf("body is not JSON: %q", raw)
 		}
-		if got, want := r.str("status"), strconv.Itoa(resp.StatusCode); got != want {
+		if got, want := r.str("status"), strconv.Itoa(resp.Code); got != want {
 			t.Fatalf("body status %q, want %q: %s", got, want, raw)
 		}
 	}

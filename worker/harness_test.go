@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -158,23 +157,14 @@ func (h *harness) startWorker(ps *pubsub.Client) *workerUnderTest {
 // run triggers one sweep over HTTP and returns the summary.
 func (w *workerUnderTest) run(t testing.TB, header map[string]string) (int, Summary) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, w.url+"/run", nil)
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	resp := testkit.Do(t, http.MethodPost, w.url+"/run", "", header)
 	var sum Summary
-	if resp.StatusCode == 200 {
-		if err := json.Unmarshal(raw, &sum); err != nil {
-			t.Fatalf("summary is not JSON: %q", raw)
+	if resp.Code == 200 {
+		if err := json.Unmarshal(resp.Body, &sum); err != nil {
+			t.Fatalf("summary is not JSON: %q", resp.Body)
 		}
 	}
-	return resp.StatusCode, sum
+	return resp.Code, sum
 }
 
 // mustRun triggers a sweep and fails the test unless it answered 200.

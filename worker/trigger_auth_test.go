@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +21,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/wxcc/tokenservice/shared/logging"
+	"github.com/wxcc/tokenservice/shared/testkit"
 )
 
 // The POST /run guard (DESIGN section 6: RUN_AUTH_SECRET, RUN_OIDC_AUDIENCE,
@@ -214,24 +214,12 @@ func checkTrigger(t *testing.T, h *harness, u string, cases []triggerCase) {
 // postRun posts to u/run and returns the status and the JSON body.
 func postRun(t *testing.T, u string, header map[string]string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, u+"/run", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	resp := testkit.Do(t, http.MethodPost, u+"/run", "", header)
 	var body map[string]any
-	if err := json.Unmarshal(raw, &body); err != nil {
-		t.Fatalf("status %d, body is not JSON: %q", resp.StatusCode, raw)
+	if err := json.Unmarshal(resp.Body, &body); err != nil {
+		t.Fatalf("status %d, body is not JSON: %q", resp.Code, resp.Body)
 	}
-	return resp.StatusCode, body
+	return resp.Code, body
 }
 
 // serveRun serves newHandler with w's sweeper behind auth, and returns its

@@ -9,6 +9,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -283,4 +285,38 @@ func (r *Running) Stop(t testing.TB) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not stop within 10s of SIGTERM")
 	}
+}
+
+// Response is what Do got back.
+type Response struct {
+	Code   int
+	Header http.Header
+	Body   []byte
+}
+
+// Do sends a request with a method, body (none if empty) and headers, and
+// fails the test if it cannot.
+func Do(t testing.TB, method, url, body string, headers map[string]string) Response {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the body: %v", method, url, err)
+	}
+	return Response{Code: resp.StatusCode, Header: resp.Header, Body: raw}
 }
