@@ -284,6 +284,11 @@ func (r *Refresher) run(ctx context.Context, name string, snapshot *Token, m Mod
 			continue // someone wrote in between: look again
 		}
 		if err != nil {
+			if !errors.Is(err, ErrNotFound) {
+				// The write may have landed with its answer lost (a
+				// shutdown cancels it in flight): let go of it if so.
+				r.release(t)
+			}
 			return Result{Token: t, Outcome: Failed}, fmt.Errorf("lease %s: %w", name, err)
 		}
 		return r.callAndCommit(ctx, leased, m)
@@ -562,7 +567,7 @@ func (r *Refresher) markReauth(ctx context.Context, t *Token, why string, now ti
 
 // release gives up this instance's lease on t without recording anything.
 func (r *Refresher) release(t *Token) {
-	ctx, cancel := cleanupContext(r.base)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.base), 5*time.Second)
 	defer cancel()
 	_, err := r.o.Store.Update(ctx, t.Name, func(cur *Token) ([]Event, error) {
 		if cur.Lease.Holder != r.o.Holder {

@@ -456,3 +456,33 @@ func TestCloseCutsOffHungDelivery(t *testing.T) {
 		t.Fatalf("Close took %s, want about DeliveryGrace (%s)", took, token.DeliveryGrace)
 	}
 }
+
+// lostAnswerStore commits a lease but reports the call as cancelled, as a
+// shutdown that cancels the write in flight after Firestore applied it.
+type lostAnswerStore struct{ *memstore.Store }
+
+func (s lostAnswerStore) TryLease(ctx context.Context, t *token.Token, l token.Lease) (*token.Token, error) {
+	if _, err := s.Store.TryLease(ctx, t, l); err != nil {
+		return nil, err
+	}
+	return nil, context.Canceled
+}
+
+// A lease whose write landed but whose answer was lost is released, not
+// left to expire: otherwise every instance waits out its TTL.
+func TestLeaseWithLostAnswerIsReleased(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "lost", time.Hour)
+	r := token.NewRefresher(token.RefresherOptions{Store: lostAnswerStore{f.store}, Issuer: f.issuer, Now: f.clock.Now,
+		Holder: "holder-c", Threshold: 2 * time.Hour, WebexTimeout: 2 * time.Second})
+	defer r.Close()
+	if _, err := r.Refresh(context.Background(), "lost", scheduled); err == nil {
+		t.Fatal("Refresh succeeded, want the lease error")
+	}
+	if got := f.get(t, "lost"); got.Lease.Holder != "" || got.LastError != nil {
+		t.Fatalf("got lease %+v lastError %+v, want the lease released and nothing recorded", got.Lease, got.LastError)
+	}
+	if n := f.issuer.Calls(); n != 0 {
+		t.Fatalf("got %d webex calls, want 0", n)
+	}
+}
