@@ -47,7 +47,10 @@ func (r *Refresher) Authorize(ctx context.Context, name, code string) (*Token, e
 		return nil, fmt.Errorf("authorize %s: %w", name, err)
 	}
 	var events []Event
-	saved, err := r.o.Store.Update(ctx, name, func(cur *Token) ([]Event, error) {
+	// The code is spent: store the grant even if the caller goes away.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	saved, err := r.o.Store.Update(cctx, name, func(cur *Token) ([]Event, error) {
 		now := r.o.Now()
 		applyGrant(cur, g, now)
 		cur.NextAttempt = r.shortLivedBackoff(g, now)

@@ -377,6 +377,9 @@ func (r *Refresher) afterCall(ctx context.Context, t *Token, g Grant, err error,
 	return r.commit(ctx, t, g, m)
 }
 
+// commitTimeout bounds storing a grant once Webex answered, shutdown or not.
+const commitTimeout = 5 * time.Second
+
 // commit stores a grant if t's generation is still current.
 func (r *Refresher) commit(ctx context.Context, t *Token, g Grant, m Mode) (Result, error) {
 	var events []Event
@@ -395,7 +398,10 @@ func (r *Refresher) commit(ctx context.Context, t *Token, g Grant, m Mode) (Resu
 		err   error
 	)
 	// The grant is in hand and Webex may have rotated the refresh token:
-	// losing it would force a re-authorization, so retry the store a few times.
+	// losing it would force a re-authorization, so a shutdown does not cut
+	// the commit short, and the store is tried a few times.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
 	for attempt := 0; attempt < 3; attempt++ {
 		saved, err = r.o.Store.Update(ctx, t.Name, apply)
 		if err == nil || errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) || ctx.Err() != nil {

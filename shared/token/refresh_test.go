@@ -486,3 +486,35 @@ func TestLeaseWithLostAnswerIsReleased(t *testing.T) {
 		t.Fatalf("got %d webex calls, want 0", n)
 	}
 }
+
+// lateIssuer answers only once its context ended, with a grant: Webex's
+// answer arriving just as a shutdown cancels the call.
+type lateIssuer struct {
+	stubIssuer
+	called chan struct{}
+}
+
+func (s *lateIssuer) Refresh(ctx context.Context, c token.Client, rt string) (token.Grant, error) {
+	close(s.called)
+	<-ctx.Done()
+	return token.Grant{AccessToken: "at-late", ExpiresIn: 12 * time.Hour, RefreshToken: "rt-rotated"}, nil
+}
+
+// A grant in hand when shutdown begins is still stored: Webex may have
+// retired the old refresh token, and dropping the new one would force a
+// re-authorization.
+func TestGrantAtShutdownIsStored(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "late", time.Hour)
+	iss := &lateIssuer{called: make(chan struct{})}
+	r := token.NewRefresher(token.RefresherOptions{Store: f.store, Issuer: iss, Now: f.clock.Now,
+		Holder: "holder-d", Threshold: 2 * time.Hour, WebexTimeout: 10 * time.Second})
+	go r.Refresh(context.Background(), "late", scheduled)
+	<-iss.called
+	r.Close()
+	got := f.get(t, "late")
+	if got.AccessToken != "at-late" || got.RefreshToken != "rt-rotated" || got.Generation != 1 || got.Lease.Holder != "" {
+		t.Fatalf("got access %q refresh %q generation %d lease %+v, want the late grant stored as generation 1",
+			got.AccessToken, got.RefreshToken, got.Generation, got.Lease)
+	}
+}
