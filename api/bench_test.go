@@ -40,7 +40,7 @@ func BenchmarkTokenVsBareEcho(b *testing.B) {
 	counting := &countingStore{Store: a.srv.store}
 	a.srv.store = counting
 	h.seed("bench", 6*time.Hour, 30*24*time.Hour, nil)
-	pass := h.env["TOKEN_PASSPHRASE"]
+	pass := h.Env["TOKEN_PASSPHRASE"]
 	warm := h.token(a, "bench")
 	if warm.code != 200 {
 		b.Fatalf("warm-up got %d", warm.code)

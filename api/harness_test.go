@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,53 +21,24 @@ import (
 	"github.com/wxcc/tokenservice/shared/testkit"
 	"github.com/wxcc/tokenservice/shared/token"
 	"github.com/wxcc/tokenservice/shared/webex"
-	"github.com/wxcc/tokenservice/shared/webexfake"
 )
 
 func TestMain(m *testing.M) { os.Exit(emulator.Main(m, emulator.Firestore, emulator.PubSub)) }
 
-// harness is one test's world: its own collection, a fake Webex, and any
-// number of api instances ("processes") over the same collection.
+// harness is one test's world (testkit.World) with any number of api
+// instances ("processes") over the same collection.
 type harness struct {
-	t          testing.TB
-	collection string
-	client     *gfs.Client
-	webex      *webexfake.Server
-	env        map[string]string
-	logs       *testkit.LogBuffer
-	secrets    testkit.Secrets
+	*testkit.World
 }
 
 func newHarness(t testing.TB, env map[string]string) *harness {
 	t.Helper()
-	h := &harness{
-		t:          t,
-		collection: emulator.Collection(t),
-		client:     emulator.FirestoreClient(t),
-		webex:      webexfake.Start(t),
-		logs:       &testkit.LogBuffer{},
-	}
-	h.env = map[string]string{
-		"GOOGLE_CLOUD_PROJECT": emulator.Project(),
-		"TOKENS_COLLECTION":    h.collection,
-		"TOKEN_PASSPHRASE":     "flow-pass-" + randomHex(8),
-		"WEBEX_TOKEN_URL":      h.webex.TokenURL,
-		"WEBEX_AUTHORIZE_URL":  h.webex.AuthorizeURL,
-		"WEBEX_TIMEOUT":        "3s",
-		"LOG_LEVEL":            "debug",
-	}
-	for k, v := range env {
-		h.env[k] = v
-	}
-	h.secret(h.env["TOKEN_PASSPHRASE"])
-	t.Cleanup(h.checkLogs)
+	h := &harness{World: testkit.NewWorld(t)}
+	h.Env["TOKEN_PASSPHRASE"] = "flow-pass-" + randomHex(8)
+	maps.Copy(h.Env, env)
+	h.Secret(h.Env["TOKEN_PASSPHRASE"])
 	return h
 }
-
-// secret registers values that must never appear in a log line.
-func (h *harness) secret(v ...string) { h.secrets.Add(v...) }
-
-func (h *harness) checkLogs() { h.secrets.CheckLog(h.t, h.logs.String()) }
 
 // api is one running api instance.
 type api struct {
@@ -78,23 +50,23 @@ type api struct {
 // startAPI starts an api instance with its own Firestore client, cache and
 // refresher, as a separate process would have.
 func (h *harness) startAPI(client *gfs.Client) *api {
-	h.t.Helper()
-	cfg, err := config.Load(config.API, func(k string) string { return h.env[k] })
+	h.T.Helper()
+	cfg, err := config.Load(config.API, func(k string) string { return h.Env[k] })
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	if client == nil {
-		client = emulator.FirestoreClient(h.t)
+		client = emulator.FirestoreClient(h.T)
 	}
-	log := logging.New(h.logs, logging.ParseLevel(h.env["LOG_LEVEL"]))
+	log := logging.New(h.Logs, logging.ParseLevel(h.Env["LOG_LEVEL"]))
 	sealer, _, err := firestore.WithKeys(cfg.EncryptionKeys)
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	store := firestore.New(client, cfg.Collection, sealer, firestore.WithLogger(log))
 	issuer, err := webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, AuthorizeURL: cfg.WebexAuthorizeURL, Timeout: cfg.WebexTimeout})
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	m := metrics.New()
 	r := token.NewRefresher(token.RefresherOptions{
@@ -104,32 +76,22 @@ func (h *harness) startAPI(client *gfs.Client) *api {
 	srv := newServer(deps{cfg: cfg, store: store, refresher: r, ping: store.Ping,
 		admin: store, authorizeURL: issuer.AuthorizeURL, logger: log, metrics: m})
 	hs := httptest.NewServer(srv)
-	h.t.Cleanup(func() { hs.Close(); r.Close() })
+	h.T.Cleanup(func() { hs.Close(); r.Close() })
 	return &api{url: hs.URL, srv: srv, store: store}
 }
 
 // seed writes a document as the Node sample does (testkit.Seed), plus
 // extra fields, and remembers its secrets.
 func (h *harness) seed(name string, accessLeft, refreshLeft time.Duration, extra map[string]any) (accessToken, refreshToken string) {
-	h.t.Helper()
-	s := testkit.Seed(h.t, h.client, h.collection, name, h.webex.Fake, accessLeft, refreshLeft)
-	h.secret(s.Secrets()...)
+	h.T.Helper()
+	s := testkit.Seed(h.T, h.Firestore, h.Collection, name, h.Webex.Fake, accessLeft, refreshLeft)
+	h.Secret(s.Secrets()...)
 	if len(extra) > 0 {
-		if _, err := h.client.Collection(h.collection).Doc(name).Set(context.Background(), extra, gfs.MergeAll); err != nil {
-			h.t.Fatal(err)
+		if _, err := h.Firestore.Collection(h.Collection).Doc(name).Set(context.Background(), extra, gfs.MergeAll); err != nil {
+			h.T.Fatal(err)
 		}
 	}
 	return s.AccessToken, s.RefreshToken
-}
-
-// doc reads a document's raw fields.
-func (h *harness) doc(name string) map[string]any {
-	h.t.Helper()
-	snap, err := h.client.Collection(h.collection).Doc(name).Get(context.Background())
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return snap.Data()
 }
 
 // reply is a decoded api answer.
@@ -158,8 +120,8 @@ func get(t testing.TB, url string, headers map[string]string) reply {
 
 // token asks api a for name's token with the harness passphrase.
 func (h *harness) token(a *api, name string) reply {
-	h.t.Helper()
-	return get(h.t, a.url+"/?name="+name, map[string]string{"x-token-passphrase": h.env["TOKEN_PASSPHRASE"]})
+	h.T.Helper()
+	return get(h.T, a.url+"/?name="+name, map[string]string{"x-token-passphrase": h.Env["TOKEN_PASSPHRASE"]})
 }
 
 func randomHex(n int) string { return testkit.RandomHex(n) }
@@ -189,5 +151,3 @@ type (
 	tokenT = token.Token
 	eventT = token.Event
 )
-
-func (h *harness) getenv(k string) string { return h.env[k] }

@@ -15,23 +15,23 @@ func TestInitCreatesButNeverOverwrites(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
 	a := h.startAPI(nil)
-	hdr := map[string]string{"x-token-passphrase": h.env["TOKEN_PASSPHRASE"]}
+	hdr := map[string]string{"x-token-passphrase": h.Env["TOKEN_PASSPHRASE"]}
 
 	if r := get(t, a.url+"/init?name=fresh", hdr); r.code != 200 {
 		t.Fatalf("got %d %s", r.code, r.raw)
 	}
-	d := h.doc("fresh")
+	d := h.Doc("fresh")
 	for _, f := range []string{"clientId", "clientSecret", "redirectUri"} {
 		if v, ok := d[f]; !ok || v != "" {
 			t.Fatalf("%s = %v, want an empty string", f, v)
 		}
 	}
 	h.seed("existing", 6*time.Hour, 30*24*time.Hour, map[string]any{"custom": "kept"})
-	before := h.doc("existing")
+	before := h.Doc("existing")
 	if r := get(t, a.url+"/init?name=existing", hdr); r.code != 200 {
 		t.Fatalf("got %d %s", r.code, r.raw)
 	}
-	if after := h.doc("existing"); !reflect.DeepEqual(before, after) {
+	if after := h.Doc("existing"); !reflect.DeepEqual(before, after) {
 		t.Fatalf("/init changed an existing document:\nbefore %v\nafter  %v", before, after)
 	}
 	if r := get(t, a.url+"/init?name=a%2Fb", hdr); r.code != 400 {
@@ -47,23 +47,23 @@ func TestLegacyCallback(t *testing.T) {
 	h := newHarness(t, map[string]string{"LEGACY_STATE": "true"})
 	a := h.startAPI(nil)
 	clientID, secret, redirect := "client-cb", "csecret-"+randomHex(8), "https://flows.example.com/callback"
-	h.secret(secret)
-	h.webex.AddClient(clientID, secret)
-	if _, err := h.client.Collection(h.collection).Doc("onboard").Set(context.Background(), map[string]any{
+	h.Secret(secret)
+	h.Webex.AddClient(clientID, secret)
+	if _, err := h.Firestore.Collection(h.Collection).Doc("onboard").Set(context.Background(), map[string]any{
 		"clientId": clientID, "clientSecret": secret, "redirectUri": redirect}); err != nil {
 		t.Fatal(err)
 	}
-	code := h.webex.IssueCode(clientID, redirect)
-	h.secret(code)
+	code := h.Webex.IssueCode(clientID, redirect)
+	h.Secret(code)
 	r := get(t, a.url+"/callback?code="+url.QueryEscape(code)+"&state=onboard", nil)
 	if r.code != 200 {
 		t.Fatalf("got %d %s, want 200", r.code, r.raw)
 	}
-	d := h.doc("onboard")
+	d := h.Doc("onboard")
 	at, _ := d["accessToken"].(string)
 	rt, _ := d["refreshToken"].(string)
-	h.secret(at)
-	h.secret(rt)
+	h.Secret(at)
+	h.Secret(rt)
 	if at == "" || rt == "" || testkit.Millis(d["accessExpires"]) < time.Now().Add(11*time.Hour).UnixMilli() || d["status"] != "active" {
 		t.Fatalf("tokens not stored: %v", keys(d))
 	}
@@ -102,12 +102,12 @@ func TestCallbackRefusesRawStateByDefault(t *testing.T) {
 	h := newHarness(t, nil)
 	a := h.startAPI(nil)
 	h.seed("victim", 6*time.Hour, 30*24*time.Hour, nil)
-	before := h.doc("victim")
+	before := h.Doc("victim")
 	r := get(t, a.url+"/callback?code=abc&state=victim", nil)
 	if r.code != 400 {
 		t.Fatalf("got %d %s, want 400", r.code, r.raw)
 	}
-	if !reflect.DeepEqual(before, h.doc("victim")) || h.webex.Stats().Calls != 0 {
+	if !reflect.DeepEqual(before, h.Doc("victim")) || h.Webex.Stats().Calls != 0 {
 		t.Fatal("a raw state changed the token or reached Webex")
 	}
 }

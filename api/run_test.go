@@ -19,10 +19,10 @@ func TestRunServesAndStops(t *testing.T) {
 	h := newHarness(t, map[string]string{"PORT": "0"})
 	at, _ := h.seed("e2e", 6*time.Hour, 30*24*time.Hour, nil)
 	running := testkit.StartRun(t, func(ctx context.Context, ready chan<- string) error {
-		return run(ctx, h.getenv, h.logs, ready)
+		return run(ctx, h.Getenv, h.Logs, ready)
 	})
 	base := running.Base
-	r := get(t, base+"/?name=e2e", map[string]string{"x-token-passphrase": h.env["TOKEN_PASSPHRASE"]})
+	r := get(t, base+"/?name=e2e", map[string]string{"x-token-passphrase": h.Env["TOKEN_PASSPHRASE"]})
 	if r.code != 200 || r.str("token") != at {
 		t.Fatalf("got %d %s", r.code, r.raw)
 	}

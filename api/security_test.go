@@ -26,15 +26,15 @@ func admin(extra map[string]string) map[string]string {
 func TestPreviousPassphraseDuringRotation(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, map[string]string{"TOKEN_PASSPHRASE_PREVIOUS": "old-flow-pass-" + randomHex(6)})
-	h.secret(h.env["TOKEN_PASSPHRASE_PREVIOUS"])
+	h.Secret(h.Env["TOKEN_PASSPHRASE_PREVIOUS"])
 	a := h.startAPI(nil)
 	h.seed("rot", 6*time.Hour, 30*24*time.Hour, nil)
 	for _, tc := range []struct {
 		name, pass string
 		want       int
 	}{
-		{"current", h.env["TOKEN_PASSPHRASE"], 200},
-		{"previous", h.env["TOKEN_PASSPHRASE_PREVIOUS"], 200},
+		{"current", h.Env["TOKEN_PASSPHRASE"], 200},
+		{"previous", h.Env["TOKEN_PASSPHRASE_PREVIOUS"], 200},
 		{"other", "something-else-entirely", 401},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -51,7 +51,7 @@ func TestPerTokenPassphrase(t *testing.T) {
 	a := h.startAPI(nil)
 	h.seed("own", 6*time.Hour, 30*24*time.Hour, nil)
 	own := "per-token-pass-" + randomHex(8)
-	h.secret(own, adminPass)
+	h.Secret(own, adminPass)
 	url := a.url + "/admin/tokens/own"
 
 	if r := do(t, http.MethodPut, url, `{"passphrase":"too-short"}`, admin(nil)); r.code != 400 {
@@ -60,7 +60,7 @@ func TestPerTokenPassphrase(t *testing.T) {
 	if r := do(t, http.MethodPut, url, `{"passphrase":"`+own+`"}`, admin(nil)); r.code != 200 {
 		t.Fatalf("set passphrase: got %d %s", r.code, r.raw)
 	}
-	d := h.doc("own")
+	d := h.Doc("own")
 	hash, _ := d["passphraseHash"].(string)
 	if !strings.HasPrefix(hash, "$argon2id$") || strings.Contains(hash, own) {
 		t.Fatalf("passphraseHash %q is not a PHC argon2id hash", hash)
@@ -76,21 +76,21 @@ func TestPerTokenPassphrase(t *testing.T) {
 	if got := tok(own); got != 200 {
 		t.Fatalf("own passphrase: got %d, want 200", got)
 	}
-	if got := tok(h.env["TOKEN_PASSPHRASE"]); got != 401 {
+	if got := tok(h.Env["TOKEN_PASSPHRASE"]); got != 401 {
 		t.Fatalf("global passphrase on a token with its own: got %d, want 401", got)
 	}
 	// Omitted: unchanged.
-	if r := do(t, http.MethodPut, url, `{"scopes":["spark:kms"]}`, admin(nil)); r.code != 200 || h.doc("own")["passphraseHash"] != hash {
+	if r := do(t, http.MethodPut, url, `{"scopes":["spark:kms"]}`, admin(nil)); r.code != 200 || h.Doc("own")["passphraseHash"] != hash {
 		t.Fatalf("omitted passphrase changed it: %d", r.code)
 	}
 	// Empty: removed, the global one opens the token again.
 	if r := do(t, http.MethodPut, url, `{"passphrase":""}`, admin(nil)); r.code != 200 {
 		t.Fatalf("remove passphrase: got %d", r.code)
 	}
-	if _, ok := h.doc("own")["passphraseHash"]; ok {
+	if _, ok := h.Doc("own")["passphraseHash"]; ok {
 		t.Fatal("passphraseHash still stored after removal")
 	}
-	if got := tok(h.env["TOKEN_PASSPHRASE"]); got != 200 {
+	if got := tok(h.Env["TOKEN_PASSPHRASE"]); got != 200 {
 		t.Fatalf("global passphrase after removal: got %d, want 200", got)
 	}
 }
@@ -101,7 +101,7 @@ func TestFailedPassphrasesAreThrottled(t *testing.T) {
 	a := h.startAPI(nil)
 	h.seed("guarded", 6*time.Hour, 30*24*time.Hour, nil)
 	h.seed("neighbour", 6*time.Hour, 30*24*time.Hour, nil)
-	pass := h.env["TOKEN_PASSPHRASE"]
+	pass := h.Env["TOKEN_PASSPHRASE"]
 	from := func(ip, name, p string) reply {
 		return get(t, a.url+"/?name="+name, map[string]string{"x-token-passphrase": p, "X-Forwarded-For": ip})
 	}
@@ -135,7 +135,7 @@ func TestAllowedCIDRs(t *testing.T) {
 	h := newHarness(t, map[string]string{"ALLOWED_CIDRS": "10.0.0.0/8, 2001:db8::/32", "TRUSTED_PROXY_HOPS": "1"})
 	a := h.startAPI(nil)
 	h.seed("net", 6*time.Hour, 30*24*time.Hour, nil)
-	pass := h.env["TOKEN_PASSPHRASE"]
+	pass := h.Env["TOKEN_PASSPHRASE"]
 	for _, tc := range []struct {
 		name, xff string
 		want      int
@@ -228,7 +228,7 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 
 	h := newHarness(t, map[string]string{"ADMIN_PASSPHRASE": adminPass, "CACHE_MAX_AGE": "50ms"})
-	h.secret(adminPass)
+	h.Secret(adminPass)
 	a := h.startAPI(nil)
 	base := a.url + "/admin/tokens/"
 	cases := []struct {
@@ -245,7 +245,7 @@ func TestAdminEndpoints(t *testing.T) {
 		{"bad redirect", "new1", `{"clientId":"c","clientSecret":"s","redirectUri":"ftp://x"}`, admin(nil), 400},
 		{"created", "new1", `{"clientId":"c1","clientSecret":"s1-secret","redirectUri":"https://x.example.com/cb","scopes":["spark:kms"]}`, admin(nil), 200},
 	}
-	h.secret("s1-secret")
+	h.Secret("s1-secret")
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if r := do(t, http.MethodPut, base+tc.path, tc.body, tc.headers); r.code != tc.want {
@@ -253,15 +253,15 @@ func TestAdminEndpoints(t *testing.T) {
 			}
 		})
 	}
-	d := h.doc("new1")
+	d := h.Doc("new1")
 	if d["clientId"] != "c1" || d["status"] != "pending" {
 		t.Fatalf("created document: %v", keys(d))
 	}
 
 	// A token in config_error resumes once its client changes.
 	h.seed("broken", time.Hour, 30*24*time.Hour, nil)
-	good := h.doc("broken")["clientSecret"].(string)
-	if _, err := h.client.Collection(h.collection).Doc("broken").Update(context.Background(), []gfsUpdate{
+	good := h.Doc("broken")["clientSecret"].(string)
+	if _, err := h.Firestore.Collection(h.Collection).Doc("broken").Update(context.Background(), []gfsUpdate{
 		{Path: "clientSecret", Value: "wrong"}, {Path: "status", Value: "config_error"},
 		{Path: "configFingerprint", Value: "x"}}); err != nil {
 		t.Fatal(err)
@@ -269,10 +269,10 @@ func TestAdminEndpoints(t *testing.T) {
 	if r := do(t, http.MethodPut, base+"broken", `{"clientSecret":"`+good+`"}`, admin(nil)); r.code != 200 {
 		t.Fatalf("fix client: got %d", r.code)
 	}
-	if st := h.doc("broken")["status"]; st != "active" {
+	if st := h.Doc("broken")["status"]; st != "active" {
 		t.Fatalf("status after fixing the client: %v, want active", st)
 	}
-	if at := h.doc("broken")["accessToken"]; at == "" {
+	if at := h.Doc("broken")["accessToken"]; at == "" {
 		t.Fatal("PUT touched the tokens")
 	}
 
@@ -284,7 +284,7 @@ func TestAdminEndpoints(t *testing.T) {
 	if len(list) != 2 {
 		t.Fatalf("list has %d tokens, want 2: %s", len(list), r.raw)
 	}
-	for _, secret := range append(h.secrets.All(), good) {
+	for _, secret := range append(h.Secrets(), good) {
 		if strings.Contains(r.raw, secret) {
 			t.Fatalf("the token list shows a secret")
 		}
@@ -297,11 +297,11 @@ func TestAdminEndpoints(t *testing.T) {
 func TestSignedStateOnboarding(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, map[string]string{"ADMIN_PASSPHRASE": adminPass})
-	h.secret(adminPass)
+	h.Secret(adminPass)
 	a, b := h.startAPI(nil), h.startAPI(nil)
 	clientID, secret, redirect := "client-signed", "csecret-"+randomHex(8), "https://flows.example.com/callback"
-	h.secret(secret)
-	h.webex.AddClient(clientID, secret)
+	h.Secret(secret)
+	h.Webex.AddClient(clientID, secret)
 	body := `{"clientId":"` + clientID + `","clientSecret":"` + secret + `","redirectUri":"` + redirect + `","scopes":["cjp:config_read","spark:kms"]}`
 	if r := do(t, http.MethodPut, a.url+"/admin/tokens/flow1", body, admin(nil)); r.code != 200 {
 		t.Fatalf("put: %d %s", r.code, r.raw)
@@ -314,7 +314,7 @@ func TestSignedStateOnboarding(t *testing.T) {
 		t.Fatalf("authorize: %d %s", r.code, r.raw)
 	}
 	u, err := url.Parse(r.str("url"))
-	if err != nil || !strings.HasPrefix(r.str("url"), h.webex.AuthorizeURL) {
+	if err != nil || !strings.HasPrefix(r.str("url"), h.Webex.AuthorizeURL) {
 		t.Fatalf("authorize url %q", r.str("url"))
 	}
 	q := u.Query()
@@ -322,8 +322,8 @@ func TestSignedStateOnboarding(t *testing.T) {
 	if q.Get("client_id") != clientID || q.Get("redirect_uri") != redirect || q.Get("scope") != "cjp:config_read spark:kms" || q.Get("response_type") != "code" || state == "" || state == "flow1" {
 		t.Fatalf("authorize url query %v", q)
 	}
-	code := h.webex.IssueCode(clientID, redirect)
-	h.secret(code)
+	code := h.Webex.IssueCode(clientID, redirect)
+	h.Secret(code)
 
 	// Tampered and raw states are refused.
 	tampered := state[:len(state)-2] + "AA"
@@ -335,7 +335,7 @@ func TestSignedStateOnboarding(t *testing.T) {
 	if r := do(t, http.MethodGet, a.url+"/callback?code="+url.QueryEscape(code)+"&state="+url.QueryEscape(state), "", nil); r.code != 200 {
 		t.Fatalf("callback: %d %s", r.code, r.raw)
 	}
-	h.secret(h.doc("flow1")["accessToken"].(string), h.doc("flow1")["refreshToken"].(string))
+	h.Secret(h.Doc("flow1")["accessToken"].(string), h.Doc("flow1")["refreshToken"].(string))
 	// Once across all instances.
 	if r := do(t, http.MethodGet, b.url+"/callback?code=other&state="+url.QueryEscape(state), "", nil); r.code != 400 || !strings.Contains(r.str("message"), "already used") {
 		t.Fatalf("replayed state on another instance: got %d %s, want 400", r.code, r.raw)
@@ -358,7 +358,7 @@ func TestEncryptionAtRest(t *testing.T) {
 	t.Parallel()
 	k1, k2 := newKey(t), newKey(t)
 	h := newHarness(t, map[string]string{"TOKEN_ENCRYPTION_KEYS": "k1:" + k1})
-	h.secret(k1, k2)
+	h.Secret(k1, k2)
 	a := h.startAPI(nil)
 	h.seed("sealed", time.Hour, 30*24*time.Hour, nil)
 	// The sample's plain text is served, then sealed at the refresh's write.
@@ -367,15 +367,15 @@ func TestEncryptionAtRest(t *testing.T) {
 		t.Fatalf("got %d %s", r.code, r.raw)
 	}
 	served := r.str("token")
-	h.secret(served)
-	d := h.doc("sealed")
+	h.Secret(served)
+	d := h.Doc("sealed")
 	for _, f := range []string{"accessToken", "refreshToken", "clientSecret"} {
 		if v, _ := d[f].(string); !strings.HasPrefix(v, "enc:v1:k1:") {
 			t.Fatalf("%s stored as %.12q…, want enc:v1:k1:…", f, v)
 		}
 	}
 	// A rotated keyring still reads it; the next write uses the new primary.
-	h.env["TOKEN_ENCRYPTION_KEYS"] = "k2:" + k2 + ",k1:" + k1
+	h.Env["TOKEN_ENCRYPTION_KEYS"] = "k2:" + k2 + ",k1:" + k1
 	b := h.startAPI(nil)
 	if r := h.token(b, "sealed"); r.code != 200 || r.str("token") != served {
 		t.Fatalf("after key rotation: got %d", r.code)
@@ -386,25 +386,25 @@ func TestEncryptionAtRest(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := h.doc("sealed")["accessToken"].(string); !strings.HasPrefix(v, "enc:v1:k2:") {
+	if v, _ := h.Doc("sealed")["accessToken"].(string); !strings.HasPrefix(v, "enc:v1:k2:") {
 		t.Fatalf("after a write under the new primary: %.12q…", v)
 	}
 	// A sealed value moved to another document does not open.
-	moved := h.doc("sealed")
+	moved := h.Doc("sealed")
 	moved["accessExpires"] = time.Now().Add(6 * time.Hour).UnixMilli()
-	if _, err := h.client.Collection(h.collection).Doc("copy").Set(context.Background(), moved); err != nil {
+	if _, err := h.Firestore.Collection(h.Collection).Doc("copy").Set(context.Background(), moved); err != nil {
 		t.Fatal(err)
 	}
 	if r := h.token(b, "copy"); r.code != 503 {
 		t.Fatalf("moved ciphertext: got %d %s, want 503", r.code, r.raw)
 	}
 	// Without the key it was sealed under: 503, and the log names the key id.
-	h.env["TOKEN_ENCRYPTION_KEYS"] = "k1:" + k1
+	h.Env["TOKEN_ENCRYPTION_KEYS"] = "k1:" + k1
 	c := h.startAPI(nil)
 	if r := h.token(c, "sealed"); r.code != 503 {
 		t.Fatalf("missing key: got %d, want 503", r.code)
 	}
-	if !strings.Contains(h.logs.String(), `\"k2\"`) && !strings.Contains(h.logs.String(), `"k2"`) {
+	if !strings.Contains(h.Logs.String(), `\"k2\"`) && !strings.Contains(h.Logs.String(), `"k2"`) {
 		t.Fatal("the log does not name the missing key id k2")
 	}
 }
@@ -418,7 +418,7 @@ func TestRepairAfterLostKey(t *testing.T) {
 	t.Parallel()
 	lost, kept := newKey(t), newKey(t)
 	h := newHarness(t, map[string]string{"ADMIN_PASSPHRASE": adminPass, "TOKEN_ENCRYPTION_KEYS": "lost:" + lost})
-	h.secret(adminPass, lost, kept)
+	h.Secret(adminPass, lost, kept)
 	a := h.startAPI(nil)
 	oldAccess, _ := h.seed("broken", 6*time.Hour, 30*24*time.Hour, nil)
 	if _, err := a.store.Update(context.Background(), "broken", func(tok *tokenT) ([]eventT, error) {
@@ -427,12 +427,12 @@ func TestRepairAfterLostKey(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	before := h.doc("broken")
+	before := h.Doc("broken")
 	if v, _ := before["accessToken"].(string); !strings.HasPrefix(v, "enc:v1:lost:") {
 		t.Fatalf("accessToken stored as %.14q…, want it sealed under lost", v)
 	}
 
-	h.env["TOKEN_ENCRYPTION_KEYS"] = "kept:" + kept
+	h.Env["TOKEN_ENCRYPTION_KEYS"] = "kept:" + kept
 	b := h.startAPI(nil)
 	if r := h.token(b, "broken"); r.code != 503 {
 		t.Fatalf("token under a lost key: got %d %s, want 503", r.code, r.raw)
@@ -443,12 +443,12 @@ func TestRepairAfterLostKey(t *testing.T) {
 
 	clientID, redirect := before["clientId"].(string), before["redirectUri"].(string)
 	newSecret := "csecret-" + randomHex(8)
-	h.secret(newSecret)
-	h.webex.AddClient(clientID, newSecret)
+	h.Secret(newSecret)
+	h.Webex.AddClient(clientID, newSecret)
 	if r := do(t, http.MethodPut, b.url+"/admin/tokens/broken", `{"clientSecret":"`+newSecret+`"}`, admin(nil)); r.code != 200 {
 		t.Fatalf("put a new client secret: got %d %s", r.code, r.raw)
 	}
-	after := h.doc("broken")
+	after := h.Doc("broken")
 	for _, f := range []string{"accessToken", "refreshToken"} {
 		if after[f] != before[f] {
 			t.Fatalf("the PUT changed %s, which it must never touch", f)
@@ -466,8 +466,8 @@ func TestRepairAfterLostKey(t *testing.T) {
 		t.Fatalf("authorize: got %d %s", r.code, r.raw)
 	}
 	u, _ := url.Parse(r.str("url"))
-	code := h.webex.IssueCode(clientID, redirect)
-	h.secret(code)
+	code := h.Webex.IssueCode(clientID, redirect)
+	h.Secret(code)
 	if r := do(t, http.MethodGet, b.url+"/callback?code="+url.QueryEscape(code)+"&state="+url.QueryEscape(u.Query().Get("state")), "", nil); r.code != 200 {
 		t.Fatalf("callback: got %d %s", r.code, r.raw)
 	}
@@ -475,9 +475,9 @@ func TestRepairAfterLostKey(t *testing.T) {
 	if r.code != 200 || r.str("token") == "" || r.str("token") == oldAccess {
 		t.Fatalf("after the new authorization: got %d, want 200 with a new token", r.code)
 	}
-	h.secret(r.str("token"))
+	h.Secret(r.str("token"))
 	for _, f := range []string{"accessToken", "refreshToken", "clientSecret"} {
-		if v, _ := h.doc("broken")[f].(string); !strings.HasPrefix(v, "enc:v1:kept:") {
+		if v, _ := h.Doc("broken")[f].(string); !strings.HasPrefix(v, "enc:v1:kept:") {
 			t.Errorf("%s stored as %.14q…, want it sealed under kept", f, v)
 		}
 	}

@@ -20,14 +20,14 @@ func TestSampleDocumentIsServedUnchanged(t *testing.T) {
 	at, _ := h.seed("ints", 6*time.Hour, 30*24*time.Hour, nil)
 	// Older writers stored the times as doubles.
 	atD, _ := h.seed("doubles", 6*time.Hour, 30*24*time.Hour, nil)
-	d := h.doc("doubles")
+	d := h.Doc("doubles")
 	for _, f := range []string{"accessExpires", "refreshExpires", "lastRefresh"} {
 		d[f] = float64(testkit.Millis(d[f]))
 	}
-	if _, err := h.client.Collection(h.collection).Doc("doubles").Set(context.Background(), d); err != nil {
+	if _, err := h.Firestore.Collection(h.Collection).Doc("doubles").Set(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
-	before := map[string]map[string]any{"ints": h.doc("ints"), "doubles": h.doc("doubles")}
+	before := map[string]map[string]any{"ints": h.Doc("ints"), "doubles": h.Doc("doubles")}
 
 	for name, want := range map[string]string{"ints": at, "doubles": atD} {
 		r := h.token(a, name)
@@ -44,11 +44,11 @@ func TestSampleDocumentIsServedUnchanged(t *testing.T) {
 			t.Fatalf("expiresAt %q is not RFC 3339", r.str("expiresAt"))
 		}
 	}
-	if n := h.webex.Stats().Calls; n != 0 {
+	if n := h.Webex.Stats().Calls; n != 0 {
 		t.Fatalf("got %d webex calls, want 0", n)
 	}
 	for name, b := range before {
-		after := h.doc(name)
+		after := h.Doc(name)
 		if len(after) != len(b) {
 			t.Fatalf("%s: serving changed the document: %v -> %v", name, keys(b), keys(after))
 		}
@@ -68,11 +68,11 @@ func TestRequestErrors(t *testing.T) {
 	h := newHarness(t, nil)
 	a := h.startAPI(nil)
 	h.seed("known", 6*time.Hour, 30*24*time.Hour, nil)
-	if _, err := h.client.Collection(h.collection).Doc("pending").Set(context.Background(), map[string]any{
+	if _, err := h.Firestore.Collection(h.Collection).Doc("pending").Set(context.Background(), map[string]any{
 		"clientId": "c", "clientSecret": "s", "redirectUri": "https://x/cb"}); err != nil {
 		t.Fatal(err)
 	}
-	pass := h.env["TOKEN_PASSPHRASE"]
+	pass := h.Env["TOKEN_PASSPHRASE"]
 	tests := []struct {
 		name   string
 		query  string
@@ -111,11 +111,11 @@ func TestInlineRefreshStoresNewGeneration(t *testing.T) {
 	if r.code != 200 || r.str("token") == old || r.str("token") == "" {
 		t.Fatalf("got %d %s, want 200 with a new token", r.code, r.raw)
 	}
-	h.secret(r.str("token"))
-	if n := h.webex.Stats().Refreshes; n != 1 {
+	h.Secret(r.str("token"))
+	if n := h.Webex.Stats().Refreshes; n != 1 {
 		t.Fatalf("got %d refresh calls, want 1", n)
 	}
-	d := h.doc("due")
+	d := h.Doc("due")
 	if d["accessToken"] != r.str("token") {
 		t.Fatalf("stored accessToken differs from the served one")
 	}
@@ -139,7 +139,7 @@ func TestInlineRefreshStoresNewGeneration(t *testing.T) {
 			t.Fatalf("got %d", r.code)
 		}
 	}
-	if n := h.webex.Stats().Refreshes; n != 1 {
+	if n := h.Webex.Stats().Refreshes; n != 1 {
 		t.Fatalf("got %d refresh calls, want 1", n)
 	}
 }
@@ -149,7 +149,7 @@ func TestConcurrentRequestsMakeOneWebexCall(t *testing.T) {
 	for _, instances := range []int{1, 2} {
 		t.Run(strconv.Itoa(instances)+" instances", func(t *testing.T) {
 			h := newHarness(t, nil)
-			h.webex.SetLatency(300 * time.Millisecond)
+			h.Webex.SetLatency(300 * time.Millisecond)
 			var apis []*api
 			for i := 0; i < instances; i++ {
 				apis = append(apis, h.startAPI(nil))
@@ -173,12 +173,12 @@ func TestConcurrentRequestsMakeOneWebexCall(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			if n := h.webex.Stats().Refreshes; n != 1 {
+			if n := h.Webex.Stats().Refreshes; n != 1 {
 				t.Fatalf("got %d webex refresh calls, want exactly 1", n)
 			}
 			for tok := range tokens {
-				h.secret(tok)
-				if tok != old && tok != h.doc("hot")["accessToken"] {
+				h.Secret(tok)
+				if tok != old && tok != h.Doc("hot")["accessToken"] {
 					t.Fatalf("served a token that is neither the old nor the stored one")
 				}
 			}
@@ -203,7 +203,7 @@ func TestWebexFailures(t *testing.T) {
 				h := newHarness(t, map[string]string{"WEBEX_TIMEOUT": "2s"})
 				a := h.startAPI(nil)
 				old, _ := h.seed("x", left, 30*24*time.Hour, nil)
-				h.webex.FailAlways(f.fault)
+				h.Webex.FailAlways(f.fault)
 				start := time.Now()
 				r := h.token(a, "x")
 				took := time.Since(start)
@@ -234,12 +234,12 @@ func TestGrantRejectedNeedsReauthorization(t *testing.T) {
 	h := newHarness(t, nil)
 	a := h.startAPI(nil)
 	old, rt := h.seed("revoked", time.Hour, 30*24*time.Hour, nil)
-	h.webex.RevokeRefreshToken(rt)
+	h.Webex.RevokeRefreshToken(rt)
 	r := h.token(a, "revoked")
 	if r.code != 200 || r.str("token") != old {
 		t.Fatalf("got %d %s, want 200 with the still-valid token", r.code, r.raw)
 	}
-	d := h.doc("revoked")
+	d := h.Doc("revoked")
 	le, _ := d["lastError"].(map[string]any)
 	if d["status"] != "reauth_required" || le == nil || le["permanent"] != true {
 		t.Fatalf("status %v lastError %v, want reauth_required with a permanent lastError", d["status"], d["lastError"])
@@ -247,18 +247,18 @@ func TestGrantRejectedNeedsReauthorization(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		h.token(a, "revoked")
 	}
-	if n := h.webex.Stats().Refreshes; n != 1 {
+	if n := h.Webex.Stats().Refreshes; n != 1 {
 		t.Fatalf("got %d webex calls, want 1: no retries after a rejected grant", n)
 	}
 	// Once the token is below MIN_TOKEN_VALIDITY: 409, still without Webex.
 	b := h.startAPI(nil)
-	if _, err := h.client.Collection(h.collection).Doc("revoked").Update(context.Background(), []gfsUpdate{{Path: "accessExpires", Value: time.Now().Add(2 * time.Minute).UnixMilli()}}); err != nil {
+	if _, err := h.Firestore.Collection(h.Collection).Doc("revoked").Update(context.Background(), []gfsUpdate{{Path: "accessExpires", Value: time.Now().Add(2 * time.Minute).UnixMilli()}}); err != nil {
 		t.Fatal(err)
 	}
 	if r := h.token(b, "revoked"); r.code != 409 {
 		t.Fatalf("got %d %s, want 409", r.code, r.raw)
 	}
-	if n := h.webex.Stats().Refreshes; n != 1 {
+	if n := h.Webex.Stats().Refreshes; n != 1 {
 		t.Fatalf("got %d webex calls, want 1", n)
 	}
 }
@@ -268,21 +268,21 @@ func TestClientRejectedResumesAfterConfigFix(t *testing.T) {
 	h := newHarness(t, map[string]string{"CACHE_MAX_AGE": "100ms"})
 	a := h.startAPI(nil)
 	old, _ := h.seed("badclient", time.Hour, 30*24*time.Hour, nil)
-	good := h.doc("badclient")["clientSecret"].(string)
+	good := h.Doc("badclient")["clientSecret"].(string)
 	ctx := context.Background()
-	ref := h.client.Collection(h.collection).Doc("badclient")
+	ref := h.Firestore.Collection(h.Collection).Doc("badclient")
 	if _, err := ref.Update(ctx, []gfsUpdate{{Path: "clientSecret", Value: "wrong-secret"}}); err != nil {
 		t.Fatal(err)
 	}
 	if r := h.token(a, "badclient"); r.code != 200 || r.str("token") != old {
 		t.Fatalf("got %d %s, want 200 with the current token", r.code, r.raw)
 	}
-	if st := h.doc("badclient")["status"]; st != "config_error" {
+	if st := h.Doc("badclient")["status"]; st != "config_error" {
 		t.Fatalf("status %v, want config_error", st)
 	}
 	time.Sleep(150 * time.Millisecond)
 	h.token(a, "badclient")
-	if n := h.webex.Stats().Refreshes; n != 1 {
+	if n := h.Webex.Stats().Refreshes; n != 1 {
 		t.Fatalf("got %d webex calls, want 1 while the client is unchanged", n)
 	}
 	if _, err := ref.Update(ctx, []gfsUpdate{{Path: "clientSecret", Value: good}}); err != nil {
@@ -293,8 +293,8 @@ func TestClientRejectedResumesAfterConfigFix(t *testing.T) {
 	if r.code != 200 || r.str("token") == old {
 		t.Fatalf("got %d %s, want a new token once the client config is fixed", r.code, r.raw)
 	}
-	h.secret(r.str("token"))
-	if st := h.doc("badclient")["status"]; st != "active" {
+	h.Secret(r.str("token"))
+	if st := h.Doc("badclient")["status"]; st != "active" {
 		t.Fatalf("status %v, want active", st)
 	}
 }
@@ -307,10 +307,10 @@ func TestExpiredRefreshTokenIsNotSent(t *testing.T) {
 	if r := h.token(a, "stale"); r.code != 409 {
 		t.Fatalf("got %d %s, want 409", r.code, r.raw)
 	}
-	if n := h.webex.Stats().Calls; n != 0 {
+	if n := h.Webex.Stats().Calls; n != 0 {
 		t.Fatalf("got %d webex calls, want 0", n)
 	}
-	if st := h.doc("stale")["status"]; st != "reauth_required" {
+	if st := h.Doc("stale")["status"]; st != "reauth_required" {
 		t.Fatalf("status %v, want reauth_required", st)
 	}
 }
@@ -320,16 +320,16 @@ func TestShortLivedGrantDoesNotRefreshEveryRequest(t *testing.T) {
 	h := newHarness(t, map[string]string{"CACHE_MAX_AGE": "50ms"})
 	a := h.startAPI(nil)
 	h.seed("short", time.Hour, 30*24*time.Hour, nil)
-	h.webex.SetExpiresIn(time.Hour) // inside the 2h threshold
+	h.Webex.SetExpiresIn(time.Hour) // inside the 2h threshold
 	for i := 0; i < 10; i++ {
 		r := h.token(a, "short")
 		if r.code != 200 {
 			t.Fatalf("got %d %s", r.code, r.raw)
 		}
-		h.secret(r.str("token"))
+		h.Secret(r.str("token"))
 		time.Sleep(20 * time.Millisecond)
 	}
-	if n := h.webex.Stats().Refreshes; n != 1 {
+	if n := h.Webex.Stats().Refreshes; n != 1 {
 		t.Fatalf("got %d webex calls for 10 requests, want 1", n)
 	}
 }
@@ -339,7 +339,7 @@ func TestSlowWebexDoesNotHoldTheCaller(t *testing.T) {
 	h := newHarness(t, map[string]string{"WEBEX_TIMEOUT": "10s"})
 	a := h.startAPI(nil)
 	old, _ := h.seed("slow", time.Hour, 30*24*time.Hour, nil)
-	h.webex.SetLatency(5 * time.Second)
+	h.Webex.SetLatency(5 * time.Second)
 	start := time.Now()
 	r := h.token(a, "slow")
 	took := time.Since(start)
@@ -350,10 +350,10 @@ func TestSlowWebexDoesNotHoldTheCaller(t *testing.T) {
 		t.Fatalf("took %s, want within INLINE_REFRESH_TIMEOUT (1.5s) plus a little", took)
 	}
 	testkit.Eventually(t, 10*time.Second, "the new token is stored", func() bool {
-		return h.doc("slow")["accessToken"] != old
+		return h.Doc("slow")["accessToken"] != old
 	})
-	h.secret(h.doc("slow")["accessToken"].(string))
-	if n := h.webex.Stats().Refreshes; n != 1 {
+	h.Secret(h.Doc("slow")["accessToken"].(string))
+	if n := h.Webex.Stats().Refreshes; n != 1 {
 		t.Fatalf("got %d webex calls, want 1", n)
 	}
 }
@@ -373,7 +373,7 @@ func TestUnknownNamesAreRememberedBriefly(t *testing.T) {
 		t.Fatalf("5 requests for an unknown name read the store %d times, want 1", n)
 	}
 	// Created through this instance: seen at once.
-	if r := get(t, a.url+"/init?name=ghost", map[string]string{"x-token-passphrase": h.env["TOKEN_PASSPHRASE"]}); r.code != 200 {
+	if r := get(t, a.url+"/init?name=ghost", map[string]string{"x-token-passphrase": h.Env["TOKEN_PASSPHRASE"]}); r.code != 200 {
 		t.Fatalf("init: %d", r.code)
 	}
 	if r := h.token(a, "ghost"); r.code != 409 {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,7 +23,6 @@ import (
 	"github.com/wxcc/tokenservice/shared/testkit"
 	"github.com/wxcc/tokenservice/shared/token"
 	"github.com/wxcc/tokenservice/shared/webex"
-	"github.com/wxcc/tokenservice/shared/webexfake"
 )
 
 func TestMain(m *testing.M) {
@@ -37,80 +37,45 @@ func TestMain(m *testing.M) {
 // worker as a separate process (and SIGKILL it).
 const childEnv = "TOKENSERVICE_TEST_RUN_WORKER"
 
-// harness is one test's world: a collection, a fake Webex, a topic with an
-// ordered subscription, and any number of workers over them.
+// harness is one test's world (testkit.World) with a topic, an ordered
+// subscription, and any number of workers over them.
 type harness struct {
-	t          testing.TB
-	collection string
-	fs         *gfs.Client
-	ps         *pubsub.Client
-	webex      *webexfake.Server
-	topic      string
-	sub        string
-	events     *testkit.Receiver
-	env        map[string]string
-	logs       *testkit.LogBuffer
-	secrets    testkit.Secrets
+	*testkit.World
+	ps     *pubsub.Client
+	topic  string
+	sub    string
+	events *testkit.Receiver
 }
 
 func newHarness(t testing.TB, env map[string]string) *harness {
 	t.Helper()
-	h := &harness{
-		t:          t,
-		collection: emulator.Collection(t),
-		fs:         emulator.FirestoreClient(t),
-		webex:      webexfake.Start(t),
-		logs:       &testkit.LogBuffer{},
-	}
+	h := &harness{World: testkit.NewWorld(t)}
 	h.ps = h.pubsubClient()
-	h.topic, h.sub = "t-"+h.collection, "s-"+h.collection
+	h.topic, h.sub = "t-"+h.Collection, "s-"+h.Collection
 	testkit.CreateTopic(t, h.ps, h.topic, h.sub)
 	h.events = testkit.Receive(t, h.ps, h.sub)
-	h.env = map[string]string{
-		"GOOGLE_CLOUD_PROJECT": emulator.Project(),
-		"TOKENS_COLLECTION":    h.collection,
-		"EVENTS_TOPIC":         h.topic,
-		"WEBEX_TOKEN_URL":      h.webex.TokenURL,
-		"WEBEX_AUTHORIZE_URL":  h.webex.AuthorizeURL,
-		"WEBEX_TIMEOUT":        "3s",
-		"SWEEP_INTERVAL":       "0",
-		"LOG_LEVEL":            "debug",
-	}
-	for k, v := range env {
-		h.env[k] = v
-	}
-	t.Cleanup(h.checkLogs)
+	h.Env["EVENTS_TOPIC"] = h.topic
+	h.Env["SWEEP_INTERVAL"] = "0"
+	maps.Copy(h.Env, env)
 	return h
 }
 
 func (h *harness) pubsubClient(opts ...option.ClientOption) *pubsub.Client {
-	h.t.Helper()
+	h.T.Helper()
 	c, err := pubsub.NewClient(context.Background(), emulator.Project(), opts...)
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
-	h.t.Cleanup(func() { c.Close() })
+	h.T.Cleanup(func() { c.Close() })
 	return c
 }
 
-func (h *harness) getenv(k string) string { return h.env[k] }
-
-// secret registers values that must never appear in a log line.
-func (h *harness) secret(v ...string) { h.secrets.Add(v...) }
-
-func (h *harness) checkLogs() { h.secrets.CheckLog(h.t, h.logs.String()) }
-
 // seed writes a Node-sample document and remembers its secrets.
 func (h *harness) seed(name string, accessLeft, refreshLeft time.Duration) testkit.Seeded {
-	h.t.Helper()
-	s := testkit.Seed(h.t, h.fs, h.collection, name, h.webex.Fake, accessLeft, refreshLeft)
-	h.secret(s.Secrets()...)
+	h.T.Helper()
+	s := testkit.Seed(h.T, h.Firestore, h.Collection, name, h.Webex.Fake, accessLeft, refreshLeft)
+	h.Secret(s.Secrets()...)
 	return s
-}
-
-func (h *harness) doc(name string) map[string]any {
-	h.t.Helper()
-	return testkit.Doc(h.t, h.fs, h.collection, name)
 }
 
 // workerUnderTest is one in-process worker ("instance") with its HTTP handler.
@@ -125,19 +90,19 @@ type workerUnderTest struct {
 // startWorker starts a worker instance; ps is the Pub/Sub client its relay
 // uses (nil: the harness's).
 func (h *harness) startWorker(ps *pubsub.Client) *workerUnderTest {
-	h.t.Helper()
-	cfg, err := config.Load(config.Worker, h.getenv)
+	h.T.Helper()
+	cfg, err := config.Load(config.Worker, h.Getenv)
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	if ps == nil {
 		ps = h.ps
 	}
-	log := logging.New(h.logs, logging.ParseLevel("debug"))
-	store := firestore.New(emulator.FirestoreClient(h.t), cfg.Collection, firestore.WithLogger(log))
+	log := logging.New(h.Logs, logging.ParseLevel("debug"))
+	store := firestore.New(emulator.FirestoreClient(h.T), cfg.Collection, firestore.WithLogger(log))
 	issuer, err := webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, Timeout: cfg.WebexTimeout})
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	relay := events.New(ps, store, events.Options{Topic: cfg.EventsTopic, Source: events.Source(cfg.Project, cfg.Collection),
 		Logger: log, PublishTimeout: 2 * time.Second, Settle: time.Second})
@@ -147,10 +112,10 @@ func (h *harness) startWorker(ps *pubsub.Client) *workerUnderTest {
 	sw := newSweeper(cfg, store, r, relay, log, m)
 	auth, err := newRunAuth(context.Background(), cfg)
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	srv := httptest.NewServer(newHandler(sw, auth, m.Handler(), log))
-	h.t.Cleanup(func() { srv.Close(); r.Close(); relay.Close() })
+	h.T.Cleanup(func() { srv.Close(); r.Close(); relay.Close() })
 	return &workerUnderTest{url: srv.URL, sweeper: sw, store: store, relay: relay, refresher: r}
 }
 

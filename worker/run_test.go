@@ -21,7 +21,7 @@ func TestRunServesAndStops(t *testing.T) {
 	h := newHarness(t, map[string]string{"PORT": "0"})
 	h.seed("due", time.Hour, 30*24*time.Hour)
 	running := testkit.StartRun(t, func(ctx context.Context, ready chan<- string) error {
-		return run(ctx, nil, h.getenv, h.logs, h.logs, ready)
+		return run(ctx, nil, h.Getenv, h.Logs, h.Logs, ready)
 	})
 	base := running.Base
 	resp, err := http.Post(base+"/run", "", nil)
@@ -34,7 +34,7 @@ func TestRunServesAndStops(t *testing.T) {
 	if resp.StatusCode != 200 || sum["refreshed"] != 1.0 || sum["scanned"] != 1.0 || sum["failed"] != 0.0 {
 		t.Fatalf("POST /run: %d %v", resp.StatusCode, sum)
 	}
-	h.secret(h.doc("due")["accessToken"].(string))
+	h.Secret(h.Doc("due")["accessToken"].(string))
 	if msgs := h.events.WaitFor(t, 1, 500*time.Millisecond); msgs[0].Attributes["ce-type"] != "token.rotated" {
 		t.Fatalf("got %s", testkit.Describe(msgs))
 	}
@@ -53,23 +53,23 @@ func TestOnceRunsOneSweep(t *testing.T) {
 	h := newHarness(t, nil)
 	h.seed("due", time.Hour, 30*24*time.Hour)
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"-once"}, h.getenv, &out, h.logs, nil); err != nil {
+	if err := run(context.Background(), []string{"-once"}, h.Getenv, &out, h.Logs, nil); err != nil {
 		t.Fatalf("-once: %v", err)
 	}
-	h.secret(h.doc("due")["accessToken"].(string))
+	h.Secret(h.Doc("due")["accessToken"].(string))
 	var sum Summary
 	if err := json.Unmarshal(out.Bytes(), &sum); err != nil || sum.Refreshed != 1 {
 		t.Fatalf("stdout %q: %v", out.String(), err)
 	}
 	// A token failing is not the sweep failing.
 	s := h.seed("revoked", time.Hour, 30*24*time.Hour)
-	h.webex.RevokeRefreshToken(s.RefreshToken)
-	if err := run(context.Background(), []string{"-once"}, h.getenv, &out, h.logs, nil); err != nil {
+	h.Webex.RevokeRefreshToken(s.RefreshToken)
+	if err := run(context.Background(), []string{"-once"}, h.Getenv, &out, h.Logs, nil); err != nil {
 		t.Fatalf("-once with a failing token: %v, want success", err)
 	}
 	// A sweep that cannot query Firestore fails.
-	h.env["TOKENS_COLLECTION"] = "__bad__"
-	if err := run(context.Background(), []string{"-once"}, h.getenv, &out, h.logs, nil); err == nil {
+	h.Env["TOKENS_COLLECTION"] = "__bad__"
+	if err := run(context.Background(), []string{"-once"}, h.Getenv, &out, h.Logs, nil); err == nil {
 		t.Fatal("-once over an unusable collection succeeded")
 	}
 }
@@ -82,18 +82,18 @@ func TestSIGTERMReleasesLease(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, map[string]string{"PORT": "0", "SWEEP_INTERVAL": "1h", "WEBEX_TIMEOUT": "20s"})
 	h.seed("busy", time.Hour, 30*24*time.Hour)
-	h.webex.SetLatency(time.Minute)
+	h.Webex.SetLatency(time.Minute)
 	child := exec.Command(os.Args[0])
 	child.Env = append(os.Environ(), childEnv+"=1")
-	for k, v := range h.env {
+	for k, v := range h.Env {
 		child.Env = append(child.Env, k+"="+v)
 	}
-	child.Stdout, child.Stderr = h.logs, h.logs
+	child.Stdout, child.Stderr = h.Logs, h.Logs
 	if err := child.Start(); err != nil {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, 30*time.Second, "the worker takes the lease", func() bool {
-		lease, _ := h.doc("busy")["lease"].(map[string]any)
+		lease, _ := h.Doc("busy")["lease"].(map[string]any)
 		return lease["holder"] != nil
 	})
 	start := time.Now()
@@ -110,9 +110,9 @@ func TestSIGTERMReleasesLease(t *testing.T) {
 		t.Fatal("worker did not exit within 10s of SIGTERM")
 	}
 	t.Logf("exited %s after SIGTERM", time.Since(start).Round(time.Millisecond))
-	d := h.doc("busy")
+	d := h.Doc("busy")
 	if _, leased := d["lease"]; leased {
-		t.Fatalf("lease left behind: %v\nworker log:\n%s", d["lease"], h.logs.String())
+		t.Fatalf("lease left behind: %v\nworker log:\n%s", d["lease"], h.Logs.String())
 	}
 	if _, failed := d["lastError"]; failed {
 		t.Fatalf("shutdown recorded as a failure: %v", d["lastError"])

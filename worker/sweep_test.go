@@ -37,7 +37,7 @@ func TestSweepRefreshesDueTokensAndPublishes(t *testing.T) {
 	if sum.Scanned != 20 || sum.Due != 5 || sum.Refreshed != 5 || sum.Failed != 0 {
 		t.Fatalf("got summary %+v, want 20 scanned, 5 due and refreshed", sum)
 	}
-	if n := h.webex.Stats().Refreshes; n != 5 {
+	if n := h.Webex.Stats().Refreshes; n != 5 {
 		t.Fatalf("got %d webex calls, want 5", n)
 	}
 	msgs := h.events.WaitFor(t, 5, time.Second)
@@ -46,8 +46,8 @@ func TestSweepRefreshesDueTokensAndPublishes(t *testing.T) {
 	}
 	for _, m := range msgs {
 		name := m.Attributes["name"]
-		d := h.doc(name)
-		h.secret(d["accessToken"].(string))
+		d := h.Doc(name)
+		h.Secret(d["accessToken"].(string))
 		want := map[string]string{
 			"ce-specversion": "1.0",
 			"ce-type":        "token.rotated",
@@ -83,7 +83,7 @@ func TestSweepRefreshesDueTokensAndPublishes(t *testing.T) {
 	if sum := w.mustRun(t); sum.Refreshed != 0 {
 		t.Fatalf("second sweep: %+v, want nothing refreshed", sum)
 	}
-	if n := h.webex.Stats().Refreshes; n != 5 {
+	if n := h.Webex.Stats().Refreshes; n != 5 {
 		t.Fatalf("got %d webex calls after the second sweep, want 5", n)
 	}
 	if msgs := h.events.WaitFor(t, 5, time.Second); len(msgs) != 5 {
@@ -94,7 +94,7 @@ func TestSweepRefreshesDueTokensAndPublishes(t *testing.T) {
 func TestTwoWorkersAndInlineCallersRefreshOnce(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
-	h.webex.SetLatency(200 * time.Millisecond)
+	h.Webex.SetLatency(200 * time.Millisecond)
 	a, b := h.startWorker(nil), h.startWorker(nil)
 	// The api's inline path is the same protocol with WaitForOthers.
 	api := h.startWorker(nil).refresher
@@ -117,17 +117,17 @@ func TestTwoWorkersAndInlineCallersRefreshOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	stats := h.webex.Stats()
+	stats := h.Webex.Stats()
 	for i, s := range seeded {
 		if n := stats.ByRefreshToken[s.RefreshToken]; n != 1 {
 			t.Errorf("due-%d: refreshed %d times, want exactly once", i, n)
 		}
-		if g := h.doc(fmt.Sprintf("due-%d", i))["generation"]; g != int64(1) {
+		if g := h.Doc(fmt.Sprintf("due-%d", i))["generation"]; g != int64(1) {
 			t.Errorf("due-%d: generation %v, want 1", i, g)
 		}
 	}
 	for i := range seeded {
-		h.secret(h.doc(fmt.Sprintf("due-%d", i))["accessToken"].(string))
+		h.Secret(h.Doc(fmt.Sprintf("due-%d", i))["accessToken"].(string))
 	}
 }
 
@@ -144,7 +144,7 @@ func TestRefreshExpiringWarnedOnce(t *testing.T) {
 	if len(msgs) != 1 || msgs[0].Attributes["ce-type"] != "token.refresh_expiring" || msgs[0].Attributes["name"] != "ending" {
 		t.Fatalf("got %s, want one token.refresh_expiring for ending", testkit.Describe(msgs))
 	}
-	if n := h.webex.Stats().Calls; n != 0 {
+	if n := h.Webex.Stats().Calls; n != 0 {
 		t.Fatalf("got %d webex calls, want 0", n)
 	}
 }
@@ -154,7 +154,7 @@ func TestPermanentFailureStopsCalls(t *testing.T) {
 	h := newHarness(t, nil)
 	w := h.startWorker(nil)
 	s := h.seed("revoked", time.Hour, 30*24*time.Hour)
-	h.webex.RevokeRefreshToken(s.RefreshToken)
+	h.Webex.RevokeRefreshToken(s.RefreshToken)
 	if sum := w.mustRun(t); sum.Failed != 1 {
 		t.Fatalf("got %+v, want 1 failed", sum)
 	}
@@ -163,14 +163,14 @@ func TestPermanentFailureStopsCalls(t *testing.T) {
 			t.Fatalf("later sweep %+v, want the token skipped", sum)
 		}
 	}
-	if n := h.webex.Stats().Refreshes; n != 1 {
+	if n := h.Webex.Stats().Refreshes; n != 1 {
 		t.Fatalf("got %d webex calls, want 1", n)
 	}
 	msgs := h.events.WaitFor(t, 1, time.Second)
 	if len(msgs) != 1 || msgs[0].Attributes["ce-type"] != "token.reauthorization_required" {
 		t.Fatalf("got %s, want one token.reauthorization_required", testkit.Describe(msgs))
 	}
-	if st := h.doc("revoked")["status"]; st != "reauth_required" {
+	if st := h.Doc("revoked")["status"]; st != "reauth_required" {
 		t.Fatalf("status %v, want reauth_required", st)
 	}
 }
@@ -181,25 +181,25 @@ func TestBrakeStopsSweepOnMassPermanentFailure(t *testing.T) {
 	w := h.startWorker(nil)
 	for i := 0; i < 8; i++ {
 		s := h.seed(fmt.Sprintf("tok-%d", i), time.Hour, 30*24*time.Hour)
-		h.webex.RemoveClient(s.ClientID) // Webex: invalid_client for every token
+		h.Webex.RemoveClient(s.ClientID) // Webex: invalid_client for every token
 	}
 	sum := w.mustRun(t)
 	if !sum.Halted || sum.Failed != 5 {
 		t.Fatalf("got %+v, want the sweep halted after 5 failures", sum)
 	}
-	if n := h.webex.Stats().Refreshes; n != 5 {
+	if n := h.Webex.Stats().Refreshes; n != 5 {
 		t.Fatalf("got %d webex calls, want 5", n)
 	}
 	marked := 0
 	for i := 0; i < 8; i++ {
-		if h.doc(fmt.Sprintf("tok-%d", i))["status"] == "config_error" {
+		if h.Doc(fmt.Sprintf("tok-%d", i))["status"] == "config_error" {
 			marked++
 		}
 	}
 	if marked != 5 {
 		t.Fatalf("%d tokens marked config_error, want 5: the brake must stop marking", marked)
 	}
-	if !strings.Contains(h.logs.String(), "sweep halted") {
+	if !strings.Contains(h.Logs.String(), "sweep halted") {
 		t.Fatal("the halt is not in the log")
 	}
 	msgs := h.events.WaitFor(t, 1, time.Second)
@@ -242,12 +242,12 @@ func TestPubSubOutageLosesNoEvents(t *testing.T) {
 			t.Fatalf("round %d took %s", round, took)
 		}
 		for _, n := range names {
-			d := h.doc(n)
-			h.secret(d["accessToken"].(string))
+			d := h.Doc(n)
+			h.Secret(d["accessToken"].(string))
 			if round == 2 {
 				continue
 			}
-			if _, err := h.fs.Collection(h.collection).Doc(n).Update(context.Background(),
+			if _, err := h.Firestore.Collection(h.Collection).Doc(n).Update(context.Background(),
 				[]gfsUpdate{{Path: "accessExpires", Value: time.Now().Add(time.Hour).UnixMilli()}}); err != nil {
 				t.Fatal(err)
 			}
@@ -295,26 +295,26 @@ func TestKilledWorkerLeaseExpires(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, map[string]string{"WEBEX_TIMEOUT": "1s"})
 	h.seed("orphan", time.Hour, 30*24*time.Hour)
-	h.webex.SetLatency(time.Minute) // the child holds the lease while it waits
+	h.Webex.SetLatency(time.Minute) // the child holds the lease while it waits
 
 	child := exec.Command(os.Args[0], "-once")
 	child.Env = append(os.Environ(), childEnv+"=1")
-	for k, v := range h.env {
+	for k, v := range h.Env {
 		child.Env = append(child.Env, k+"="+v)
 	}
-	child.Stdout, child.Stderr = h.logs, h.logs
+	child.Stdout, child.Stderr = h.Logs, h.Logs
 	if err := child.Start(); err != nil {
 		t.Fatal(err)
 	}
 	var leaseUntil int64
 	testkit.Eventually(t, 20*time.Second, "the child takes the lease", func() bool {
-		lease, _ := h.doc("orphan")["lease"].(map[string]any)
+		lease, _ := h.Doc("orphan")["lease"].(map[string]any)
 		leaseUntil = testkit.Millis(lease["until"])
 		return leaseUntil > 0
 	})
 	child.Process.Kill() // SIGKILL: no chance to release the lease
 	child.Wait()
-	h.webex.SetLatency(0)
+	h.Webex.SetLatency(0)
 
 	w := h.startWorker(nil)
 	if time.Now().UnixMilli() < leaseUntil-2000 {
@@ -326,8 +326,8 @@ func TestKilledWorkerLeaseExpires(t *testing.T) {
 	if sum := w.mustRun(t); sum.Refreshed != 1 {
 		t.Fatalf("after the lease TTL got %+v, want the token refreshed", sum)
 	}
-	h.secret(h.doc("orphan")["accessToken"].(string))
-	if g := h.doc("orphan")["generation"]; g != int64(1) {
+	h.Secret(h.Doc("orphan")["accessToken"].(string))
+	if g := h.Doc("orphan")["generation"]; g != int64(1) {
 		t.Fatalf("generation %v, want 1", g)
 	}
 }
@@ -337,10 +337,10 @@ func TestSweepReadsOnlyDueDocuments(t *testing.T) {
 	h := newHarness(t, nil)
 	w := h.startWorker(nil)
 	ctx := context.Background()
-	bw := h.fs.BulkWriter(ctx)
+	bw := h.Firestore.BulkWriter(ctx)
 	now := time.Now()
 	for i := 0; i < 9900; i++ {
-		ref := h.fs.Collection(h.collection).Doc("idle-" + strconv.Itoa(i))
+		ref := h.Firestore.Collection(h.Collection).Doc("idle-" + strconv.Itoa(i))
 		if _, err := bw.Set(ref, map[string]any{
 			"clientId": "c", "clientSecret": "s", "redirectUri": "https://x/cb",
 			"accessToken": "at", "refreshToken": "rt",

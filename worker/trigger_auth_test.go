@@ -49,7 +49,7 @@ const (
 func TestTriggerAuthSecret(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, map[string]string{"RUN_AUTH_SECRET": runSecret})
-	h.secret(runSecret)
+	h.Secret(runSecret)
 	w := h.startWorker(nil) // the real wiring: newRunAuth from the environment
 
 	checkTrigger(t, h, w.url, []triggerCase{
@@ -88,7 +88,7 @@ func TestTriggerAuthOIDC(t *testing.T) {
 	u := h.serveRun(w, auth)
 
 	bearer := func(tok string) map[string]string {
-		h.secret(tok)
+		h.Secret(tok)
 		return map[string]string{"Authorization": "Bearer " + tok}
 	}
 	valid := g.sign(t, g.key, g.kid, g.claims(nil))
@@ -145,7 +145,7 @@ func TestTriggerAuthOIDC(t *testing.T) {
 func TestTriggerAuthSecretOrOIDC(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
-	h.secret(runSecret)
+	h.Secret(runSecret)
 	w := h.startWorker(nil)
 	g := newFakeGoogle(t)
 	auth := &runAuth{secret: sha256.Sum256([]byte(runSecret)), hasSec: true,
@@ -154,7 +154,7 @@ func TestTriggerAuthSecretOrOIDC(t *testing.T) {
 
 	valid := "Bearer " + g.sign(t, g.key, g.kid, g.claims(nil))
 	wrongAccount := "Bearer " + g.sign(t, g.key, g.kid, g.claims(func(c map[string]any) { c["email"] = "someone@proj.iam.gserviceaccount.com" }))
-	h.secret(valid[len("Bearer "):], wrongAccount[len("Bearer "):])
+	h.Secret(valid[len("Bearer "):], wrongAccount[len("Bearer "):])
 
 	checkTrigger(t, h, u, []triggerCase{
 		{name: "secret only", header: map[string]string{"x-run-secret": runSecret}, want: http.StatusOK},
@@ -176,12 +176,12 @@ func checkTrigger(t *testing.T, h *harness, u string, cases []triggerCase) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			h.seed(canaryTokenName, time.Hour, 30*24*time.Hour)
-			before := h.webex.Stats().Refreshes
+			before := h.Webex.Stats().Refreshes
 			code, body := postRun(t, u, tc.header)
 			if code != tc.want {
 				t.Fatalf("got %d %v, want %d", code, body, tc.want)
 			}
-			calls := h.webex.Stats().Refreshes - before
+			calls := h.Webex.Stats().Refreshes - before
 			if code != http.StatusOK {
 				if body["status"] != "401" || body["message"] == "" {
 					t.Errorf("got body %v, want status \"401\" and a message", body)
@@ -202,10 +202,10 @@ func checkTrigger(t *testing.T, h *harness, u string, cases []triggerCase) {
 			if calls != 1 {
 				t.Errorf("got %d Webex calls, want 1", calls)
 			}
-			if d := h.doc(canaryTokenName); d["generation"] != int64(1) {
+			if d := h.Doc(canaryTokenName); d["generation"] != int64(1) {
 				t.Errorf("canary generation %v after the sweep, want 1", d["generation"])
 			} else {
-				h.secret(d["accessToken"].(string), d["refreshToken"].(string))
+				h.Secret(d["accessToken"].(string), d["refreshToken"].(string))
 			}
 		})
 	}
@@ -225,10 +225,10 @@ func postRun(t *testing.T, u string, header map[string]string) (int, map[string]
 // serveRun serves newHandler with w's sweeper behind auth, and returns its
 // URL.
 func (h *harness) serveRun(w *workerUnderTest, auth *runAuth) string {
-	h.t.Helper()
-	log := logging.New(h.logs, logging.ParseLevel("debug"))
+	h.T.Helper()
+	log := logging.New(h.Logs, logging.ParseLevel("debug"))
 	srv := httptest.NewServer(newHandler(w.sweeper, auth, nil, log))
-	h.t.Cleanup(srv.Close)
+	h.T.Cleanup(srv.Close)
 	return srv.URL
 }
 
