@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -68,6 +69,23 @@ func (h *harness) pubsubClient(opts ...option.ClientOption) *pubsub.Client {
 	}
 	h.T.Cleanup(func() { c.Close() })
 	return c
+}
+
+// startChild starts the real worker binary (this test binary re-executed,
+// see TestMain) as its own process with the harness's environment and
+// log; the caller waits for it.
+func (h *harness) startChild(args ...string) *exec.Cmd {
+	h.T.Helper()
+	child := exec.Command(os.Args[0], args...)
+	child.Env = append(os.Environ(), childEnv+"=1")
+	for k, v := range h.Env {
+		child.Env = append(child.Env, k+"="+v)
+	}
+	child.Stdout, child.Stderr = h.Logs, h.Logs
+	if err := child.Start(); err != nil {
+		h.T.Fatal(err)
+	}
+	return child
 }
 
 // seed writes a Node-sample document and remembers its secrets.

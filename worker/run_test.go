@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"os/exec"
 	"syscall"
 	"testing"
 	"time"
@@ -83,15 +81,7 @@ func TestSIGTERMReleasesLease(t *testing.T) {
 	h := newHarness(t, map[string]string{"PORT": "0", "SWEEP_INTERVAL": "1h", "WEBEX_TIMEOUT": "20s"})
 	h.seed("busy", time.Hour, 30*24*time.Hour)
 	h.Webex.SetLatency(time.Minute)
-	child := exec.Command(os.Args[0])
-	child.Env = append(os.Environ(), childEnv+"=1")
-	for k, v := range h.Env {
-		child.Env = append(child.Env, k+"="+v)
-	}
-	child.Stdout, child.Stderr = h.Logs, h.Logs
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
+	child := h.startChild()
 	testkit.Eventually(t, 30*time.Second, "the worker takes the lease", func() bool {
 		lease, _ := h.Doc("busy")["lease"].(map[string]any)
 		return lease["holder"] != nil

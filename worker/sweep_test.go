@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -297,15 +296,7 @@ func TestKilledWorkerLeaseExpires(t *testing.T) {
 	h.seed("orphan", time.Hour, 30*24*time.Hour)
 	h.Webex.SetLatency(time.Minute) // the child holds the lease while it waits
 
-	child := exec.Command(os.Args[0], "-once")
-	child.Env = append(os.Environ(), childEnv+"=1")
-	for k, v := range h.Env {
-		child.Env = append(child.Env, k+"="+v)
-	}
-	child.Stdout, child.Stderr = h.Logs, h.Logs
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
+	child := h.startChild("-once")
 	var leaseUntil int64
 	testkit.Eventually(t, 20*time.Second, "the child takes the lease", func() bool {
 		lease, _ := h.Doc("orphan")["lease"].(map[string]any)
