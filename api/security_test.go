@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wxcc/tokenservice/shared/oauthstate"
+	"github.com/wxcc/tokenservice/shared/testkit"
 )
 
 const adminPass = "admin-passphrase-for-tests"
@@ -157,28 +158,23 @@ func TestAllowedCIDRs(t *testing.T) {
 	}
 }
 
+// preflight sends a browser's CORS preflight for a GET with the
+// passphrase header from origin.
+func preflight(t *testing.T, url, origin string) testkit.Response {
+	return testkit.Do(t, http.MethodOptions, url, "", map[string]string{"Origin": origin,
+		"Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "x-token-passphrase"})
+}
+
 func TestCORSAndSecurityHeaders(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, map[string]string{"CORS_ALLOW_ORIGINS": "https://desktop.example.com"})
 	a := h.startAPI(nil)
-	preflight := func(origin string) *http.Response {
-		req, _ := http.NewRequest(http.MethodOptions, a.url+"/?name=x", nil)
-		req.Header.Set("Origin", origin)
-		req.Header.Set("Access-Control-Request-Method", "GET")
-		req.Header.Set("Access-Control-Request-Headers", "x-token-passphrase")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
-	resp := preflight("https://desktop.example.com")
-	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "https://desktop.example.com" ||
+	resp := preflight(t, a.url+"/?name=x", "https://desktop.example.com")
+	if resp.Code != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "https://desktop.example.com" ||
 		!strings.Contains(strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), "x-token-passphrase") {
-		t.Fatalf("allowed origin: got %d %v", resp.StatusCode, resp.Header)
+		t.Fatalf("allowed origin: got %d %v", resp.Code, resp.Header)
 	}
-	if resp := preflight("https://evil.example.net"); resp.Header.Get("Access-Control-Allow-Origin") != "" {
+	if resp := preflight(t, a.url+"/?name=x", "https://evil.example.net"); resp.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatalf("other origin allowed: %v", resp.Header)
 	}
 	r := get(t, a.url+"/?name=x", nil)
@@ -195,28 +191,15 @@ func TestDefaultCORSAllowsEveryOrigin(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
 	a := h.startAPI(nil)
-	req, _ := http.NewRequest(http.MethodOptions, a.url+"/", nil)
-	req.Header.Set("Origin", "https://any.example.org")
-	req.Header.Set("Access-Control-Request-Method", "GET")
-	req.Header.Set("Access-Control-Request-Headers", "x-token-passphrase")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") == "" {
-		t.Fatalf("got %d %v, want 204 allowing the origin", resp.StatusCode, resp.Header)
+	resp := preflight(t, a.url+"/", "https://any.example.org")
+	if resp.Code != 204 || resp.Header.Get("Access-Control-Allow-Origin") == "" {
+		t.Fatalf("got %d %v, want 204 allowing the origin", resp.Code, resp.Header)
 	}
 	// A bare OPTIONS (no Origin), as curl sends it, gets the same headers on any path.
-	req, _ = http.NewRequest(http.MethodOptions, a.url+"/any/path", nil)
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
+	resp = testkit.Do(t, http.MethodOptions, a.url+"/any/path", "", nil)
+	if resp.Code != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
 		!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "x-token-passphrase") {
-		t.Fatalf("bare OPTIONS: got %d %v", resp.StatusCode, resp.Header)
+		t.Fatalf("bare OPTIONS: got %d %v", resp.Code, resp.Header)
 	}
 }
 
