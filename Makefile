@@ -8,12 +8,12 @@ PKGS     := ./...
 
 ## run: the whole service locally: emulators, fake Webex, worker, api, demo token.
 run: build
-	$(BUILD) -o bin/localstack ./shared/devstack/localstack
+	$(BUILD) -o bin/localstack ./shared/devtools/localstack
 	bin/localstack
 
 ## test: every test, race detector on, with the emulators started once for the run.
 test:
-	$(GO) run ./shared/devstack/withemulators -- $(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) run ./shared/devtools/withemulators -- $(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 ## build: both binaries into bin/.
 build:
@@ -26,7 +26,7 @@ vet:
 
 ## bench: the api hot-path benchmark (cached GET /?name= vs a bare Echo handler).
 bench:
-	$(GO) run ./shared/devstack/withemulators -- $(GO) test -run '^$$' -bench . -benchtime 3s ./api
+	$(GO) run ./shared/devtools/withemulators -- $(GO) test -run '^$$' -bench . -benchtime 3s ./api
 
 ## docker-build-check: the Go build command of each Dockerfile, without a Docker engine.
 docker-build-check:

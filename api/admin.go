@@ -138,7 +138,7 @@ func (s *server) putToken(c echo.Context) error {
 		changed = cc.apply(t, hash)
 		if t.Status == token.StatusConfigError && token.ClientFingerprint(t.ClientID, t.ClientSecret) != before {
 			t.Status = token.StatusPending
-			if t.Authorized() {
+			if t.HasAccessToken() {
 				t.Status = token.StatusActive
 			}
 			t.ConfigFingerprint, t.LastError, t.NextAttempt, t.Failures = "", nil, time.Time{}, 0
@@ -224,9 +224,9 @@ func (s *server) listTokens(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"status": "200", "tokens": rows})
 }
 
-// authorize answers the Webex authorize URL for a token, with a signed
+// authorizeLink answers the Webex authorize URL for a token, with a signed
 // state valid for 15 minutes and accepted once, for an admin to open.
-func (s *server) authorize(c echo.Context) error {
+func (s *server) authorizeLink(c echo.Context) error {
 	name := c.QueryParam("name")
 	if err := token.ValidateName(name); err != nil {
 		return writeError(c, statusOf(err, name, s.now()))

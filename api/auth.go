@@ -47,8 +47,8 @@ func (s *server) throttleKey(c echo.Context) string {
 	return clientip.Key(s.clients.ClientAddr(c.Request()))
 }
 
-// blocked is the 429 for addr and name while they failed too often, or nil.
-func (s *server) blocked(addr, name string) *apiError {
+// throttled is the 429 for addr and name while they failed too often, or nil.
+func (s *server) throttled(addr, name string) *apiError {
 	if wait, blocked := s.throttle.Blocked(addr, name); blocked {
 		return &apiError{code: http.StatusTooManyRequests, retryAfter: wait,
 			message: "too many failed passphrases from this address; retry later"}
@@ -56,13 +56,13 @@ func (s *server) blocked(addr, name string) *apiError {
 	return nil
 }
 
-// authorizeToken checks the caller's x-token-passphrase for name and
+// checkTokenPassphrase checks the caller's x-token-passphrase for name and
 // returns the token it opens, read through the cache. A token with its own
 // passphrase accepts only that one; others accept TOKEN_PASSPHRASE or
 // TOKEN_PASSPHRASE_PREVIOUS. Failures count towards the throttle.
-func (s *server) authorizeToken(c echo.Context, name string) (*token.Token, error) {
+func (s *server) checkTokenPassphrase(c echo.Context, name string) (*token.Token, error) {
 	addr := s.throttleKey(c)
-	if ae := s.blocked(addr, name); ae != nil {
+	if ae := s.throttled(addr, name); ae != nil {
 		return nil, ae
 	}
 	given := c.Request().Header.Get("x-token-passphrase")
@@ -76,7 +76,7 @@ func (s *server) authorizeToken(c echo.Context, name string) (*token.Token, erro
 	case errors.Is(err, token.ErrNotFound):
 		// Only a caller who knows the global passphrase learns that the
 		// name does not exist.
-		if !s.global.Match(given) {
+		if !s.tokenKeys.Match(given) {
 			s.throttle.Fail(addr, name)
 			return nil, errorf(http.StatusUnauthorized, "wrong passphrase")
 		}
@@ -86,7 +86,7 @@ func (s *server) authorizeToken(c echo.Context, name string) (*token.Token, erro
 	case t.PassphraseHash != "":
 		ok = s.verifier.Verify(given, t.PassphraseHash)
 	default:
-		ok = s.global.Match(given)
+		ok = s.tokenKeys.Match(given)
 	}
 	if !ok {
 		s.throttle.Fail(addr, name)
@@ -99,7 +99,7 @@ func (s *server) authorizeToken(c echo.Context, name string) (*token.Token, erro
 func (s *server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		addr := s.throttleKey(c)
-		if ae := s.blocked(addr, adminThrottleName); ae != nil {
+		if ae := s.throttled(addr, adminThrottleName); ae != nil {
 			return writeError(c, ae)
 		}
 		if !s.adminKey.Match(c.Request().Header.Get("x-admin-passphrase")) {

@@ -13,10 +13,10 @@ import (
 
 	"github.com/wxcc/tokenservice/shared/config"
 	"github.com/wxcc/tokenservice/shared/logging"
-	"github.com/wxcc/tokenservice/shared/memstore"
+	"github.com/wxcc/tokenservice/shared/testing/memstore"
+	"github.com/wxcc/tokenservice/shared/testing/webexfake"
 	"github.com/wxcc/tokenservice/shared/token"
 	"github.com/wxcc/tokenservice/shared/webex"
-	"github.com/wxcc/tokenservice/shared/webexfake"
 )
 
 // FuzzRequest sends arbitrary query strings and headers through the whole
@@ -46,7 +46,7 @@ func FuzzRequest(f *testing.F) {
 	}
 	issuer, _ := webex.New(webex.Options{TokenURL: fake.TokenURL, AuthorizeURL: fake.AuthorizeURL, Timeout: time.Second})
 	log := logging.New(io.Discard, logging.ParseLevel("error"))
-	r := token.NewRefresher(token.RefresherOptions{Store: store, Issuer: issuer, Holder: "fuzz", Logger: log})
+	r := token.NewRefresher(token.RefresherConfig{Store: store, Issuer: issuer, Holder: "fuzz", Logger: log})
 	f.Cleanup(r.Close)
 	srv := httptest.NewServer(newServer(deps{cfg: cfg, store: store, refresher: r,
 		ping: func(context.Context) error { return nil }, authorizeURL: issuer.AuthorizeURL, logger: log}))

@@ -14,11 +14,11 @@ import (
 	gfs "cloud.google.com/go/firestore"
 
 	"github.com/wxcc/tokenservice/shared/config"
-	"github.com/wxcc/tokenservice/shared/emulator"
 	"github.com/wxcc/tokenservice/shared/firestore"
 	"github.com/wxcc/tokenservice/shared/logging"
 	"github.com/wxcc/tokenservice/shared/metrics"
-	"github.com/wxcc/tokenservice/shared/testkit"
+	"github.com/wxcc/tokenservice/shared/testing/emulator"
+	"github.com/wxcc/tokenservice/shared/testing/testkit"
 	"github.com/wxcc/tokenservice/shared/token"
 	"github.com/wxcc/tokenservice/shared/webex"
 )
@@ -69,7 +69,7 @@ func (h *harness) startAPI(client *gfs.Client) *api {
 		h.T.Fatal(err)
 	}
 	m := metrics.New()
-	r := token.NewRefresher(token.RefresherOptions{
+	r := token.NewRefresher(token.RefresherConfig{
 		Store: store, Issuer: issuer, Holder: "api-" + randomHex(4), Threshold: cfg.RefreshThreshold,
 		WebexTimeout: cfg.WebexTimeout, Logger: log, OnRefresh: m.Refresh,
 	})

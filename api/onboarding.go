@@ -27,11 +27,11 @@ func (s *server) initToken(c echo.Context) error {
 		return writeError(c, statusOf(err, name, s.now()))
 	}
 	addr := s.throttleKey(c)
-	if ae := s.blocked(addr, name); ae != nil {
+	if ae := s.throttled(addr, name); ae != nil {
 		return writeError(c, ae)
 	}
 	given := c.Request().Header.Get("x-token-passphrase")
-	if !s.global.Match(given) {
+	if !s.tokenKeys.Match(given) {
 		s.throttle.Fail(addr, name)
 		if given == "" {
 			return writeError(c, errorf(http.StatusUnauthorized, "missing x-token-passphrase header"))
@@ -83,7 +83,7 @@ func (s *server) callback(c echo.Context) error {
 	if aerr != nil {
 		return writeError(c, aerr)
 	}
-	t, err := s.refresher.Authorize(c.Request().Context(), name, code)
+	t, err := s.refresher.ExchangeCode(c.Request().Context(), name, code)
 	if err != nil {
 		s.logger.Warn("authorization failed", "token", name, "error", err.Error())
 		return writeError(c, s.callbackError(err, name))

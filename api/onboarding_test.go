@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxcc/tokenservice/shared/testkit"
+	"github.com/wxcc/tokenservice/shared/testing/testkit"
 )
 
 func TestInitCreatesButNeverOverwrites(t *testing.T) {

@@ -11,8 +11,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/wxcc/tokenservice/shared/emulator"
-	"github.com/wxcc/tokenservice/shared/netfault"
+	"github.com/wxcc/tokenservice/shared/testing/emulator"
+	"github.com/wxcc/tokenservice/shared/testing/netfault"
 )
 
 // ownerCreds is what the Firestore client sends to the emulator.

@@ -4,10 +4,10 @@ import (
 	"context"
 	"io"
 
+	"github.com/wxcc/tokenservice/shared/bootstrap"
 	"github.com/wxcc/tokenservice/shared/config"
 	"github.com/wxcc/tokenservice/shared/httpserve"
 	"github.com/wxcc/tokenservice/shared/logging"
-	"github.com/wxcc/tokenservice/shared/wire"
 )
 
 // run starts the api and blocks until ctx ends. It logs JSON to logOut.
@@ -25,7 +25,7 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 		log.Warn("LEGACY_STATE=true: /callback accepts a raw token name as state, so anyone can bind their own Webex account to a token (login CSRF)")
 	}
 
-	core, err := wire.Open(ctx, cfg, "api", log)
+	core, err := bootstrap.Open(ctx, cfg, bootstrap.Options{Kind: "api", Logger: log, Getenv: getenv})
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxcc/tokenservice/shared/testkit"
+	"github.com/wxcc/tokenservice/shared/testing/testkit"
 )
 
 // TestRunServesAndStops starts the real binary's run on port 0: it wires

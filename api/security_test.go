@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/wxcc/tokenservice/shared/oauthstate"
-	"github.com/wxcc/tokenservice/shared/testkit"
+	"github.com/wxcc/tokenservice/shared/testing/testkit"
 )
 
 const adminPass = "admin-passphrase-for-tests"

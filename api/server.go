@@ -41,15 +41,15 @@ type deps struct {
 // server is the api: Echo routes over the token cache and the refresh protocol.
 type server struct {
 	deps
-	echo     *echo.Echo
-	cache    *tokenCache
-	loads    singleflight.Group
-	global   passphrase.Global    // TOKEN_PASSPHRASE and _PREVIOUS
-	adminKey passphrase.Global    // ADMIN_PASSPHRASE
-	verifier *passphrase.Verifier // per-token passphrases, memoised
-	throttle *throttle.Throttle
-	clients  clientip.Resolver
-	signer   oauthstate.Signer
+	echo      *echo.Echo
+	cache     *tokenCache
+	loads     singleflight.Group
+	tokenKeys passphrase.Configured // TOKEN_PASSPHRASE and _PREVIOUS
+	adminKey  passphrase.Configured // ADMIN_PASSPHRASE
+	verifier  *passphrase.Verifier  // per-token passphrases, memoised
+	throttle  *throttle.Throttle
+	clients   clientip.Resolver
+	signer    oauthstate.Signer
 }
 
 func newServer(d deps) *server {
@@ -57,14 +57,14 @@ func newServer(d deps) *server {
 		d.now = time.Now
 	}
 	s := &server{
-		deps:     d,
-		cache:    newTokenCache(),
-		global:   passphrase.NewGlobal(d.cfg.TokenPassphrase, d.cfg.PreviousPassphrase),
-		adminKey: passphrase.NewGlobal(d.cfg.AdminPassphrase, ""),
-		verifier: passphrase.NewVerifier(0),
-		throttle: throttle.New(d.cfg.AuthFailureLimit, d.cfg.AuthFailureWindow, d.now),
-		clients:  clientip.Resolver{TrustedHops: d.cfg.TrustedProxyHops, Allowed: d.cfg.AllowedCIDRs},
-		signer:   oauthstate.Signer{Key: stateKey(d.cfg), Now: d.now},
+		deps:      d,
+		cache:     newTokenCache(),
+		tokenKeys: passphrase.NewConfigured(d.cfg.TokenPassphrase, d.cfg.PreviousPassphrase),
+		adminKey:  passphrase.NewConfigured(d.cfg.AdminPassphrase, ""),
+		verifier:  passphrase.NewVerifier(0),
+		throttle:  throttle.New(d.cfg.AuthFailureLimit, d.cfg.AuthFailureWindow, d.now),
+		clients:   clientip.Resolver{TrustedHops: d.cfg.TrustedProxyHops, Allowed: d.cfg.AllowedCIDRs},
+		signer:    oauthstate.Signer{Key: stateKey(d.cfg), Now: d.now},
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -90,7 +90,7 @@ func newServer(d deps) *server {
 		admin := e.Group("", s.requireAdmin)
 		admin.PUT("/admin/tokens/:name", s.putToken)
 		admin.GET("/admin/tokens", s.listTokens)
-		admin.GET("/authorize", s.authorize)
+		admin.GET("/authorize", s.authorizeLink)
 	}
 	if d.metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(d.metrics.Handler()))

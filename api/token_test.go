@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxcc/tokenservice/shared/testkit"
-	"github.com/wxcc/tokenservice/shared/webexfake"
+	"github.com/wxcc/tokenservice/shared/testing/testkit"
+	"github.com/wxcc/tokenservice/shared/testing/webexfake"
 )
 
 func TestSampleDocumentIsServedUnchanged(t *testing.T) {

@@ -31,7 +31,7 @@ func (s *server) getToken(c echo.Context) error {
 	if err := token.ValidateName(name); err != nil {
 		return writeError(c, statusOf(err, name, s.now()))
 	}
-	t, err := s.authorizeToken(c, name)
+	t, err := s.checkTokenPassphrase(c, name)
 	if err == nil {
 		t, err = s.servable(c.Request().Context(), t)
 	}
@@ -89,7 +89,7 @@ func (s *server) cached(ctx context.Context, name string) (*token.Token, error) 
 func (s *server) servable(ctx context.Context, t *token.Token) (*token.Token, error) {
 	now := s.now()
 	name := t.Name
-	if !t.Authorized() {
+	if !t.HasAccessToken() {
 		return nil, token.ErrNotAuthorized
 	}
 	if !t.Due(now, s.refresher.Threshold()) {
@@ -104,7 +104,7 @@ func (s *server) servable(ctx context.Context, t *token.Token) (*token.Token, er
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.InlineTimeout)
 	defer cancel()
-	res, err := s.refresher.Refresh(rctx, name, token.Mode{Trigger: token.TriggerInline, WaitForOthers: true})
+	res, err := s.refresher.Refresh(rctx, name, token.RefreshOptions{Trigger: token.TriggerInline, WaitForOthers: true})
 	if res.Token != nil {
 		t = s.cache.put(res.Token, s.now().Add(s.cfg.CacheMaxAge)).tok
 	}

@@ -12,16 +12,16 @@ import (
 	"time"
 
 	gfs "cloud.google.com/go/firestore"
-	"cloud.google.com/go/pubsub/v2"
+	gps "cloud.google.com/go/pubsub/v2"
 	"google.golang.org/api/option"
 
 	"github.com/wxcc/tokenservice/shared/config"
-	"github.com/wxcc/tokenservice/shared/emulator"
-	"github.com/wxcc/tokenservice/shared/events"
 	"github.com/wxcc/tokenservice/shared/firestore"
 	"github.com/wxcc/tokenservice/shared/logging"
 	"github.com/wxcc/tokenservice/shared/metrics"
-	"github.com/wxcc/tokenservice/shared/testkit"
+	"github.com/wxcc/tokenservice/shared/pubsub"
+	"github.com/wxcc/tokenservice/shared/testing/emulator"
+	"github.com/wxcc/tokenservice/shared/testing/testkit"
 	"github.com/wxcc/tokenservice/shared/token"
 	"github.com/wxcc/tokenservice/shared/webex"
 )
@@ -42,7 +42,7 @@ const childEnv = "TOKENSERVICE_TEST_RUN_WORKER"
 // subscription, and any number of workers over them.
 type harness struct {
 	*testkit.World
-	ps     *pubsub.Client
+	ps     *gps.Client
 	topic  string
 	sub    string
 	events *testkit.Receiver
@@ -61,9 +61,9 @@ func newHarness(t testing.TB, env map[string]string) *harness {
 	return h
 }
 
-func (h *harness) pubsubClient(opts ...option.ClientOption) *pubsub.Client {
+func (h *harness) pubsubClient(opts ...option.ClientOption) *gps.Client {
 	h.T.Helper()
-	c, err := pubsub.NewClient(context.Background(), emulator.Project(), opts...)
+	c, err := gps.NewClient(context.Background(), emulator.Project(), opts...)
 	if err != nil {
 		h.T.Fatal(err)
 	}
@@ -101,13 +101,13 @@ type workerUnderTest struct {
 	url       string
 	sweeper   *sweeper
 	store     *firestore.Store
-	relay     *events.Relay
+	relay     *pubsub.Relay
 	refresher *token.Refresher
 }
 
 // startWorker starts a worker instance; ps is the Pub/Sub client its relay
 // uses (nil: the harness's).
-func (h *harness) startWorker(ps *pubsub.Client) *workerUnderTest {
+func (h *harness) startWorker(ps *gps.Client) *workerUnderTest {
 	h.T.Helper()
 	cfg, err := config.Load(config.Worker, h.Getenv)
 	if err != nil {
@@ -122,10 +122,10 @@ func (h *harness) startWorker(ps *pubsub.Client) *workerUnderTest {
 	if err != nil {
 		h.T.Fatal(err)
 	}
-	relay := events.New(ps, store, events.Options{Topic: cfg.EventsTopic, Source: events.Source(cfg.Project, cfg.Collection),
+	relay := pubsub.New(ps, store, pubsub.Options{Topic: cfg.EventsTopic, Source: pubsub.Source(cfg.Project, cfg.Collection),
 		Logger: log, PublishTimeout: 2 * time.Second, Settle: time.Second})
 	m := metrics.New()
-	r := token.NewRefresher(token.RefresherOptions{Store: store, Issuer: issuer, Publisher: relay, OnRefresh: m.Refresh,
+	r := token.NewRefresher(token.RefresherConfig{Store: store, Issuer: issuer, Publisher: relay, OnRefresh: m.Refresh,
 		Holder: "worker-" + testkit.RandomHex(4), Threshold: cfg.RefreshThreshold, WebexTimeout: cfg.WebexTimeout, Logger: log})
 	sw := newSweeper(cfg, store, r, relay, log, m)
 	auth, err := newRunAuth(context.Background(), cfg)

@@ -11,12 +11,12 @@ import (
 
 	"github.com/go-co-op/gocron/v2"
 
+	"github.com/wxcc/tokenservice/shared/bootstrap"
 	"github.com/wxcc/tokenservice/shared/config"
 	"github.com/wxcc/tokenservice/shared/httpserve"
 	"github.com/wxcc/tokenservice/shared/logging"
 	"github.com/wxcc/tokenservice/shared/metrics"
 	"github.com/wxcc/tokenservice/shared/token"
-	"github.com/wxcc/tokenservice/shared/wire"
 )
 
 // run starts the worker and blocks until ctx ends, or, with -once, until
@@ -35,13 +35,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := logging.New(logOut, logging.ParseLevel(getenv("LOG_LEVEL")))
 
-	core, err := wire.Open(ctx, cfg, "worker", log)
+	core, err := bootstrap.Open(ctx, cfg, bootstrap.Options{Kind: "worker", Logger: log, Getenv: getenv})
 	if err != nil {
 		return err
 	}
 	defer core.Close()
 
-	var ob outbox
+	var ob eventRelay
 	if core.Relay != nil {
 		ob = core.Relay
 	}
@@ -84,9 +84,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // newSweeper builds the sweeper from the configuration.
-func newSweeper(cfg *config.Config, store sweepStore, r *token.Refresher, ob outbox, log *slog.Logger, m *metrics.Metrics) *sweeper {
+func newSweeper(cfg *config.Config, store sweepStore, r *token.Refresher, ob eventRelay, log *slog.Logger, m *metrics.Metrics) *sweeper {
 	return &sweeper{
-		store: store, refresher: r, outbox: ob, log: log, now: time.Now, metrics: m,
+		store: store, refresher: r, relay: ob, log: log, now: time.Now, metrics: m,
 		lead: cfg.RefreshLead, concurrency: cfg.RefreshConcurrency, timeout: cfg.SweepTimeout,
 		expiryWarning: cfg.ExpiryWarning, brakeAfter: 5, pageSize: 300, jitter: 100 * time.Millisecond,
 	}

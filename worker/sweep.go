@@ -12,8 +12,8 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/wxcc/tokenservice/shared/events"
 	"github.com/wxcc/tokenservice/shared/metrics"
+	"github.com/wxcc/tokenservice/shared/pubsub"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -32,8 +32,9 @@ type counter interface {
 	Count(ctx context.Context) (int64, error)
 }
 
-// outbox publishes what earlier attempts left in the outbox.
-type outbox interface {
+// eventRelay publishes events: those just committed (Deliver), those that
+// earlier attempts left in the outbox (Drain), and alerts.
+type eventRelay interface {
 	token.Publisher
 	Drain(ctx context.Context) (int, error)
 	// Alert publishes an event that belongs to no token.
@@ -64,7 +65,7 @@ type Summary struct {
 type sweeper struct {
 	store     sweepStore
 	refresher *token.Refresher
-	outbox    outbox // may be nil
+	relay     eventRelay // may be nil
 	log       *slog.Logger
 	now       func() time.Time
 	metrics   *metrics.Metrics
@@ -161,7 +162,7 @@ func (s *sweeper) sweep(ctx context.Context) (Summary, error) {
 			if gctx.Err() != nil {
 				return nil
 			}
-			res, err := s.refresher.RefreshFrom(gctx, t, token.Mode{Lead: s.lead, Trigger: token.TriggerScheduled})
+			res, err := s.refresher.RefreshFrom(gctx, t, token.RefreshOptions{Lead: s.lead, Trigger: token.TriggerScheduled})
 			switch {
 			case err == nil && res.Outcome == token.Refreshed:
 				count(func(s *Summary) { s.Refreshed++ })
@@ -191,7 +192,7 @@ func (s *sweeper) sweep(ctx context.Context) (Summary, error) {
 		sum.Halted = true
 		sum.Error = fmt.Sprintf("sweep halted: %d tokens failed the same permanent way (%s); this is a bug or an outage, not many dead tokens", br.counts[br.kind], br.kind)
 		s.log.Error(sum.Error, "kind", br.kind)
-		if s.outbox != nil {
+		if s.relay != nil {
 			now := s.now()
 			e := token.Event{
 				ID:      fmt.Sprintf("sweep/%d/%s", now.UnixMilli(), token.EventSweepHalted),
@@ -200,7 +201,7 @@ func (s *sweeper) sweep(ctx context.Context) (Summary, error) {
 				Time:    now,
 				Message: sum.Error,
 			}
-			if err := s.outbox.Alert(ctx, e); err != nil {
+			if err := s.relay.Alert(ctx, e); err != nil {
 				s.log.Error("sweep halt not published", "error", err.Error())
 			}
 		}
@@ -237,13 +238,13 @@ func (s *sweeper) sweep(ctx context.Context) (Summary, error) {
 // drain publishes what earlier attempts left in the outbox, within a
 // bounded time, and says so when the topic is missing.
 func (s *sweeper) drain(ctx context.Context) int {
-	if s.outbox == nil {
+	if s.relay == nil {
 		return 0
 	}
 	ctx, cancel := context.WithTimeout(ctx, max(s.timeout/4, 5*time.Second))
 	defer cancel()
-	n, err := s.outbox.Drain(ctx)
-	s.metrics.TopicMissing(errors.Is(err, events.ErrTopicNotFound))
+	n, err := s.relay.Drain(ctx)
+	s.metrics.TopicMissing(errors.Is(err, pubsub.ErrTopicNotFound))
 	if err != nil {
 		s.log.Warn("outbox not drained; events wait for the next sweep", "error", err.Error())
 	}
@@ -253,7 +254,7 @@ func (s *sweeper) drain(ctx context.Context) int {
 // skipReason says why a due token gets no Webex call in this sweep, or "".
 func skipReason(t *token.Token, now time.Time) string {
 	switch {
-	case !t.Authorized():
+	case !t.HasAccessToken():
 		return "not authorized"
 	case t.Status == token.StatusReauthRequired:
 		return "reauth required"
@@ -276,7 +277,7 @@ func (s *sweeper) warnExpiring(ctx context.Context) int {
 	now := s.now()
 	var names []string
 	err := s.store.RefreshExpiring(ctx, now.Add(s.expiryWarning), s.pageSize, func(t *token.Token) error {
-		if t.Authorized() && t.Status != token.StatusReauthRequired && !t.ExpiryWarned.Equal(t.RefreshExpires) {
+		if t.HasAccessToken() && t.Status != token.StatusReauthRequired && !t.ExpiryWarned.Equal(t.RefreshExpires) {
 			names = append(names, t.Name)
 		}
 		return nil
@@ -303,8 +304,8 @@ func (s *sweeper) warnExpiring(ctx context.Context) int {
 		}
 		warned++
 		s.log.Warn("refresh token expires soon; authorize again before it does", "token", name)
-		if s.outbox != nil {
-			s.outbox.Deliver(ctx, events)
+		if s.relay != nil {
+			s.relay.Deliver(ctx, events)
 		}
 	}
 	return warned

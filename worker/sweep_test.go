@@ -14,8 +14,8 @@ import (
 
 	"google.golang.org/api/option"
 
-	"github.com/wxcc/tokenservice/shared/netfault"
-	"github.com/wxcc/tokenservice/shared/testkit"
+	"github.com/wxcc/tokenservice/shared/testing/netfault"
+	"github.com/wxcc/tokenservice/shared/testing/testkit"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -112,7 +112,7 @@ func TestTwoWorkersAndInlineCallersRefreshOnce(t *testing.T) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 			defer cancel()
-			api.Refresh(ctx, fmt.Sprintf("due-%d", rand.IntN(10)), token.Mode{Trigger: token.TriggerInline, WaitForOthers: true})
+			api.Refresh(ctx, fmt.Sprintf("due-%d", rand.IntN(10)), token.RefreshOptions{Trigger: token.TriggerInline, WaitForOthers: true})
 		}()
 	}
 	wg.Wait()

@@ -21,7 +21,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/wxcc/tokenservice/shared/logging"
-	"github.com/wxcc/tokenservice/shared/testkit"
+	"github.com/wxcc/tokenservice/shared/testing/testkit"
 )
 
 // The POST /run guard (DESIGN section 6: RUN_AUTH_SECRET, RUN_OIDC_AUDIENCE,

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxcc/tokenservice/shared/emulator"
+	"github.com/wxcc/tokenservice/shared/testing/emulator"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 

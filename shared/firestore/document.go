@@ -12,7 +12,7 @@ import (
 )
 
 // Field names of a token document. The first eight are the Node sample's;
-// they and the next seven are the contract of DESIGN section 3. The rest
+// they and the next six are the contract of DESIGN section 3. The rest
 // are this service's own bookkeeping.
 const (
 	fClientID       = "clientId"

@@ -48,6 +48,10 @@ type Option func(*Store)
 // WithSealer encrypts the secret fields at rest with sealer.
 func WithSealer(sealer Sealer) Option { return func(s *Store) { s.sealer = sealer } }
 
+// WithClock sets the clock (time.Now by default) that stamps outbox
+// events' order and used state nonces.
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
 // WithLogger logs malformed documents to l (default: no logging).
 func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
 

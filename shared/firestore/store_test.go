@@ -16,8 +16,8 @@ import (
 	gfs "cloud.google.com/go/firestore"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/wxcc/tokenservice/shared/emulator"
-	"github.com/wxcc/tokenservice/shared/storetest"
+	"github.com/wxcc/tokenservice/shared/testing/emulator"
+	"github.com/wxcc/tokenservice/shared/testing/storetest"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 

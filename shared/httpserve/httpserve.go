@@ -6,6 +6,7 @@ package httpserve
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -74,12 +75,13 @@ func Listen(port string) (net.Listener, error) {
 	return ln, nil
 }
 
-// HolderID names this instance in leases: kind, the Cloud Run revision or
-// host name, the process and a random part, so two instances never share one.
-func HolderID(kind string) string {
-	host := os.Getenv("K_REVISION")
+// HolderID names this instance in leases: kind, the Cloud Run revision
+// (K_REVISION, read through getenv) or else the host name, the process ID
+// and a random part, so two instances never share one.
+func HolderID(kind string, getenv func(string) string) string {
+	host := getenv("K_REVISION")
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	return kind + "/" + host + "/" + strconv.Itoa(os.Getpid()) + "/" + strconv.FormatInt(time.Now().UnixNano()%1_000_000_007, 36)
+	return kind + "/" + host + "/" + strconv.Itoa(os.Getpid()) + "/" + rand.Text()[:8]
 }

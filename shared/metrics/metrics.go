@@ -90,7 +90,7 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// Refresh records one refresh attempt (token.RefresherOptions.OnRefresh).
+// Refresh records one refresh attempt (token.RefresherConfig.OnRefresh).
 func (m *Metrics) Refresh(r token.RefreshReport) {
 	if m == nil {
 		return
@@ -103,7 +103,7 @@ func (m *Metrics) Refresh(r token.RefreshReport) {
 // TokenExpiry remembers t's expiries; /metrics reports the seconds left
 // until each at the time it is scraped.
 func (m *Metrics) TokenExpiry(t *token.Token) {
-	if m == nil || t == nil || !t.Authorized() {
+	if m == nil || t == nil || !t.HasAccessToken() {
 		return
 	}
 	m.expiries.set(t.Name, t.AccessExpires, t.RefreshExpires)

@@ -67,8 +67,8 @@ func (o Outcome) String() string {
 	}
 }
 
-// Mode is how a caller wants a refresh done.
-type Mode struct {
+// RefreshOptions is how a caller wants a refresh done.
+type RefreshOptions struct {
 	// Lead is added to the threshold: the worker refreshes early.
 	Lead time.Duration
 	// Trigger goes into the events.
@@ -85,8 +85,8 @@ type Result struct {
 	Outcome Outcome
 }
 
-// RefresherOptions configures a Refresher. Zero values take the defaults.
-type RefresherOptions struct {
+// RefresherConfig configures a Refresher. Zero values take the defaults.
+type RefresherConfig struct {
 	Store     Store
 	Issuer    Issuer
 	Publisher Publisher // may be nil: events then wait in the outbox
@@ -147,7 +147,7 @@ func resultOf(res Result, err error) string {
 // Refresher runs the refresh protocol. One per process; safe for
 // concurrent use.
 type Refresher struct {
-	o      RefresherOptions
+	o      RefresherConfig
 	group  singleflight.Group
 	base   context.Context
 	cancel context.CancelFunc
@@ -165,7 +165,7 @@ const DeliveryGrace = 2 * time.Second
 
 // NewRefresher returns a Refresher; Close it to abort refreshes in flight
 // and release their leases.
-func NewRefresher(o RefresherOptions) *Refresher {
+func NewRefresher(o RefresherConfig) *Refresher {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -212,17 +212,17 @@ func (r *Refresher) Close() {
 // Refresh refreshes the named token if it is due. Concurrent calls for one
 // name in this process share one run. The run is detached from ctx: when ctx
 // ends first, Refresh returns ctx's error and the run goes on.
-func (r *Refresher) Refresh(ctx context.Context, name string, m Mode) (Result, error) {
+func (r *Refresher) Refresh(ctx context.Context, name string, m RefreshOptions) (Result, error) {
 	return r.refresh(ctx, name, nil, m)
 }
 
 // RefreshFrom is Refresh starting from a snapshot the caller just read
 // (the worker's due query), which saves one store read per token.
-func (r *Refresher) RefreshFrom(ctx context.Context, t *Token, m Mode) (Result, error) {
+func (r *Refresher) RefreshFrom(ctx context.Context, t *Token, m RefreshOptions) (Result, error) {
 	return r.refresh(ctx, t.Name, t, m)
 }
 
-func (r *Refresher) refresh(ctx context.Context, name string, snapshot *Token, m Mode) (Result, error) {
+func (r *Refresher) refresh(ctx context.Context, name string, snapshot *Token, m RefreshOptions) (Result, error) {
 	if err := ValidateName(name); err != nil {
 		return Result{Outcome: Failed}, err
 	}
@@ -247,7 +247,7 @@ func (r *Refresher) refresh(ctx context.Context, name string, snapshot *Token, m
 }
 
 // run is one pass of the protocol for name.
-func (r *Refresher) run(ctx context.Context, name string, snapshot *Token, m Mode) (Result, error) {
+func (r *Refresher) run(ctx context.Context, name string, snapshot *Token, m RefreshOptions) (Result, error) {
 	const maxRounds = 5
 	var t *Token
 	for round := 0; round < maxRounds; round++ {
@@ -261,7 +261,7 @@ func (r *Refresher) run(ctx context.Context, name string, snapshot *Token, m Mod
 			}
 		}
 		now := r.o.Now()
-		if !t.Authorized() {
+		if !t.HasAccessToken() {
 			return Result{Token: t, Outcome: Failed}, ErrNotAuthorized
 		}
 		if !t.Due(now, r.o.Threshold+m.Lead) {
@@ -297,7 +297,7 @@ func (r *Refresher) run(ctx context.Context, name string, snapshot *Token, m Mod
 }
 
 // blocked returns why t must not be sent to Webex now, or nil.
-func (r *Refresher) blocked(ctx context.Context, t *Token, now time.Time, m Mode) error {
+func (r *Refresher) blocked(ctx context.Context, t *Token, now time.Time, m RefreshOptions) error {
 	switch {
 	case t.Status == StatusReauthRequired:
 		return ErrReauthRequired
@@ -343,7 +343,7 @@ func (r *Refresher) waitForOther(ctx context.Context, t *Token) (Result, bool, e
 }
 
 // callAndCommit holds the lease on t: it calls Webex and records the outcome.
-func (r *Refresher) callAndCommit(ctx context.Context, t *Token, m Mode) (Result, error) {
+func (r *Refresher) callAndCommit(ctx context.Context, t *Token, m RefreshOptions) (Result, error) {
 	wctx, cancel := context.WithTimeout(ctx, r.o.WebexTimeout)
 	start := time.Now()
 	g, err := r.o.Issuer.Refresh(wctx, Client{ID: t.ClientID, Secret: t.ClientSecret, RedirectURI: t.RedirectURI}, t.RefreshToken)
@@ -355,7 +355,7 @@ func (r *Refresher) callAndCommit(ctx context.Context, t *Token, m Mode) (Result
 }
 
 // afterCall records the outcome of the Webex call made under t's lease.
-func (r *Refresher) afterCall(ctx context.Context, t *Token, g Grant, err error, m Mode) (Result, error) {
+func (r *Refresher) afterCall(ctx context.Context, t *Token, g Grant, err error, m RefreshOptions) (Result, error) {
 	var rotated *Grant
 	if err == nil && (g.AccessToken == "" || g.ExpiresIn <= 0) {
 		err = &TransientError{Err: errors.New("webex answered without an access token or expiry")}
@@ -381,7 +381,7 @@ func (r *Refresher) afterCall(ctx context.Context, t *Token, g Grant, err error,
 const commitTimeout = 5 * time.Second
 
 // commit stores a grant if t's generation is still current.
-func (r *Refresher) commit(ctx context.Context, t *Token, g Grant, m Mode) (Result, error) {
+func (r *Refresher) commit(ctx context.Context, t *Token, g Grant, m RefreshOptions) (Result, error) {
 	var events []Event
 	apply := func(cur *Token) ([]Event, error) {
 		if cur.Generation != t.Generation {
@@ -460,7 +460,7 @@ func (r *Refresher) shortLivedBackoff(g Grant, now time.Time) time.Time {
 // recordFailure classifies err and stores it with the lease released,
 // unless someone else has moved the token on meanwhile. rotated, if not
 // nil, is an unusable answer whose new refresh token is stored too.
-func (r *Refresher) recordFailure(ctx context.Context, t *Token, cause error, m Mode, rotated *Grant) (Result, error) {
+func (r *Refresher) recordFailure(ctx context.Context, t *Token, cause error, m RefreshOptions, rotated *Grant) (Result, error) {
 	var events []Event
 	var result error
 	apply := func(cur *Token) ([]Event, error) {
@@ -529,7 +529,7 @@ func (r *Refresher) recordFailure(ctx context.Context, t *Token, cause error, m 
 
 // failedOnce returns token.refresh_failed unless it was already published
 // for this generation.
-func (r *Refresher) failedOnce(cur *Token, m Mode, now time.Time) []Event {
+func (r *Refresher) failedOnce(cur *Token, m RefreshOptions, now time.Time) []Event {
 	if cur.FailureReported != nil && *cur.FailureReported == cur.Generation {
 		return nil
 	}
@@ -554,7 +554,7 @@ func (r *Refresher) backoff(failures int, remaining time.Duration) time.Duration
 }
 
 // markReauth records that t's refresh token is unusable without calling Webex.
-func (r *Refresher) markReauth(ctx context.Context, t *Token, why string, now time.Time, m Mode) {
+func (r *Refresher) markReauth(ctx context.Context, t *Token, why string, now time.Time, m RefreshOptions) {
 	var events []Event
 	_, err := r.o.Store.Update(ctx, t.Name, func(cur *Token) ([]Event, error) {
 		if cur.Generation != t.Generation || cur.Status == StatusReauthRequired {

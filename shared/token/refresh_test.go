@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxcc/tokenservice/shared/memstore"
+	"github.com/wxcc/tokenservice/shared/testing/memstore"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -76,7 +76,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 func (f *fixture) newRefresher(holder string) *token.Refresher {
-	r := token.NewRefresher(token.RefresherOptions{
+	r := token.NewRefresher(token.RefresherConfig{
 		Store: f.store, Issuer: f.issuer, Now: f.clock.Now, Holder: holder,
 		Threshold: 2 * time.Hour, WebexTimeout: 2 * time.Second, PollInterval: 5 * time.Millisecond,
 	})
@@ -109,7 +109,7 @@ func (f *fixture) get(t *testing.T, name string) *token.Token {
 	return tok
 }
 
-var scheduled = token.Mode{Trigger: token.TriggerScheduled, Lead: 30 * time.Minute}
+var scheduled = token.RefreshOptions{Trigger: token.TriggerScheduled, Lead: 30 * time.Minute}
 
 func TestRefreshSkipsFreshToken(t *testing.T) {
 	f := newFixture(t)
@@ -334,7 +334,7 @@ func TestShortLivedGrantDoesNotLoop(t *testing.T) {
 	f.seed(t, "short", time.Hour)
 	f.issuer.grant = token.Grant{AccessToken: "at-short", ExpiresIn: time.Hour}
 	for i := 0; i < 5; i++ {
-		f.r.Refresh(context.Background(), "short", token.Mode{Trigger: token.TriggerInline})
+		f.r.Refresh(context.Background(), "short", token.RefreshOptions{Trigger: token.TriggerInline})
 		f.clock.Advance(time.Minute)
 	}
 	if n := f.issuer.Calls(); n != 1 {
@@ -361,7 +361,7 @@ func TestLeaseHeldElsewhere(t *testing.T) {
 			return nil, nil
 		})
 	}()
-	res, err = f.r.Refresh(context.Background(), "leased", token.Mode{Trigger: token.TriggerInline, WaitForOthers: true})
+	res, err = f.r.Refresh(context.Background(), "leased", token.RefreshOptions{Trigger: token.TriggerInline, WaitForOthers: true})
 	if err != nil || res.Outcome != token.RefreshedElsewhere || res.Token.AccessToken != "at-other" {
 		t.Fatalf("got %v %v, want the other holder's token", res.Outcome, err)
 	}
@@ -384,7 +384,7 @@ func TestConcurrentCallersShareOneRefresh(t *testing.T) {
 		}
 		go func() {
 			defer wg.Done()
-			res, err := r.Refresh(context.Background(), "hot", token.Mode{Trigger: token.TriggerInline, WaitForOthers: true})
+			res, err := r.Refresh(context.Background(), "hot", token.RefreshOptions{Trigger: token.TriggerInline, WaitForOthers: true})
 			if err != nil || res.Token.AccessToken != "at-new" {
 				t.Errorf("got %v %v, want the new token", res.Outcome, err)
 			}
@@ -444,7 +444,7 @@ func TestCloseCutsOffHungDelivery(t *testing.T) {
 	f := newFixture(t)
 	f.seed(t, "due", time.Hour)
 	pub := hungPublisher{started: make(chan struct{})}
-	r := token.NewRefresher(token.RefresherOptions{Store: f.store, Issuer: f.issuer, Publisher: pub, Now: f.clock.Now,
+	r := token.NewRefresher(token.RefresherConfig{Store: f.store, Issuer: f.issuer, Publisher: pub, Now: f.clock.Now,
 		Holder: "holder-b", Threshold: 2 * time.Hour, WebexTimeout: 2 * time.Second})
 	if _, err := r.Refresh(context.Background(), "due", scheduled); err != nil {
 		t.Fatal(err)
@@ -473,7 +473,7 @@ func (s lostAnswerStore) TryLease(ctx context.Context, t *token.Token, l token.L
 func TestLeaseWithLostAnswerIsReleased(t *testing.T) {
 	f := newFixture(t)
 	f.seed(t, "lost", time.Hour)
-	r := token.NewRefresher(token.RefresherOptions{Store: lostAnswerStore{f.store}, Issuer: f.issuer, Now: f.clock.Now,
+	r := token.NewRefresher(token.RefresherConfig{Store: lostAnswerStore{f.store}, Issuer: f.issuer, Now: f.clock.Now,
 		Holder: "holder-c", Threshold: 2 * time.Hour, WebexTimeout: 2 * time.Second})
 	defer r.Close()
 	if _, err := r.Refresh(context.Background(), "lost", scheduled); err == nil {
@@ -507,7 +507,7 @@ func TestGrantAtShutdownIsStored(t *testing.T) {
 	f := newFixture(t)
 	f.seed(t, "late", time.Hour)
 	iss := &lateIssuer{called: make(chan struct{})}
-	r := token.NewRefresher(token.RefresherOptions{Store: f.store, Issuer: iss, Now: f.clock.Now,
+	r := token.NewRefresher(token.RefresherConfig{Store: f.store, Issuer: iss, Now: f.clock.Now,
 		Holder: "holder-d", Threshold: 2 * time.Hour, WebexTimeout: 10 * time.Second})
 	go r.Refresh(context.Background(), "late", scheduled)
 	<-iss.called

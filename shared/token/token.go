@@ -86,8 +86,8 @@ type Token struct {
 	Version time.Time
 }
 
-// Authorized reports whether the token holds an access token at all.
-func (t *Token) Authorized() bool { return t.AccessToken != "" }
+// HasAccessToken reports whether the token holds an access token at all.
+func (t *Token) HasAccessToken() bool { return t.AccessToken != "" }
 
 // Remaining is how long the access token is still valid at now.
 func (t *Token) Remaining(now time.Time) time.Duration {
@@ -105,7 +105,7 @@ func (t *Token) Due(now time.Time, within time.Duration) bool {
 // Servable reports whether the access token may still be handed out: it
 // has at least minValidity left.
 func (t *Token) Servable(now time.Time, minValidity time.Duration) bool {
-	return t.Authorized() && t.Remaining(now) >= minValidity
+	return t.HasAccessToken() && t.Remaining(now) >= minValidity
 }
 
 // RefreshTokenExpired reports whether the refresh token is known to have
@@ -120,7 +120,7 @@ func (t *Token) State() Status {
 	switch {
 	case t.Status == StatusReauthRequired || t.Status == StatusConfigError:
 		return t.Status
-	case !t.Authorized():
+	case !t.HasAccessToken():
 		return StatusPending
 	default:
 		return StatusActive

@@ -13,8 +13,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/wxcc/tokenservice/shared/testing/webexfake"
 	"github.com/wxcc/tokenservice/shared/token"
-	"github.com/wxcc/tokenservice/shared/webexfake"
 )
 
 var testClient = token.Client{ID: "C1234", Secret: "s3cr+t/=&client-secret", RedirectURI: "https://api.example.test/callback"}

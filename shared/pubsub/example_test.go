@@ -1,4 +1,4 @@
-package events_test
+package pubsub_test
 
 import (
 	"context"
@@ -9,10 +9,10 @@ import (
 	"sync"
 	"time"
 
-	"cloud.google.com/go/pubsub/v2"
+	gps "cloud.google.com/go/pubsub/v2"
 
-	"github.com/wxcc/tokenservice/shared/emulator"
-	"github.com/wxcc/tokenservice/shared/events"
+	"github.com/wxcc/tokenservice/shared/pubsub"
+	"github.com/wxcc/tokenservice/shared/testing/emulator"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -35,7 +35,7 @@ func Example_subscriber() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	received := 0
-	err := client.Subscriber(subID).Receive(ctx, func(_ context.Context, m *pubsub.Message) {
+	err := client.Subscriber(subID).Receive(ctx, func(_ context.Context, m *gps.Message) {
 		defer m.Ack()
 		mu.Lock()
 		defer mu.Unlock()
@@ -61,7 +61,7 @@ func Example_subscriber() {
 			return
 		}
 		newest[name] = gen
-		var d events.Data
+		var d pubsub.Data
 		if err := json.Unmarshal(m.Data, &d); err != nil {
 			log.Printf("bad data in %s: %v", id, err)
 			return
@@ -85,9 +85,9 @@ func Example_subscriber() {
 // emulator and publishes through two relays, as api and worker would:
 // generation 1, then 3 (by one), then a late 2 and a duplicate of 3 (by
 // the other).
-func exampleSetup() (*pubsub.Client, string, func()) {
+func exampleSetup() (*gps.Client, string, func()) {
 	ctx := context.Background()
-	client, err := pubsub.NewClient(ctx, emulator.Project())
+	client, err := gps.NewClient(ctx, emulator.Project())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -96,8 +96,8 @@ func exampleSetup() (*pubsub.Client, string, func()) {
 	if err := makeTopic(client, topicID, subID); err != nil {
 		log.Fatal(err)
 	}
-	api := events.New(client, newOutbox(), events.Options{Topic: topicID})
-	worker := events.New(client, newOutbox(), events.Options{Topic: topicID})
+	api := pubsub.New(client, newOutbox(), pubsub.Options{Topic: topicID})
+	worker := pubsub.New(client, newOutbox(), pubsub.Options{Topic: topicID})
 	api.Deliver(ctx, []token.Event{rotated("flow-a", 1), rotated("flow-a", 3)})
 	worker.Deliver(ctx, []token.Event{rotated("flow-a", 2), rotated("flow-a", 3)})
 	if s1, s2 := api.Stats(), worker.Stats(); s1.Published+s2.Published != 4 {

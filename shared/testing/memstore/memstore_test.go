@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/wxcc/tokenservice/shared/memstore"
-	"github.com/wxcc/tokenservice/shared/storetest"
+	"github.com/wxcc/tokenservice/shared/testing/memstore"
+	"github.com/wxcc/tokenservice/shared/testing/storetest"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 

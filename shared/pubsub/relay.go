@@ -1,4 +1,4 @@
-package events
+package pubsub
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"cloud.google.com/go/pubsub/v2"
+	gps "cloud.google.com/go/pubsub/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -87,7 +87,7 @@ type Stats struct {
 // process: it keeps a token's events from being published by two calls
 // at once. Safe for concurrent use.
 type Relay struct {
-	pub    *pubsub.Publisher
+	pub    *gps.Publisher
 	outbox Outbox
 	o      Options
 
@@ -102,7 +102,7 @@ var _ token.Publisher = (*Relay)(nil)
 
 // New returns a Relay publishing to o.Topic through client with message
 // ordering on. Close stops it; the client stays the caller's.
-func New(client *pubsub.Client, outbox Outbox, o Options) *Relay {
+func New(client *gps.Client, outbox Outbox, o Options) *Relay {
 	if o.Topic == "" {
 		o.Topic = DefaultTopic
 	}
@@ -176,7 +176,7 @@ func (r *Relay) Deliver(ctx context.Context, events []token.Event) {
 	}
 	r.delivering.Add(1)
 	defer r.delivering.Add(-1)
-	events = r.withEarlier(ctx, events)
+	events = r.withPending(ctx, events)
 	res := r.publish(ctx, events)
 	if err := res.err(); err != nil {
 		r.o.Logger.Warn("events not published; they wait in the outbox",
@@ -191,11 +191,12 @@ type TokenOutbox interface {
 	PendingFor(ctx context.Context, name string, limit int) ([]token.Event, error)
 }
 
-// withEarlier puts, per token, the events still pending in the outbox in
-// front of the just-committed ones. If the outbox cannot say, a token with
+// withPending replaces events by, per token, every event of that token
+// still pending in the outbox, the just-committed ones among them, in
+// commit order. If the outbox cannot say, a token with
 // possibly older events left behind is not published now: Drain will,
 // in order.
-func (r *Relay) withEarlier(ctx context.Context, events []token.Event) []token.Event {
+func (r *Relay) withPending(ctx context.Context, events []token.Event) []token.Event {
 	to, ok := r.outbox.(TokenOutbox)
 	if !ok {
 		return events
@@ -401,7 +402,7 @@ func (r *Relay) publishOne(ctx context.Context, e token.Event) error {
 	defer cancel()
 	msg := NewMessage(e, r.o.Source)
 	_, err := r.pub.Publish(ctx, msg).Get(ctx)
-	var paused pubsub.ErrPublishingPaused
+	var paused gps.ErrPublishingPaused
 	if errors.As(err, &paused) {
 		// Left paused by an earlier attempt whose result came after it
 		// gave up waiting: nothing of ours is queued, resume and retry.

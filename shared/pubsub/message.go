@@ -1,11 +1,11 @@
-package events
+package pubsub
 
 import (
 	"encoding/json"
 	"strconv"
 	"time"
 
-	"cloud.google.com/go/pubsub/v2"
+	gps "cloud.google.com/go/pubsub/v2"
 
 	"github.com/wxcc/tokenservice/shared/token"
 )
@@ -55,7 +55,7 @@ func Source(project, collection string) string {
 // NewMessage maps e to a Pub/Sub message in CloudEvents binary mode with
 // the given ce-source. The ordering key is the token name. A zero e.Time
 // (never written by token.NewEvent) is replaced by the current time.
-func NewMessage(e token.Event, source string) *pubsub.Message {
+func NewMessage(e token.Event, source string) *gps.Message {
 	at := e.Time
 	if at.IsZero() {
 		at = time.Now()
@@ -71,7 +71,7 @@ func NewMessage(e token.Event, source string) *pubsub.Message {
 	if err != nil {
 		panic("events: marshal data: " + err.Error()) // only strings and integers: cannot fail
 	}
-	return &pubsub.Message{
+	return &gps.Message{
 		Data:        data,
 		OrderingKey: e.Name,
 		Attributes: map[string]string{

@@ -5,7 +5,7 @@
 // Java process is left behind. It exits with the command's exit code, or 1
 // if an emulator cannot start (saying why).
 //
-//	go run ./shared/devstack/withemulators -- go test -race ./...
+//	go run ./shared/devtools/withemulators -- go test -race ./...
 package main
 
 import (
@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/wxcc/tokenservice/shared/emulator"
+	"github.com/wxcc/tokenservice/shared/testing/emulator"
 )
 
 func main() {

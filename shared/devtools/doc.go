@@ -1,5 +1,5 @@
-// Package devstack holds developer commands that are not part of the
+// Package devtools holds developer commands that are not part of the
 // service: withemulators (runs a command, such as the test suite, with the
 // Firestore and Pub/Sub emulators started once for the whole run) and
 // localstack (the whole service on one machine, for `make run`).
-package devstack
+package devtools

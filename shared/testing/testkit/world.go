@@ -5,8 +5,8 @@ import (
 
 	gfs "cloud.google.com/go/firestore"
 
-	"github.com/wxcc/tokenservice/shared/emulator"
-	"github.com/wxcc/tokenservice/shared/webexfake"
+	"github.com/wxcc/tokenservice/shared/testing/emulator"
+	"github.com/wxcc/tokenservice/shared/testing/webexfake"
 )
 
 // World is one test's share of the emulators, common to the api's and the

@@ -1,21 +1,23 @@
-// Package wire builds the parts both binaries share from the configuration:
+// Package bootstrap builds the parts both binaries share from the configuration:
 // the Firestore store (with encryption at rest when keys are configured),
 // the Webex client, the event relay, the metrics and the refresh protocol.
 // Each binary's main only adds its own HTTP wiring.
-package wire
+package bootstrap
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	gfs "cloud.google.com/go/firestore"
+	gps "cloud.google.com/go/pubsub/v2"
 
 	"github.com/wxcc/tokenservice/shared/config"
-	"github.com/wxcc/tokenservice/shared/events"
 	"github.com/wxcc/tokenservice/shared/firestore"
 	"github.com/wxcc/tokenservice/shared/httpserve"
 	"github.com/wxcc/tokenservice/shared/metrics"
+	"github.com/wxcc/tokenservice/shared/pubsub"
 	"github.com/wxcc/tokenservice/shared/token"
 	"github.com/wxcc/tokenservice/shared/webex"
 )
@@ -24,21 +26,48 @@ import (
 type Core struct {
 	Store     *firestore.Store
 	Webex     *webex.Client
-	Relay     *events.Relay // nil when Pub/Sub could not be reached
+	Relay     *pubsub.Relay // nil when Pub/Sub could not be reached
 	Metrics   *metrics.Metrics
 	Refresher *token.Refresher
 	closers   []func()
 }
 
+// Options are what Open needs beyond the configuration. Tests inject
+// their own clients and clock; the binaries leave them nil.
+type Options struct {
+	// Kind ("api" or "worker") names this instance in leases.
+	Kind   string
+	Logger *slog.Logger
+	// Getenv reads the environment of the process (K_REVISION).
+	Getenv func(string) string
+	// Firestore and PubSub, if set, are used instead of connecting; they
+	// stay the caller's to close.
+	Firestore *gfs.Client
+	PubSub    *gps.Client
+	// Now is the clock of the store and the refresh protocol (time.Now).
+	Now func() time.Time
+}
+
 // Open connects to Firestore and Pub/Sub (or their emulators) and builds
-// the parts. kind ("api" or "worker") names this instance in leases.
-func Open(ctx context.Context, cfg *config.Config, kind string, log *slog.Logger) (*Core, error) {
-	c := &Core{}
-	client, err := gfs.NewClient(ctx, cfg.Project)
-	if err != nil {
-		return nil, fmt.Errorf("connect to firestore: %w", err)
+// the parts.
+func Open(ctx context.Context, cfg *config.Config, o Options) (*Core, error) {
+	if o.Getenv == nil {
+		o.Getenv = func(string) string { return "" }
 	}
-	c.closers = append(c.closers, func() { client.Close() })
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
+	c := &Core{}
+	client := o.Firestore
+	if client == nil {
+		var err error
+		client, err = gfs.NewClient(ctx, cfg.Project)
+		if err != nil {
+			return nil, fmt.Errorf("connect to firestore: %w", err)
+		}
+		c.closers = append(c.closers, func() { client.Close() })
+	}
 	sealer, primary, err := firestore.WithKeys(cfg.EncryptionKeys)
 	if err != nil {
 		c.Close()
@@ -47,7 +76,7 @@ func Open(ctx context.Context, cfg *config.Config, kind string, log *slog.Logger
 	if primary != "" {
 		log.Info("encryption at rest on", "primary_key", primary)
 	}
-	c.Store = firestore.New(client, cfg.Collection, sealer, firestore.WithLogger(log))
+	c.Store = firestore.New(client, cfg.Collection, sealer, firestore.WithLogger(log), firestore.WithClock(o.Now))
 	c.Webex, err = webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, AuthorizeURL: cfg.WebexAuthorizeURL, Timeout: cfg.WebexTimeout})
 	if err != nil {
 		c.Close()
@@ -55,24 +84,30 @@ func Open(ctx context.Context, cfg *config.Config, kind string, log *slog.Logger
 	}
 	c.Metrics = metrics.New()
 	var publisher token.Publisher
-	relay, closeRelay, err := events.Dial(ctx, cfg.Project, c.Store, events.Options{
-		Topic: cfg.EventsTopic, Source: events.Source(cfg.Project, cfg.Collection), Logger: log,
-	})
-	if err != nil {
+	relayOpts := pubsub.Options{Topic: cfg.EventsTopic, Source: pubsub.Source(cfg.Project, cfg.Collection), Logger: log}
+	var relay *pubsub.Relay
+	if o.PubSub != nil {
+		relay = pubsub.New(o.PubSub, c.Store, relayOpts)
+		c.closers = append(c.closers, relay.Close)
+	} else if r, closeRelay, err := pubsub.Dial(ctx, cfg.Project, c.Store, relayOpts); err != nil {
 		// Tokens matter more than events: serve and refresh anyway; the
 		// events wait in the outbox for a process that can publish them.
 		log.Error("pub/sub unavailable: events wait in the outbox", "error", err.Error())
 	} else {
-		c.Relay, publisher = relay, relay
+		relay = r
 		c.closers = append(c.closers, closeRelay)
+	}
+	if relay != nil {
+		c.Relay, publisher = relay, relay
 		c.Metrics.WatchEvents(func() metrics.EventStats {
 			st := relay.Stats()
 			return metrics.EventStats{Published: st.Published, Failed: st.Failed, Backlog: st.Backlog}
 		})
 	}
-	c.Refresher = token.NewRefresher(token.RefresherOptions{
+	c.Refresher = token.NewRefresher(token.RefresherConfig{
 		Store: c.Store, Issuer: c.Webex, Publisher: publisher, OnRefresh: c.Metrics.Refresh,
-		Holder:       httpserve.HolderID(kind),
+		Now:          o.Now,
+		Holder:       httpserve.HolderID(o.Kind, o.Getenv),
 		Threshold:    cfg.RefreshThreshold,
 		WebexTimeout: cfg.WebexTimeout,
 		Logger:       log,

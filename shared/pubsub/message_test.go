@@ -1,4 +1,4 @@
-package events_test
+package pubsub_test
 
 import (
 	"strings"
@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/wxcc/tokenservice/shared/events"
+	"github.com/wxcc/tokenservice/shared/pubsub"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -61,7 +61,7 @@ func TestNewMessage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := events.NewMessage(tt.event, events.Source("p1", "tokens"))
+			m := pubsub.NewMessage(tt.event, pubsub.Source("p1", "tokens"))
 			if diff := cmp.Diff(tt.wantAttrs, m.Attributes); diff != "" {
 				t.Errorf("attributes (-want +got):\n%s", diff)
 			}
@@ -84,7 +84,7 @@ func TestNewMessageCarriesNoSecret(t *testing.T) {
 		RefreshToken: "SECRET4", PassphraseHash: "SECRET5", Generation: 1,
 	}
 	for _, typ := range []token.EventType{token.EventRotated, token.EventRefreshFailed, token.EventReauthorizationRequired, token.EventRefreshExpiring} {
-		m := events.NewMessage(token.NewEvent(typ, tok, token.TriggerAuthorization, time.Now()), "s")
+		m := pubsub.NewMessage(token.NewEvent(typ, tok, token.TriggerAuthorization, time.Now()), "s")
 		all := string(m.Data)
 		for k, v := range m.Attributes {
 			all += k + v

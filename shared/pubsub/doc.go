@@ -1,4 +1,4 @@
-// Package events publishes token events to Pub/Sub (DESIGN section 4).
+// Package pubsub is the Pub/Sub adapter: it publishes token events to Pub/Sub (DESIGN section 4).
 //
 // NewMessage maps a token.Event to a CloudEvents binary-mode Pub/Sub
 // message: ce-* attributes, the plain attributes name and generation, the
@@ -12,4 +12,4 @@
 // missing topic delays events but never loses one. Delivery is
 // at-least-once: subscribers drop duplicates by ce-id and order by the
 // generation attribute (see the example).
-package events
+package pubsub

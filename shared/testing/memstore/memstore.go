@@ -1,6 +1,6 @@
 // Package memstore is an in-memory token.Store for the refresh protocol's
 // table tests. It keeps the semantics of the Firestore adapter (the same
-// contract test suite, shared/storetest, runs against both): conditional
+// contract test suite, shared/testing/storetest, runs against both): conditional
 // lease writes against a version, atomic updates with an outbox, deep
 // copies in and out. It also counts document reads, so tests can assert
 // how many store reads a code path costs.

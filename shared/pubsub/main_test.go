@@ -1,4 +1,4 @@
-package events_test
+package pubsub_test
 
 import (
 	"context"
@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"cloud.google.com/go/pubsub/v2"
+	gps "cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
-	"github.com/wxcc/tokenservice/shared/emulator"
-	"github.com/wxcc/tokenservice/shared/events"
 	"github.com/wxcc/tokenservice/shared/firestore"
+	"github.com/wxcc/tokenservice/shared/pubsub"
+	"github.com/wxcc/tokenservice/shared/testing/emulator"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -47,7 +47,7 @@ func commit(t testing.TB, s *firestore.Store, evs ...token.Event) {
 }
 
 // pending returns the IDs of the events in o, oldest first.
-func pending(t testing.TB, o events.Outbox) []string {
+func pending(t testing.TB, o pubsub.Outbox) []string {
 	t.Helper()
 	evs, err := o.PendingEvents(context.Background(), 10000)
 	if err != nil {
@@ -82,9 +82,9 @@ func (o *memOutbox) DeleteEvent(ctx context.Context, id string) error {
 	return nil
 }
 
-func newClient(t testing.TB) *pubsub.Client {
+func newClient(t testing.TB) *gps.Client {
 	t.Helper()
-	c, err := pubsub.NewClient(context.Background(), emulator.Project())
+	c, err := gps.NewClient(context.Background(), emulator.Project())
 	if err != nil {
 		t.Fatalf("pubsub client: %v", err)
 	}
@@ -100,14 +100,14 @@ func names(t testing.TB) (topicID, subID string) {
 }
 
 // createTopic creates the topic and an ordered subscription on it.
-func createTopic(t testing.TB, c *pubsub.Client, topicID, subID string) {
+func createTopic(t testing.TB, c *gps.Client, topicID, subID string) {
 	t.Helper()
 	if err := makeTopic(c, topicID, subID); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func makeTopic(c *pubsub.Client, topicID, subID string) error {
+func makeTopic(c *gps.Client, topicID, subID string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	topic, err := c.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{
@@ -130,16 +130,16 @@ func makeTopic(c *pubsub.Client, topicID, subID string) error {
 
 // receive collects messages from subID in arrival order until n arrived
 // and then quiet passed without another one, or until 30s passed.
-func receive(t testing.TB, c *pubsub.Client, subID string, n int, quiet time.Duration) []*pubsub.Message {
+func receive(t testing.TB, c *gps.Client, subID string, n int, quiet time.Duration) []*gps.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var (
 		mu    sync.Mutex
-		got   []*pubsub.Message
+		got   []*gps.Message
 		timer *time.Timer
 	)
-	err := c.Subscriber(subID).Receive(ctx, func(_ context.Context, m *pubsub.Message) {
+	err := c.Subscriber(subID).Receive(ctx, func(_ context.Context, m *gps.Message) {
 		m.Ack()
 		mu.Lock()
 		defer mu.Unlock()
@@ -183,7 +183,7 @@ func ids(events []token.Event) []string {
 	return out
 }
 
-func msgIDs(msgs []*pubsub.Message) []string {
+func msgIDs(msgs []*gps.Message) []string {
 	var out []string
 	for _, m := range msgs {
 		out = append(out, m.Attributes["ce-id"])

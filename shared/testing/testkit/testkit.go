@@ -17,10 +17,10 @@ import (
 	"time"
 
 	gfs "cloud.google.com/go/firestore"
-	"cloud.google.com/go/pubsub/v2"
+	gps "cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
-	"github.com/wxcc/tokenservice/shared/webexfake"
+	"github.com/wxcc/tokenservice/shared/testing/webexfake"
 )
 
 // RandomHex returns 2n random hex characters.
@@ -104,7 +104,7 @@ func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 }
 
 // CreateTopic creates topic and an ordered subscription on it.
-func CreateTopic(t testing.TB, c *pubsub.Client, topicID, subID string) {
+func CreateTopic(t testing.TB, c *gps.Client, topicID, subID string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -125,19 +125,19 @@ func CreateTopic(t testing.TB, c *pubsub.Client, topicID, subID string) {
 // Receiver collects the messages of a subscription in arrival order.
 type Receiver struct {
 	mu     sync.Mutex
-	got    []*pubsub.Message
+	got    []*gps.Message
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
 // Receive starts collecting subID's messages until the test ends.
-func Receive(t testing.TB, c *pubsub.Client, subID string) *Receiver {
+func Receive(t testing.TB, c *gps.Client, subID string) *Receiver {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Receiver{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		_ = c.Subscriber(subID).Receive(ctx, func(_ context.Context, m *pubsub.Message) {
+		_ = c.Subscriber(subID).Receive(ctx, func(_ context.Context, m *gps.Message) {
 			m.Ack()
 			r.mu.Lock()
 			r.got = append(r.got, m)
@@ -149,15 +149,15 @@ func Receive(t testing.TB, c *pubsub.Client, subID string) *Receiver {
 }
 
 // Messages returns what arrived so far.
-func (r *Receiver) Messages() []*pubsub.Message {
+func (r *Receiver) Messages() []*gps.Message {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]*pubsub.Message(nil), r.got...)
+	return append([]*gps.Message(nil), r.got...)
 }
 
 // WaitFor waits until at least n messages arrived, then for quiet more so
 // that extra ones would show, and returns them all.
-func (r *Receiver) WaitFor(t testing.TB, n int, quiet time.Duration) []*pubsub.Message {
+func (r *Receiver) WaitFor(t testing.TB, n int, quiet time.Duration) []*gps.Message {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for len(r.Messages()) < n {
@@ -173,9 +173,9 @@ func (r *Receiver) WaitFor(t testing.TB, n int, quiet time.Duration) []*pubsub.M
 // Distinct drops redelivered and republished messages, keeping the first
 // of each ce-id, as DESIGN asks subscribers to do: delivery is
 // at-least-once.
-func Distinct(ms []*pubsub.Message) []*pubsub.Message {
+func Distinct(ms []*gps.Message) []*gps.Message {
 	seen := map[string]bool{}
-	var out []*pubsub.Message
+	var out []*gps.Message
 	for _, m := range ms {
 		if id := m.Attributes["ce-id"]; !seen[id] {
 			seen[id] = true
@@ -186,7 +186,7 @@ func Distinct(ms []*pubsub.Message) []*pubsub.Message {
 }
 
 // Describe lists messages by ce-id, for failure messages.
-func Describe(ms []*pubsub.Message) string {
+func Describe(ms []*gps.Message) string {
 	s := ""
 	for _, m := range ms {
 		s += fmt.Sprintf("%s ", m.Attributes["ce-id"])

@@ -10,11 +10,11 @@ import (
 // ErrNoClientConfig: the document lacks clientId, clientSecret or redirectUri.
 var ErrNoClientConfig = errors.New("client configuration incomplete")
 
-// Authorize completes an OAuth authorization: it exchanges code with the
+// ExchangeCode completes an OAuth authorization: it exchanges code with the
 // client config stored for name and stores the grant as a new generation,
 // clearing any reauth_required or config_error state. A person authorized,
 // so it wins over whatever state the token was in.
-func (r *Refresher) Authorize(ctx context.Context, name, code string) (*Token, error) {
+func (r *Refresher) ExchangeCode(ctx context.Context, name, code string) (*Token, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
 	}

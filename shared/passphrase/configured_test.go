@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-func TestGlobalMatch(t *testing.T) {
+func TestConfiguredMatch(t *testing.T) {
 	tests := []struct {
 		name              string
 		current, previous string
@@ -25,20 +25,20 @@ func TestGlobalMatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := NewGlobal(tt.current, tt.previous)
+			g := NewConfigured(tt.current, tt.previous)
 			if got := g.Match(tt.given); got != tt.want {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})
 	}
-	var zero Global
+	var zero Configured
 	if zero.Match("") {
-		t.Errorf("zero Global: got a match for \"\", want none")
+		t.Errorf("zero Configured: got a match for \"\", want none")
 	}
 }
 
-func TestGlobalRedacted(t *testing.T) {
-	g := NewGlobal("now-secret", "old-secret")
+func TestConfiguredRedacted(t *testing.T) {
+	g := NewConfigured("now-secret", "old-secret")
 	var b strings.Builder
 	slog.New(slog.NewTextHandler(&b, nil)).Info("cfg", "global", g)
 	for _, s := range []string{fmt.Sprint(g), fmt.Sprintf("%v %+v %s", g, g, g), b.String()} {
@@ -48,8 +48,8 @@ func TestGlobalRedacted(t *testing.T) {
 	}
 }
 
-func BenchmarkGlobalMatch(b *testing.B) {
-	g := NewGlobal("now-secret-passphrase", "old-secret-passphrase")
+func BenchmarkConfiguredMatch(b *testing.B) {
+	g := NewConfigured("now-secret-passphrase", "old-secret-passphrase")
 	for b.Loop() {
 		g.Match("old-secret-passphrase")
 	}

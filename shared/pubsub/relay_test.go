@@ -1,4 +1,4 @@
-package events_test
+package pubsub_test
 
 import (
 	"bytes"
@@ -14,32 +14,32 @@ import (
 	"testing"
 	"time"
 
-	"cloud.google.com/go/pubsub/v2"
+	gps "cloud.google.com/go/pubsub/v2"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/wxcc/tokenservice/shared/emulator"
-	"github.com/wxcc/tokenservice/shared/events"
-	"github.com/wxcc/tokenservice/shared/netfault"
+	"github.com/wxcc/tokenservice/shared/pubsub"
+	"github.com/wxcc/tokenservice/shared/testing/emulator"
+	"github.com/wxcc/tokenservice/shared/testing/netfault"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
 const source = "//tokenservice/projects/test/collections/tokens"
 
-func newRelay(t testing.TB, c *pubsub.Client, topicID string, outbox events.Outbox, o events.Options) *events.Relay {
+func newRelay(t testing.TB, c *gps.Client, topicID string, outbox pubsub.Outbox, o pubsub.Options) *pubsub.Relay {
 	t.Helper()
 	o.Topic = topicID
 	o.Source = source
-	r := events.New(c, outbox, o)
+	r := pubsub.New(c, outbox, o)
 	t.Cleanup(r.Close)
 	return r
 }
 
 // checkOrder fails unless msgs hold exactly the events want, each once,
 // every token's events in want's order.
-func checkOrder(t *testing.T, msgs []*pubsub.Message, want []token.Event) {
+func checkOrder(t *testing.T, msgs []*gps.Message, want []token.Event) {
 	t.Helper()
 	byID := map[string]token.Event{}
 	wantPerKey := map[string][]string{}
@@ -81,7 +81,7 @@ func TestDeliver(t *testing.T) {
 	evs = append(evs, failed)
 	outbox := newStore(t)
 	commit(t, outbox, evs...)
-	r := newRelay(t, c, topicID, outbox, events.Options{})
+	r := newRelay(t, c, topicID, outbox, pubsub.Options{})
 
 	r.Deliver(context.Background(), evs)
 
@@ -96,7 +96,7 @@ func TestDeliver(t *testing.T) {
 	}
 	for _, m := range msgs {
 		e := byID[m.Attributes["ce-id"]]
-		want := events.NewMessage(e, source)
+		want := pubsub.NewMessage(e, source)
 		if diff := cmp.Diff(want.Attributes, m.Attributes); diff != "" {
 			t.Errorf("%s: attributes (-want +got):\n%s", e.ID, diff)
 		}
@@ -141,7 +141,7 @@ func TestDeliverStopsAtFailure(t *testing.T) {
 	huge := a2
 	huge.Message = strings.Repeat("x", 11<<20) // over Pub/Sub's 10 MB limit
 	outbox := newOutbox(a1, huge, a3, b1)
-	r := newRelay(t, c, topicID, outbox, events.Options{})
+	r := newRelay(t, c, topicID, outbox, pubsub.Options{})
 
 	r.Deliver(context.Background(), []token.Event{a1, huge, a3, b1})
 
@@ -184,7 +184,7 @@ func TestTopicMissing(t *testing.T) {
 	outbox := newStore(t)
 	commit(t, outbox, evs...)
 	var logs bytes.Buffer
-	r := newRelay(t, c, topicID, outbox, events.Options{
+	r := newRelay(t, c, topicID, outbox, pubsub.Options{
 		BatchSize: 4, // Drain reads several pages
 		Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
 	})
@@ -195,7 +195,7 @@ func TestTopicMissing(t *testing.T) {
 		t.Errorf("Deliver logged %q, want it to contain %q", logs.String(), wantErr)
 	}
 	n, err := r.Drain(context.Background())
-	if n != 0 || !errors.Is(err, events.ErrTopicNotFound) || !strings.Contains(err.Error(), wantErr) {
+	if n != 0 || !errors.Is(err, pubsub.ErrTopicNotFound) || !strings.Contains(err.Error(), wantErr) {
 		t.Errorf("Drain = %d, %v; want 0 and an error containing %q", n, err, wantErr)
 	}
 	if diff := cmp.Diff(ids(evs), pending(t, outbox)); diff != "" {
@@ -229,7 +229,7 @@ func TestOutageIsBounded(t *testing.T) {
 	}
 	dead := l.Addr().String()
 	l.Close()
-	c, err := pubsub.NewClient(context.Background(), emulator.Project(),
+	c, err := gps.NewClient(context.Background(), emulator.Project(),
 		option.WithEndpoint(dead), option.WithoutAuthentication(),
 		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
 	if err != nil {
@@ -238,7 +238,7 @@ func TestOutageIsBounded(t *testing.T) {
 	defer c.Close()
 	evs := []token.Event{rotated("a", 1), rotated("a", 2), rotated("b", 1)}
 	outbox := newOutbox(evs...)
-	r := newRelay(t, c, "token-events", outbox, events.Options{PublishTimeout: time.Second})
+	r := newRelay(t, c, "token-events", outbox, pubsub.Options{PublishTimeout: time.Second})
 
 	start := time.Now()
 	r.Deliver(context.Background(), evs)
@@ -270,7 +270,7 @@ func TestDeliverAndDrainConcurrently(t *testing.T) {
 	topicID, subID := names(t)
 	createTopic(t, c, topicID, subID)
 	outbox := newStore(t)
-	r := newRelay(t, c, topicID, outbox, events.Options{})
+	r := newRelay(t, c, topicID, outbox, pubsub.Options{})
 
 	var all []token.Event
 	for round := range 3 {
@@ -316,7 +316,7 @@ func TestDrainLeavesFreshEventsToTheirCommitter(t *testing.T) {
 	a1, a2, a3, b1, c1 := rotated("a", 1), fresh(rotated("a", 2)), fresh(rotated("a", 3)), fresh(rotated("b", 1)), rotated("c", 1)
 	outbox := newOutbox(a1, a2, a3, b1, c1)
 	const settle = 2 * time.Second
-	r := newRelay(t, c, topicID, outbox, events.Options{Settle: settle})
+	r := newRelay(t, c, topicID, outbox, pubsub.Options{Settle: settle})
 
 	n, err := r.Drain(context.Background())
 	if err != nil || n != 2 {
@@ -348,7 +348,7 @@ func TestCloseIsBoundedWhilePubSubHangs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer proxy.Close()
-	c, err := pubsub.NewClient(context.Background(), emulator.Project(),
+	c, err := gps.NewClient(context.Background(), emulator.Project(),
 		option.WithEndpoint(proxy.Addr()), option.WithoutAuthentication(),
 		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
 	if err != nil {
@@ -358,7 +358,7 @@ func TestCloseIsBoundedWhilePubSubHangs(t *testing.T) {
 	proxy.Cut()
 	e := rotated("a", 1)
 	outbox := newOutbox(e)
-	r := events.New(c, outbox, events.Options{Topic: "token-events", Source: source, PublishTimeout: time.Minute})
+	r := pubsub.New(c, outbox, pubsub.Options{Topic: "token-events", Source: source, PublishTimeout: time.Minute})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()

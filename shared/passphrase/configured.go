@@ -6,18 +6,18 @@ import (
 	"log/slog"
 )
 
-// Global holds the service-wide passphrases, TOKEN_PASSPHRASE and, during a
-// rotation, TOKEN_PASSPHRASE_PREVIOUS, as SHA-256 digests. The zero value
-// matches nothing.
-type Global struct {
+// Configured holds passphrases set in the configuration, compared by digest:
+// TOKEN_PASSPHRASE and, during a rotation, TOKEN_PASSPHRASE_PREVIOUS; or
+// ADMIN_PASSPHRASE alone. The zero value matches nothing.
+type Configured struct {
 	sums [2][sha256.Size]byte
 	set  [2]bool
 }
 
-// NewGlobal returns a Global for the current passphrase and an optional
+// NewConfigured returns a Configured for the current passphrase and an optional
 // previous one. An empty passphrase is never accepted.
-func NewGlobal(current, previous string) Global {
-	var g Global
+func NewConfigured(current, previous string) Configured {
+	var g Configured
 	for i, p := range [2]string{current, previous} {
 		if p != "" {
 			g.sums[i] = sha256.Sum256([]byte(p))
@@ -31,7 +31,7 @@ func NewGlobal(current, previous string) Global {
 // and compares the digest with every slot in constant time, without
 // stopping at the first match, so timing reveals neither which one matched
 // nor how much of it.
-func (g Global) Match(given string) bool {
+func (g Configured) Match(given string) bool {
 	d := sha256.Sum256([]byte(given))
 	ok := 0
 	for i := range g.sums {
@@ -42,10 +42,10 @@ func (g Global) Match(given string) bool {
 }
 
 // String hides the digests from fmt.
-func (g Global) String() string { return "passphrase.Global{REDACTED}" }
+func (g Configured) String() string { return "passphrase.Configured{REDACTED}" }
 
 // LogValue hides the digests from log/slog.
-func (g Global) LogValue() slog.Value { return slog.StringValue("REDACTED") }
+func (g Configured) LogValue() slog.Value { return slog.StringValue("REDACTED") }
 
 func b2u8(b bool) uint8 {
 	if b {

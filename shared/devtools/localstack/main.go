@@ -18,7 +18,7 @@
 // 10s), then the emulators' whole process groups, and exits 0. If a child
 // exits by itself, localstack reports how, stops everything and exits 1.
 //
-//	make build && go run ./shared/devstack/localstack
+//	make build && go run ./shared/devtools/localstack
 package main
 
 import (
@@ -40,14 +40,14 @@ import (
 	"time"
 
 	gfs "cloud.google.com/go/firestore"
-	"cloud.google.com/go/pubsub/v2"
+	gps "cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/wxcc/tokenservice/shared/emulator"
-	"github.com/wxcc/tokenservice/shared/events"
-	"github.com/wxcc/tokenservice/shared/webexfake"
+	"github.com/wxcc/tokenservice/shared/pubsub"
+	"github.com/wxcc/tokenservice/shared/testing/emulator"
+	"github.com/wxcc/tokenservice/shared/testing/webexfake"
 )
 
 // The demo deployment. The passphrases are demo values, printed on purpose.
@@ -123,7 +123,7 @@ func run(ctx context.Context, con *console) error {
 		return fmt.Errorf("connect to firestore: %w", err)
 	}
 	defer fs.Close()
-	ps, err := pubsub.NewClient(ctx, project)
+	ps, err := gps.NewClient(ctx, project)
 	if err != nil {
 		return fmt.Errorf("connect to pub/sub: %w", err)
 	}
@@ -285,7 +285,7 @@ func startEmulators(ctx context.Context) (fs, ps *emulator.Process, err error) {
 }
 
 // createTopic creates the events topic and an ordered subscription on it.
-func createTopic(ctx context.Context, c *pubsub.Client) error {
+func createTopic(ctx context.Context, c *gps.Client) error {
 	topic := "projects/" + project + "/topics/" + topicID
 	_, err := c.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic})
 	if err != nil && status.Code(err) != codes.AlreadyExists {
@@ -330,17 +330,17 @@ func seed(ctx context.Context, c *gfs.Client, fake *webexfake.Server, redirectUR
 
 // printEvents prints every message of the demo subscription until the
 // returned stop function is called.
-func printEvents(ctx context.Context, c *pubsub.Client, con *console) (stop func()) {
+func printEvents(ctx context.Context, c *gps.Client, con *console) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		err := c.Subscriber(subscriptionID).Receive(ctx, func(_ context.Context, m *pubsub.Message) {
+		err := c.Subscriber(subscriptionID).Receive(ctx, func(_ context.Context, m *gps.Message) {
 			m.Ack()
-			var d events.Data
+			var d pubsub.Data
 			_ = json.Unmarshal(m.Data, &d)
 			line := fmt.Sprintf("%s name=%s generation=%s trigger=%s",
-				m.Attributes[events.AttrType], m.Attributes[events.AttrName], m.Attributes[events.AttrGeneration], d.Trigger)
+				m.Attributes[pubsub.AttrType], m.Attributes[pubsub.AttrName], m.Attributes[pubsub.AttrGeneration], d.Trigger)
 			if d.AccessExpires > 0 {
 				line += " accessExpires=" + time.UnixMilli(d.AccessExpires).Format(time.RFC3339)
 			}
