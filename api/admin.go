@@ -134,14 +134,8 @@ func (s *server) putToken(c echo.Context) error {
 
 	var changed []string
 	update := func(t *token.Token) ([]token.Event, error) {
-		before := token.ClientFingerprint(t.ClientID, t.ClientSecret)
 		changed = cc.apply(t, hash)
-		if t.Status == token.StatusConfigError && token.ClientFingerprint(t.ClientID, t.ClientSecret) != before {
-			t.Status = token.StatusPending
-			if t.HasAccessToken() {
-				t.Status = token.StatusActive
-			}
-			t.ConfigFingerprint, t.LastError, t.NextAttempt, t.Failures = "", nil, time.Time{}, 0
+		if t.ResumeIfClientFixed() {
 			changed = append(changed, "status")
 		}
 		return nil, nil
@@ -233,16 +227,12 @@ func (s *server) authorizeLink(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
 	defer cancel()
-	t, err := s.store.Get(ctx, name)
-	var sealed *token.SealedError
-	if errors.As(err, &sealed) && !sealed.Sealed("clientSecret") {
-		t, err = sealed.Token, nil // the new authorization replaces the tokens no key opens
-	}
+	t, err := token.ForReauthorization(s.store.Get(ctx, name))
 	if err != nil {
 		return writeError(c, statusOf(err, name, s.now()))
 	}
-	if t.ClientID == "" || t.ClientSecret == "" || t.RedirectURI == "" {
-		return writeError(c, errorf(http.StatusConflict, "token "+name+" has no complete client config: PUT /admin/tokens/"+name+" first"))
+	if missing := t.MissingClientFields(); len(missing) > 0 {
+		return writeError(c, errorf(http.StatusConflict, "token "+name+" has no complete client config (no "+strings.Join(missing, ", ")+"): PUT /admin/tokens/"+name+" first"))
 	}
 	if len(t.Scopes) == 0 {
 		return writeError(c, errorf(http.StatusConflict, "token "+name+" has no scopes: PUT /admin/tokens/"+name+` with "scopes"`))

@@ -60,7 +60,6 @@ func (s *server) cached(ctx context.Context, name string) (*token.Token, error) 
 		switch {
 		case err == nil:
 			s.metrics.Cache("miss")
-			s.metrics.TokenExpiry(t)
 			e = s.cache.put(t, now.Add(s.cfg.CacheMaxAge))
 		case errors.Is(err, token.ErrNotFound):
 			s.cache.putMissing(name, now.Add(min(s.cfg.CacheMaxAge, missingTTL)))
@@ -95,8 +94,10 @@ func (s *server) servable(ctx context.Context, t *token.Token) (*token.Token, er
 	if !t.Due(now, s.refresher.Threshold()) {
 		return t, nil
 	}
-	if err := knownBlocked(t, now); err != nil {
-		// Refreshing is pointless now; the token is still usable, or not.
+	// A lapsed refresh token goes to the protocol, which records it as
+	// reauth_required without calling Webex; whatever else holds the
+	// token back makes refreshing pointless now: it is usable, or not.
+	if err := t.HeldBack(now); err != nil && !errors.Is(err, token.ErrRefreshTokenLapsed) {
 		if t.Servable(now, s.cfg.MinTokenValidity) {
 			return t, nil
 		}
@@ -119,20 +120,6 @@ func (s *server) servable(ctx context.Context, t *token.Token) (*token.Token, er
 		err = token.ErrUnavailable
 	}
 	return nil, err
-}
-
-// knownBlocked says from the cached token alone why no refresh may be
-// tried now, so that a blocked token costs no store read per request.
-func knownBlocked(t *token.Token, now time.Time) error {
-	switch {
-	case t.Status == token.StatusReauthRequired:
-		return token.ErrReauthRequired
-	case t.Status == token.StatusConfigError && !t.ConfigErrorResolved():
-		return token.ErrConfigError
-	case t.NextAttempt.After(now):
-		return &token.BackoffError{Until: t.NextAttempt, Err: token.ErrUnavailable}
-	}
-	return nil
 }
 
 // load reads name from the store, one read per name at a time, bounded by

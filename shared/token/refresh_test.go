@@ -518,3 +518,54 @@ func TestGrantAtShutdownIsStored(t *testing.T) {
 			got.AccessToken, got.RefreshToken, got.Generation, got.Lease)
 	}
 }
+
+// TestCloseWhileRefreshing closes refreshers while refreshes start: Close
+// must wait for every refresh it let start and refuse the rest, without
+// a WaitGroup Add racing its Wait (the race detector reports that).
+func TestCloseWhileRefreshing(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		f := newFixture(t)
+		f.seed(t, "due", time.Hour)
+		var wg sync.WaitGroup
+		for j := 0; j < 4; j++ {
+			wg.Go(func() {
+				_, err := f.r.Refresh(context.Background(), "due", scheduled)
+				if err != nil && !errors.Is(err, token.ErrUnavailable) {
+					t.Errorf("got %v, want success or unavailable while shutting down", err)
+				}
+			})
+		}
+		f.r.Close()
+		wg.Wait()
+		if got := f.get(t, "due"); got.Lease.Holder != "" {
+			t.Fatalf("lease %+v left behind by Close", got.Lease)
+		}
+	}
+}
+
+// TestBrakeCountsOnlyWebexRejections: the worker's brake counts what
+// RejectedByWebex says, so a rejection from Webex must be recognisable
+// through the protocol's error, and a lapsed refresh token must not be.
+func TestBrakeCountsOnlyWebexRejections(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "lapsed", time.Hour, func(tok *token.Token) { tok.RefreshExpires = f.clock.Now().Add(-time.Minute) })
+	f.seed(t, "revoked", time.Hour)
+	f.seed(t, "bad-client", time.Hour)
+	_, err := f.r.Refresh(context.Background(), "lapsed", scheduled)
+	if !errors.Is(err, token.ErrReauthRequired) || token.RejectedByWebex(err) {
+		t.Fatalf("lapsed: got %v, want reauth required that Webex did not reject", err)
+	}
+	f.issuer.err = token.ErrGrantRejected
+	_, err = f.r.Refresh(context.Background(), "revoked", scheduled)
+	if !errors.Is(err, token.ErrReauthRequired) || !token.RejectedByWebex(err) {
+		t.Fatalf("revoked: got %v, want reauth required rejected by Webex", err)
+	}
+	f.issuer.err = token.ErrClientRejected
+	_, err = f.r.Refresh(context.Background(), "bad-client", scheduled)
+	if !errors.Is(err, token.ErrConfigError) || !token.RejectedByWebex(err) {
+		t.Fatalf("bad client: got %v, want config error rejected by Webex", err)
+	}
+	if n := f.issuer.Calls(); n != 2 {
+		t.Fatalf("got %d webex calls, want 2: the lapsed refresh token is never sent", n)
+	}
+}

@@ -7,6 +7,10 @@
 package token
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 )
@@ -114,6 +118,40 @@ func (t *Token) RefreshTokenExpired(now time.Time) bool {
 	return !t.RefreshExpires.IsZero() && !now.Before(t.RefreshExpires)
 }
 
+// HeldBack is the one rule for "may this token be sent to Webex now?":
+// it returns why not, or nil. The refresh protocol, the api (before an
+// inline refresh) and the worker (before a sweep hands a token to the
+// protocol) all ask it. A lease held by another instance is not a reason
+// here: the protocol decides whether to wait for its holder.
+//
+//   - no access token yet: ErrNotAuthorized;
+//   - reauth_required: ErrReauthRequired;
+//   - config_error with the client config Webex rejected: ErrConfigError;
+//   - backing off after transient failures: a *BackoffError;
+//   - the refresh token missing or past its expiry: ErrRefreshTokenLapsed
+//     (which is ErrReauthRequired too). Such a token was never sent to
+//     Webex, so it is not a Webex rejection: the protocol records it as
+//     reauth_required without a Webex call.
+func (t *Token) HeldBack(now time.Time) error {
+	switch {
+	case !t.HasAccessToken():
+		return ErrNotAuthorized
+	case t.Status == StatusReauthRequired:
+		return ErrReauthRequired
+	case t.Status == StatusConfigError && !t.ConfigErrorResolved():
+		return ErrConfigError
+	case t.NextAttempt.After(now):
+		cause := ErrUnavailable
+		if t.LastError != nil {
+			cause = fmt.Errorf("%w: last error: %s", ErrUnavailable, t.LastError.Message)
+		}
+		return &BackoffError{Until: t.NextAttempt, Err: cause}
+	case t.RefreshToken == "" || t.RefreshTokenExpired(now):
+		return ErrRefreshTokenLapsed
+	}
+	return nil
+}
+
 // State is the effective status, also for documents written by the Node
 // sample, which have no status field.
 func (t *Token) State() Status {
@@ -127,10 +165,61 @@ func (t *Token) State() Status {
 	}
 }
 
+// ClientFingerprint identifies t's OAuth client config without revealing
+// the secret. It is stored when Webex rejects the client, so that a later
+// change of clientId or clientSecret can be detected.
+func (t *Token) ClientFingerprint() string {
+	sum := sha256.Sum256([]byte(t.ClientID + "\x00" + t.ClientSecret))
+	return hex.EncodeToString(sum[:16])
+}
+
 // ConfigErrorResolved reports whether a token in config_error has had its
 // client config changed since Webex rejected it.
 func (t *Token) ConfigErrorResolved() bool {
-	return t.Status == StatusConfigError && t.ConfigFingerprint != ClientFingerprint(t.ClientID, t.ClientSecret)
+	return t.Status == StatusConfigError && t.ConfigFingerprint != t.ClientFingerprint()
+}
+
+// ResumeIfClientFixed takes a token out of config_error once its client
+// config differs from the one Webex rejected, so that refreshing resumes
+// without a new authorization, and reports whether it did. Call it after
+// changing the client config.
+func (t *Token) ResumeIfClientFixed() bool {
+	if !t.ConfigErrorResolved() {
+		return false
+	}
+	t.Status = StatusPending
+	if t.HasAccessToken() {
+		t.Status = StatusActive
+	}
+	t.ConfigFingerprint, t.LastError, t.NextAttempt, t.Failures = "", nil, time.Time{}, 0
+	return true
+}
+
+// MissingClientFields names the client config fields (as the document
+// names them) that an authorization needs and t lacks; none means the
+// client config is complete.
+func (t *Token) MissingClientFields() []string {
+	var missing []string
+	for _, f := range []struct {
+		name, value string
+	}{{"clientId", t.ClientID}, {"clientSecret", t.ClientSecret}, {"redirectUri", t.RedirectURI}} {
+		if f.value == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	return missing
+}
+
+// ForReauthorization is what a store read of t yields for authorizing it
+// again: the token itself, or, when only its access and refresh tokens do
+// not open with the configured keys (its client secret does), the rest of
+// it: a new authorization replaces the tokens that do not open.
+func ForReauthorization(t *Token, err error) (*Token, error) {
+	var sealed *SealedError
+	if errors.As(err, &sealed) && !sealed.Sealed("clientSecret") {
+		return sealed.Token, nil
+	}
+	return t, err
 }
 
 // Clone returns a deep copy, so that a cached token can be handed out

@@ -74,7 +74,7 @@ func full(name string) *token.Token {
 		PassphraseHash:    "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
 		NextAttempt:       base.Add(time.Minute),
 		Failures:          3,
-		ConfigFingerprint: token.ClientFingerprint("client-id", "client-secret"),
+		ConfigFingerprint: (&token.Token{ClientID: "client-id", ClientSecret: "client-secret"}).ClientFingerprint(),
 		FailureReported:   &reported,
 		ExpiryWarned:      base.Add(60 * 24 * time.Hour),
 	}
