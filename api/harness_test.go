@@ -68,7 +68,7 @@ func (h *harness) startAPI(client *gfs.Client) *api {
 	if err != nil {
 		h.T.Fatal(err)
 	}
-	m := metrics.New()
+	m := metrics.New(metrics.API)
 	r := token.NewRefresher(token.RefresherConfig{
 		Store: store, Issuer: issuer, Holder: "api-" + randomHex(4), Threshold: cfg.RefreshThreshold,
 		WebexTimeout: cfg.WebexTimeout, Logger: log, OnRefresh: m.Refresh,

@@ -117,14 +117,14 @@ func (h *harness) startWorker(ps *gps.Client) *workerUnderTest {
 		ps = h.ps
 	}
 	log := logging.New(h.Logs, logging.ParseLevel("debug"))
-	store := firestore.New(emulator.FirestoreClient(h.T), cfg.Collection, firestore.WithLogger(log))
+	store := firestore.New(emulator.FirestoreClient(h.T), cfg.Collection, firestore.WithLogger(log), firestore.WithMetaCollection(cfg.MetaCollection))
 	issuer, err := webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, Timeout: cfg.WebexTimeout})
 	if err != nil {
 		h.T.Fatal(err)
 	}
 	relay := pubsub.New(ps, store, pubsub.Options{Topic: cfg.EventsTopic, Source: pubsub.Source(cfg.Project, cfg.Collection),
 		Logger: log, PublishTimeout: 2 * time.Second, Settle: time.Second})
-	m := metrics.New()
+	m := metrics.New(metrics.Worker)
 	r := token.NewRefresher(token.RefresherConfig{Store: store, Issuer: issuer, Publisher: relay, OnRefresh: m.Refresh,
 		Holder: "worker-" + testkit.RandomHex(4), Threshold: cfg.RefreshThreshold, WebexTimeout: cfg.WebexTimeout, Logger: log})
 	sw := newSweeper(cfg, store, r, relay, log, m)

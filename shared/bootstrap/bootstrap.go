@@ -76,13 +76,17 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Core, error) {
 	if primary != "" {
 		log.Info("encryption at rest on", "primary_key", primary)
 	}
-	c.Store = firestore.New(client, cfg.Collection, sealer, firestore.WithLogger(log), firestore.WithClock(o.Now))
+	c.Store = firestore.New(client, cfg.Collection, sealer, firestore.WithLogger(log), firestore.WithClock(o.Now),
+		firestore.WithMetaCollection(cfg.MetaCollection))
 	c.Webex, err = webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, AuthorizeURL: cfg.WebexAuthorizeURL, Timeout: cfg.WebexTimeout})
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
-	c.Metrics = metrics.New()
+	c.Metrics = metrics.New(metrics.API)
+	if o.Kind == "worker" {
+		c.Metrics = metrics.New(metrics.Worker)
+	}
 	var publisher token.Publisher
 	relayOpts := pubsub.Options{Topic: cfg.EventsTopic, Source: pubsub.Source(cfg.Project, cfg.Collection), Logger: log}
 	var relay *pubsub.Relay

@@ -22,6 +22,9 @@ type Config struct {
 	RefreshThreshold   time.Duration
 	WebexTokenURL      string
 	WebexAuthorizeURL  string
+	WebexAPIURL        string
+	MetaCollection     string
+	AdminSessionTTL    time.Duration
 	Port               string
 	WebexTimeout       time.Duration
 	EncryptionKeys     string
@@ -68,6 +71,9 @@ func Load(b Binary, getenv func(string) string) (*Config, error) {
 		RefreshThreshold:   r.duration("REFRESH_THRESHOLD", 2*time.Hour),
 		WebexTokenURL:      r.str("WEBEX_TOKEN_URL", "https://webexapis.com/v1/access_token"),
 		WebexAuthorizeURL:  r.str("WEBEX_AUTHORIZE_URL", "https://webexapis.com/v1/authorize"),
+		WebexAPIURL:        strings.TrimRight(r.str("WEBEX_API_URL", "https://webexapis.com"), "/"),
+		MetaCollection:     r.str("META_COLLECTION", "tokenservice"),
+		AdminSessionTTL:    r.duration("ADMIN_SESSION_TTL", 8*time.Hour),
 		Port:               r.str("PORT", "8080"),
 		WebexTimeout:       r.duration("WEBEX_TIMEOUT", 10*time.Second),
 		EncryptionKeys:     r.str("TOKEN_ENCRYPTION_KEYS", ""),
@@ -100,6 +106,10 @@ func Load(b Binary, getenv func(string) string) (*Config, error) {
 	r.positive("INLINE_REFRESH_TIMEOUT", c.InlineTimeout)
 	r.positive("SWEEP_TIMEOUT", c.SweepTimeout)
 	r.positive("AUTH_FAILURE_WINDOW", c.AuthFailureWindow)
+	r.positive("ADMIN_SESSION_TTL", c.AdminSessionTTL)
+	if c.MetaCollection == c.Collection {
+		r.errs = append(r.errs, errors.New("META_COLLECTION must differ from TOKENS_COLLECTION: the sample's callers may list the tokens collection"))
+	}
 	if c.StateSigningKey != "" && len(c.StateSigningKey) < 16 {
 		r.errs = append(r.errs, errors.New("STATE_SIGNING_KEY must be at least 16 bytes"))
 	}

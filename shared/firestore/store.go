@@ -35,6 +35,7 @@ type Store struct {
 	client *gfs.Client
 	coll   *gfs.CollectionRef
 	outbox *gfs.CollectionRef
+	meta   *gfs.CollectionRef
 	name   string
 	sealer Sealer
 	log    *slog.Logger
@@ -47,6 +48,16 @@ type Option func(*Store)
 
 // WithSealer encrypts the secret fields at rest with sealer.
 func WithSealer(sealer Sealer) Option { return func(s *Store) { s.sealer = sealer } }
+
+// DefaultMetaCollection holds the service's own records (the last sweep),
+// apart from the tokens collection, which the sample's callers may list.
+const DefaultMetaCollection = "tokenservice"
+
+// WithMetaCollection names the collection of the service's own records
+// (META_COLLECTION, default DefaultMetaCollection).
+func WithMetaCollection(name string) Option {
+	return func(s *Store) { s.meta = s.client.Collection(name) }
+}
 
 // WithClock sets the clock (time.Now by default) that stamps outbox
 // events' order and used state nonces.
@@ -61,6 +72,7 @@ func New(client *gfs.Client, collection string, opts ...Option) *Store {
 		client: client,
 		coll:   client.Collection(collection),
 		outbox: client.Collection(collection + "_outbox"),
+		meta:   client.Collection(DefaultMetaCollection),
 		name:   collection,
 		log:    slog.New(slog.DiscardHandler),
 		now:    time.Now,

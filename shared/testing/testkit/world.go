@@ -36,6 +36,7 @@ func NewWorld(t testing.TB) *World {
 	w.Env = map[string]string{
 		"GOOGLE_CLOUD_PROJECT": emulator.Project(),
 		"TOKENS_COLLECTION":    w.Collection,
+		"META_COLLECTION":      w.Collection + "_meta",
 		"WEBEX_TOKEN_URL":      w.Webex.TokenURL,
 		"WEBEX_AUTHORIZE_URL":  w.Webex.AuthorizeURL,
 		"WEBEX_TIMEOUT":        "3s",
