@@ -15,6 +15,8 @@ const (
 	EventRefreshFailed           EventType = "token.refresh_failed"
 	EventReauthorizationRequired EventType = "token.reauthorization_required"
 	EventRefreshExpiring         EventType = "token.refresh_expiring"
+	// EventDeleted: an admin deleted the token.
+	EventDeleted EventType = "token.deleted"
 	// EventSweepHalted is not about one token: the worker's brake stopped
 	// a sweep because many tokens failed the same permanent way. Its name
 	// is empty and it has no ordering key.
@@ -29,6 +31,11 @@ const (
 	TriggerScheduled     Trigger = "scheduled"
 	TriggerInline        Trigger = "inline"
 	TriggerAuthorization Trigger = "authorization"
+	// TriggerManual: an admin asked for it (POST /admin/tokens/N/refresh,
+	// the console's Refresh now, a delete).
+	TriggerManual Trigger = "manual"
+	// TriggerMint: a Service App's token pair was minted (DESIGN 5a).
+	TriggerMint Trigger = "mint"
 )
 
 // Event reports a change of one token. It carries metadata only, never a

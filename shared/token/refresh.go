@@ -77,6 +77,12 @@ type RefreshOptions struct {
 	// WaitForOthers: when another holder has the lease, poll for its
 	// result instead of skipping.
 	WaitForOthers bool
+	// Force refreshes a token that is not due, and one that is backing
+	// off (an operator's "Refresh now"), unless its generation moves on
+	// meanwhile: then someone else just refreshed it (RefreshedElsewhere),
+	// and across all instances it is still one Webex call. What else
+	// holds a token back (Token.HeldBack) still does.
+	Force bool
 }
 
 // Result is the token after a Refresh (the new one, or the current one
@@ -256,7 +262,11 @@ func (r *Refresher) refresh(ctx context.Context, name string, snapshot *Token, m
 	if err := ValidateName(name); err != nil {
 		return Result{Outcome: Failed}, err
 	}
-	ch := r.group.DoChan(name, func() (any, error) {
+	key := name
+	if m.Force {
+		key += "\x00force" // never answered by a run that found the token fresh
+	}
+	ch := r.group.DoChan(key, func() (any, error) {
 		if !r.track() {
 			return Result{Outcome: Failed}, fmt.Errorf("refresh %s: %w", name, errShuttingDown)
 		}
@@ -278,6 +288,7 @@ func (r *Refresher) refresh(ctx context.Context, name string, snapshot *Token, m
 func (r *Refresher) run(ctx context.Context, name string, snapshot *Token, m RefreshOptions) (Result, error) {
 	const maxRounds = 5
 	var t *Token
+	var forcedFrom int64 // the generation a forced refresh replaces
 	for round := 0; round < maxRounds; round++ {
 		if round == 0 && snapshot != nil {
 			t = snapshot
@@ -289,10 +300,15 @@ func (r *Refresher) run(ctx context.Context, name string, snapshot *Token, m Ref
 			}
 		}
 		now := r.o.Now()
-		if t.HasAccessToken() && !t.Due(now, r.o.Threshold+m.Lead) {
+		switch {
+		case m.Force && round == 0:
+			forcedFrom = t.Generation
+		case m.Force && t.Generation != forcedFrom:
+			return Result{Token: t, Outcome: RefreshedElsewhere}, nil
+		case !m.Force && t.HasAccessToken() && !t.Due(now, r.o.Threshold+m.Lead):
 			return Result{Token: t, Outcome: Fresh}, nil
 		}
-		if err := t.HeldBack(now); err != nil {
+		if err := t.heldBack(now, m.Force); err != nil {
 			if errors.Is(err, ErrRefreshTokenLapsed) {
 				if marked := r.markReauth(ctx, t, err.Error(), m); marked != nil {
 					t = marked

@@ -569,3 +569,45 @@ func TestBrakeCountsOnlyWebexRejections(t *testing.T) {
 		t.Fatalf("got %d webex calls, want 2: the lapsed refresh token is never sent", n)
 	}
 }
+
+// TestForcedRefresh: an operator's Refresh now refreshes a token that is
+// not due, once across instances: a second forced refresh that waited
+// for the first one's lease finds the generation moved on.
+func TestForcedRefresh(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "fresh", 10*time.Hour, func(tok *token.Token) { tok.NextAttempt = f.clock.Now().Add(time.Minute) })
+	manual := token.RefreshOptions{Trigger: token.TriggerManual, Force: true, WaitForOthers: true}
+	res, err := f.r.Refresh(context.Background(), "fresh", manual)
+	if err != nil || res.Outcome != token.Refreshed || res.Token.Generation != 1 {
+		t.Fatalf("got %v %v, want refreshed to generation 1 despite 10h left and a backoff", res.Outcome, err)
+	}
+	if ev := f.store.Outbox(); len(ev) != 1 || ev[0].Trigger != token.TriggerManual {
+		t.Fatalf("got events %+v, want one with trigger manual", ev)
+	}
+
+	// Asked on a second instance while the first one's forced refresh
+	// holds the lease: one Webex call for both.
+	f.issuer.delay = 200 * time.Millisecond
+	other := f.newRefresher("holder-b")
+	first := make(chan token.Outcome, 1)
+	go func() {
+		res, err := f.r.Refresh(context.Background(), "fresh", manual)
+		if err != nil {
+			t.Errorf("first: %v", err)
+		}
+		first <- res.Outcome
+	}()
+	for f.get(t, "fresh").Lease.Holder != "holder-a" {
+		time.Sleep(time.Millisecond)
+	}
+	res, err = other.Refresh(context.Background(), "fresh", manual)
+	if err != nil || res.Outcome != token.RefreshedElsewhere || res.Token.Generation != 2 {
+		t.Fatalf("second: got %v %v, want refreshed elsewhere to generation 2", res.Outcome, err)
+	}
+	if o := <-first; o != token.Refreshed {
+		t.Fatalf("first: got %v, want refreshed", o)
+	}
+	if n := f.issuer.Calls(); n != 2 {
+		t.Fatalf("got %d webex calls in all, want 2: one per Refresh now", n)
+	}
+}

@@ -132,7 +132,11 @@ func (t *Token) RefreshTokenExpired(now time.Time) bool {
 //     (which is ErrReauthRequired too). Such a token was never sent to
 //     Webex, so it is not a Webex rejection: the protocol records it as
 //     reauth_required without a Webex call.
-func (t *Token) HeldBack(now time.Time) error {
+func (t *Token) HeldBack(now time.Time) error { return t.heldBack(now, false) }
+
+// heldBack is HeldBack, not counting a backoff when ignoreBackoff is set
+// (a forced refresh).
+func (t *Token) heldBack(now time.Time, ignoreBackoff bool) error {
 	switch {
 	case !t.HasAccessToken():
 		return ErrNotAuthorized
@@ -140,7 +144,7 @@ func (t *Token) HeldBack(now time.Time) error {
 		return ErrReauthRequired
 	case t.Status == StatusConfigError && !t.ConfigErrorResolved():
 		return ErrConfigError
-	case t.NextAttempt.After(now):
+	case t.NextAttempt.After(now) && !ignoreBackoff:
 		cause := ErrUnavailable
 		if t.LastError != nil {
 			cause = fmt.Errorf("%w: last error: %s", ErrUnavailable, t.LastError.Message)
