@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
+	"time"
 
 	"github.com/wxcc/tokenservice/shared/bootstrap"
 	"github.com/wxcc/tokenservice/shared/config"
@@ -31,12 +33,17 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 	}
 	defer core.Close()
 
-	srv := newServer(deps{cfg: cfg, store: core.Store, refresher: core.Refresher, ping: core.Store.Ping,
-		admin: core.Store, authorizeURL: core.Webex.AuthorizeURL, logger: log, metrics: core.Metrics})
+	srv := newAPI(cfg, core, log, time.Now)
 
 	ln, err := httpserve.Listen(cfg.Port)
 	if err != nil {
 		return err
 	}
 	return httpserve.Serve(ctx, ln, srv, log, httpserve.Options{Ready: ready})
+}
+
+// newAPI builds the api over the parts both binaries share.
+func newAPI(cfg *config.Config, core *bootstrap.Core, log *slog.Logger, now func() time.Time) *server {
+	return newServer(deps{cfg: cfg, store: core.Store, refresher: core.Refresher, ping: core.Store.Ping,
+		admin: core.Store, authorizeURL: core.Webex.AuthorizeURL, logger: log, metrics: core.Metrics, now: now})
 }

@@ -3,6 +3,7 @@ package token_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,25 +13,53 @@ import (
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
-// stubIssuer answers Refresh with a scripted grant or error and counts calls.
+// stubIssuer answers Refresh with a scripted grant or error and counts
+// calls. After hold, every call signals started and waits for release
+// (or its context), so that a test knows a Webex call is in flight.
 type stubIssuer struct {
-	mu    sync.Mutex
-	calls int
-	delay time.Duration
-	grant token.Grant
-	err   error
-	seen  []string // refresh tokens sent
+	mu      sync.Mutex
+	calls   int
+	gate    chan struct{} // nil: answer at once
+	started chan struct{}
+	grant   token.Grant
+	err     error
+	seen    []string // refresh tokens sent
+}
+
+// hold makes the following calls wait until release.
+func (s *stubIssuer) hold() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gate, s.started = make(chan struct{}), make(chan struct{}, 100)
+}
+
+// release lets every waiting and later call answer.
+func (s *stubIssuer) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.gate)
+}
+
+// awaitCall waits until a held call has started.
+func (s *stubIssuer) awaitCall(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no webex call started")
+	}
 }
 
 func (s *stubIssuer) Refresh(ctx context.Context, c token.Client, rt string) (token.Grant, error) {
 	s.mu.Lock()
 	s.calls++
 	s.seen = append(s.seen, rt)
-	d, g, err := s.delay, s.grant, s.err
+	gate, started, g, err := s.gate, s.started, s.grant, s.err
 	s.mu.Unlock()
-	if d > 0 {
+	if gate != nil {
+		started <- struct{}{}
 		select {
-		case <-time.After(d):
+		case <-gate:
 		case <-ctx.Done():
 			return token.Grant{}, &token.TransientError{Err: ctx.Err()}
 		}
@@ -353,9 +382,13 @@ func TestLeaseHeldElsewhere(t *testing.T) {
 	if err != nil || res.Outcome != token.Skipped || f.issuer.Calls() != 0 {
 		t.Fatalf("got %v %v with %d calls, want skipped without a call", res.Outcome, err, f.issuer.Calls())
 	}
-	// A waiting caller sees the other holder's generation.
+	// A waiting caller sees the other holder's generation, once it has
+	// started waiting (its first poll reads the store).
+	reads := f.store.Reads()
 	go func() {
-		time.Sleep(30 * time.Millisecond)
+		for f.store.Reads() < reads+2 { // the first read, then a poll
+			runtime.Gosched()
+		}
 		f.store.Update(context.Background(), "leased", func(tok *token.Token) ([]token.Event, error) {
 			tok.AccessToken, tok.AccessExpires, tok.Generation, tok.Lease = "at-other", f.clock.Now().Add(12*time.Hour), tok.Generation+1, token.Lease{}
 			return nil, nil
@@ -373,23 +406,23 @@ func TestLeaseHeldElsewhere(t *testing.T) {
 func TestConcurrentCallersShareOneRefresh(t *testing.T) {
 	f := newFixture(t)
 	f.seed(t, "hot", time.Hour)
-	f.issuer.delay = 50 * time.Millisecond
+	f.issuer.hold()
 	other := f.newRefresher("holder-b")
 	var wg sync.WaitGroup
 	for i := 0; i < 40; i++ {
-		wg.Add(1)
 		r := f.r
 		if i%2 == 1 {
 			r = other
 		}
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			res, err := r.Refresh(context.Background(), "hot", token.RefreshOptions{Trigger: token.TriggerInline, WaitForOthers: true})
 			if err != nil || res.Token.AccessToken != "at-new" {
 				t.Errorf("got %v %v, want the new token", res.Outcome, err)
 			}
-		}()
+		})
 	}
+	f.issuer.awaitCall(t) // one caller holds the lease and is calling Webex
+	f.issuer.release()
 	wg.Wait()
 	if n := f.issuer.Calls(); n != 1 {
 		t.Fatalf("got %d webex calls from two refreshers, want 1", n)
@@ -399,12 +432,16 @@ func TestConcurrentCallersShareOneRefresh(t *testing.T) {
 func TestCallerTimeoutDoesNotAbortRefresh(t *testing.T) {
 	f := newFixture(t)
 	f.seed(t, "slow", time.Hour)
-	f.issuer.delay = 200 * time.Millisecond
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if _, err := f.r.Refresh(ctx, "slow", scheduled); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("got %v, want the caller's deadline", err)
+	f.issuer.hold()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		f.issuer.awaitCall(t)
+		cancel() // the caller gives up while Webex is being called
+	}()
+	if _, err := f.r.Refresh(ctx, "slow", scheduled); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want the caller's cancellation", err)
 	}
+	f.issuer.release()
 	deadline := time.Now().Add(2 * time.Second)
 	for f.get(t, "slow").Generation != 1 {
 		if time.Now().After(deadline) {
@@ -417,11 +454,9 @@ func TestCallerTimeoutDoesNotAbortRefresh(t *testing.T) {
 func TestCloseReleasesLease(t *testing.T) {
 	f := newFixture(t)
 	f.seed(t, "bye", time.Hour)
-	f.issuer.delay = time.Second
+	f.issuer.hold()
 	go f.r.Refresh(context.Background(), "bye", scheduled)
-	for f.get(t, "bye").Lease.Holder == "" {
-		time.Sleep(5 * time.Millisecond)
-	}
+	f.issuer.awaitCall(t) // under the lease
 	f.r.Close()
 	got := f.get(t, "bye")
 	if got.Lease.Holder != "" || got.LastError != nil || got.Generation != 0 {
@@ -587,7 +622,7 @@ func TestForcedRefresh(t *testing.T) {
 
 	// Asked on a second instance while the first one's forced refresh
 	// holds the lease: one Webex call for both.
-	f.issuer.delay = 200 * time.Millisecond
+	f.issuer.hold()
 	other := f.newRefresher("holder-b")
 	first := make(chan token.Outcome, 1)
 	go func() {
@@ -597,10 +632,21 @@ func TestForcedRefresh(t *testing.T) {
 		}
 		first <- res.Outcome
 	}()
-	for f.get(t, "fresh").Lease.Holder != "holder-a" {
-		time.Sleep(time.Millisecond)
+	f.issuer.awaitCall(t) // holder-a holds the lease and calls Webex
+	reads := f.store.Reads()
+	second := make(chan token.Result, 1)
+	go func() {
+		res, err := other.Refresh(context.Background(), "fresh", manual)
+		if err != nil {
+			t.Errorf("second: %v", err)
+		}
+		second <- res
+	}()
+	for f.store.Reads() == reads { // holder-b has read the leased token
+		runtime.Gosched()
 	}
-	res, err = other.Refresh(context.Background(), "fresh", manual)
+	f.issuer.release()
+	res = <-second
 	if err != nil || res.Outcome != token.RefreshedElsewhere || res.Token.Generation != 2 {
 		t.Fatalf("second: got %v %v, want refreshed elsewhere to generation 2", res.Outcome, err)
 	}

@@ -20,7 +20,9 @@ type World struct {
 	Webex      *webexfake.Server
 	Env        map[string]string
 	Logs       *LogBuffer
-	secrets    Secrets
+	// Clock is the clock to give the binaries' parts (bootstrap.Options.Now).
+	Clock   *Clock
+	secrets Secrets
 }
 
 // NewWorld sets up a World; its log is checked when the test ends.
@@ -32,6 +34,7 @@ func NewWorld(t testing.TB) *World {
 		Firestore:  emulator.FirestoreClient(t),
 		Webex:      webexfake.Start(t),
 		Logs:       &LogBuffer{},
+		Clock:      &Clock{},
 	}
 	w.Env = map[string]string{
 		"GOOGLE_CLOUD_PROJECT": emulator.Project(),

@@ -402,7 +402,9 @@ func TestCloseReleasesHang(t *testing.T) {
 		_, err := post(t, context.Background(), s.TokenURL, refreshForm("x"))
 		done <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	for s.Stats().Calls == 0 { // the request is in, hanging
+		time.Sleep(time.Millisecond)
+	}
 	s.Close()
 	select {
 	case <-done:
