@@ -64,7 +64,7 @@ func (h *harness) startAPI(client *gfs.Client) *api {
 		h.T.Fatal(err)
 	}
 	store := firestore.New(client, cfg.Collection, sealer, firestore.WithLogger(log))
-	issuer, err := webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, AuthorizeURL: cfg.WebexAuthorizeURL, Timeout: cfg.WebexTimeout})
+	issuer, err := webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, AuthorizeURL: cfg.WebexAuthorizeURL, APIURL: cfg.WebexAPIURL, Timeout: cfg.WebexTimeout})
 	if err != nil {
 		h.T.Fatal(err)
 	}

@@ -33,7 +33,9 @@ func TestServiceAppRules(t *testing.T) {
 		waits       bool
 	}{
 		{name: "healthy", integration: nil},
-		{name: "no tokens yet", mod: func(t *token.Token) { t.AccessToken, t.RefreshToken, t.AccessExpires, t.RefreshExpires = "", "", time.Time{}, time.Time{} },
+		{name: "no tokens yet", mod: func(t *token.Token) {
+			t.AccessToken, t.RefreshToken, t.AccessExpires, t.RefreshExpires = "", "", time.Time{}, time.Time{}
+		},
 			integration: token.ErrNotAuthorized, needsMint: true, shouldMint: true},
 		{name: "refresh token expired", mod: func(t *token.Token) { t.RefreshExpires = saNow.Add(-time.Second) },
 			integration: token.ErrRefreshTokenLapsed, needsMint: true, shouldMint: true},
