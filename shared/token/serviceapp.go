@@ -22,10 +22,6 @@ const (
 	KindServiceApp Kind = "service_app"
 )
 
-// ApplicationsTokenScope is the scope a manager's grant must include for
-// Webex to mint Service App tokens with its access token.
-const ApplicationsTokenScope = "spark:applications_token"
-
 // IsServiceApp reports whether t is a Service App.
 func (t *Token) IsServiceApp() bool { return t.Kind == KindServiceApp }
 
