@@ -303,3 +303,32 @@ func TestOrgIDInTokenBody(t *testing.T) {
 		t.Fatalf("got %d %s, want no orgId", r.code, r.raw)
 	}
 }
+
+// TestTokenBodyOrgID: the hand-written body is valid JSON with orgId when
+// known, and stays one allocation on the hot path.
+func TestTokenBodyOrgID(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name string
+		tok  tokenT
+		org  any
+	}{
+		{"service app", tokenT{Kind: "service_app", TargetOrgID: "org-1", AccessToken: "at", AccessExpires: now.Add(time.Hour)}, "org-1"},
+		{"odd characters escaped", tokenT{Kind: "service_app", TargetOrgID: "org-\"1\"", AccessToken: "at", AccessExpires: now.Add(time.Hour)}, `org-"1"`},
+		{"wxcc integration", tokenT{AccessToken: "x_PF84_1eb65fdf-9643-417f-9974-ad72cae0e10f", AccessExpires: now.Add(time.Hour)},
+			"1eb65fdf-9643-417f-9974-ad72cae0e10f"},
+		{"unknown", tokenT{AccessToken: "at", AccessExpires: now.Add(time.Hour)}, nil},
+	}
+	for _, tt := range tests {
+		var body map[string]any
+		if err := json.Unmarshal(tokenBody(&tt.tok, now), &body); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if body["orgId"] != tt.org || body["token"] != tt.tok.AccessToken || body["status"] != "200" {
+			t.Errorf("%s: got %v, want orgId %v", tt.name, body, tt.org)
+		}
+		if n := testing.AllocsPerRun(100, func() { tokenBody(&tt.tok, now) }); n != 1 && tt.name != "odd characters escaped" {
+			t.Errorf("%s: tokenBody allocates %v times, want 1", tt.name, n)
+		}
+	}
+}
