@@ -21,7 +21,9 @@ const ApplicationsTokenScope = "spark:applications_token"
 // scopes each client's grants carry, its faults and counters.
 type applications struct {
 	apps   map[string]*serviceApp // by app ID
-	scopes map[string][]string    // client ID → scopes of the tokens it is issued
+	// scopes: client ID → scopes of the tokens it is issued. A client
+	// not in it is unrestricted: its tokens hold every scope.
+	scopes map[string][]string
 	faults []Fault
 	always *Fault
 	stats  MintStats
@@ -98,13 +100,14 @@ func (f *Fake) setAuthorized(appID, org string, on bool) {
 // SetClientScopes sets the scopes that the access tokens issued to
 // clientID from now on carry (codes and refresh grants alike), as the
 // integration's scopes in the developer portal and a person's consent do.
+// Until it is called for a client, the client's tokens hold every scope.
 func (f *Fake) SetClientScopes(clientID string, scopes ...string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.apps.scopes == nil {
 		f.apps.scopes = map[string][]string{}
 	}
-	f.apps.scopes[clientID] = slices.Clone(scopes)
+	f.apps.scopes[clientID] = append([]string{}, scopes...) // not nil: restricted
 }
 
 // IssueAccessToken makes a new valid access token for clientID, with the
@@ -190,7 +193,8 @@ func restAnswer(status int, message string) answer {
 
 // serveApplications serves POST /v1/applications/{appID}/token with the
 // checks Webex makes, in its order: a valid bearer token (401) holding
-// spark:applications_token (403), a well-formed body (400), a known app
+// spark:applications_token (403; a client whose scopes were never set
+// holds every scope), a well-formed body (400), a known app
 // (404), the app's own client ID and secret (400), an org that authorized
 // the app (403). Faults and latency apply as on the token endpoint.
 func (f *Fake) serveApplications(w http.ResponseWriter, r *http.Request, appID string) {
@@ -256,7 +260,7 @@ func (f *Fake) mintLocked(authorization, appID string, raw []byte) answer {
 	if !ok || !known || !now.Before(g.expires) {
 		return restAnswer(http.StatusUnauthorized, "The request requires a valid access token set in the Authorization request header.")
 	}
-	if !slices.Contains(g.scopes, ApplicationsTokenScope) {
+	if g.scopes != nil && !slices.Contains(g.scopes, ApplicationsTokenScope) {
 		return restAnswer(http.StatusForbidden, "The access token is missing required scopes: "+ApplicationsTokenScope+".")
 	}
 	var body struct {

@@ -40,6 +40,10 @@ func TestMintScopesFollowGrants(t *testing.T) {
 	s.AddApp("app", "sa-client", "sa-secret", "org")
 	body := `{"clientId":"sa-client","clientSecret":"sa-secret","targetOrgId":"org"}`
 
+	unrestricted := str(mustPost(t, s.TokenURL, exchangeForm(s.IssueCode(clientID, redirect))).json, "access_token")
+	if r := mintWith(t, s, "app", unrestricted, body); r.status != http.StatusOK {
+		t.Fatalf("a client whose scopes were never set: got %d %s, want 200", r.status, r.raw)
+	}
 	s.SetClientScopes(clientID, "spark:kms")
 	without := str(mustPost(t, s.TokenURL, exchangeForm(s.IssueCode(clientID, redirect))).json, "access_token")
 	if r := mintWith(t, s, "app", without, body); r.status != http.StatusForbidden || !strings.Contains(str(r.json, "message"), ApplicationsTokenScope) {
@@ -59,8 +63,8 @@ func TestMintScopesFollowGrants(t *testing.T) {
 		t.Fatalf("a token issued before the scope was added keeps its scopes: got %d", r.status)
 	}
 	st := s.MintStats()
-	if st.Calls != 4 || st.Minted != 2 || st.ByApp["app"] != 4 {
-		t.Fatalf("stats %+v, want 4 calls, 2 minted", st)
+	if st.Calls != 5 || st.Minted != 3 || st.ByApp["app"] != 5 {
+		t.Fatalf("stats %+v, want 5 calls, 3 minted", st)
 	}
 	s.ResetStats()
 	if st := s.MintStats(); st.Calls != 0 || len(st.ByApp) != 0 {

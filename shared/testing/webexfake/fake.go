@@ -85,7 +85,7 @@ type refreshGrant struct {
 type accessGrant struct {
 	clientID string
 	expires  time.Time
-	scopes   []string // the client's scopes when it was issued
+	scopes   []string // the client's scopes when it was issued; nil: every scope
 }
 
 // Stats counts the calls the fake has answered.
