@@ -24,11 +24,12 @@ import (
 //     failure is classified:
 //     - the manager's token rejected (401): the manager is refreshed once
 //     (forced, so still one Webex call across instances) and the mint
-//     retried;
+//     retried; refused again with that fresh token, it is the Service
+//     App's client that Webex refuses: config_error;
 //     - the manager needs re-authorization, or its token lacks
-//     spark:applications_token, or is refused again after the refresh:
-//     reauth_required naming the manager; tried again when the manager
-//     is back (Token.ManagerBack), with no action on the Service App;
+//     spark:applications_token: reauth_required naming the manager;
+//     tried again when the manager is back (Token.ManagerBack), with no
+//     action on the Service App;
 //     - the app unknown, not authorized for the org, or its client
 //     refused (400/403/404): config_error, resumed by a change of the
 //     Service App's config;
@@ -154,8 +155,13 @@ func (r *Refresher) mint(ctx context.Context, t *Token, m RefreshOptions) (g Gra
 		var again time.Duration
 		g, again, err = call(manager)
 		latency += again
+		if errors.Is(err, ErrManagerTokenRejected) {
+			// Webex just issued that token: what it refuses is the rest
+			// of the request, the Service App's own client.
+			err = fmt.Errorf("%w: refused with the manager's fresh token too: %w", ErrClientRejected, err)
+		}
 	}
-	if errors.Is(err, ErrManagerTokenRejected) || errors.Is(err, ErrManagerNotPermitted) {
+	if errors.Is(err, ErrManagerNotPermitted) {
 		gen := manager.Generation
 		err = &ManagerError{Manager: t.Manager, Generation: &gen, Reauth: true, Err: err}
 	}

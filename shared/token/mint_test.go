@@ -208,33 +208,66 @@ func TestMintRetriesOnceWithRefreshedManager(t *testing.T) {
 	}
 }
 
-// TestManagerRefusedAgain: a manager whose refreshed token Webex still
-// refuses must be authorized again; the Service App waits for it and is
-// tried once more only when the manager has a new generation.
+// TestManagerRefusedAgain: a mint that Webex refuses with 401 even with
+// the manager's fresh token is the Service App's client's fault:
+// config_error, and no retry loop.
 func TestManagerRefusedAgain(t *testing.T) {
 	f := newMintFixture(t)
 	f.mintErr = fmt.Errorf("webex mint: HTTP 401: %w", token.ErrManagerTokenRejected)
+	f.seedApp(t)
+	_, err := f.r.Refresh(context.Background(), "app", inline)
+	if !errors.Is(err, token.ErrConfigError) || !token.RejectedByWebex(err) {
+		t.Fatalf("got %v, want config error (a Webex rejection)", err)
+	}
+	if got := f.get(t, "app"); got.Status != token.StatusConfigError {
+		t.Fatalf("stored %+v, want config_error", got)
+	}
+	if n, m := f.issuer.Calls(), f.issuer.Mints(); n != 1 || m != 2 {
+		t.Fatalf("got %d refreshes and %d mints, want 1 and 2", n, m)
+	}
+	for i := 0; i < 3; i++ {
+		f.r.Refresh(context.Background(), "app", scheduled)
+	}
+	if n, m := f.issuer.Calls(), f.issuer.Mints(); n != 1 || m != 2 {
+		t.Fatalf("retries called webex: %d refreshes and %d mints", n, m)
+	}
+}
+
+// TestManagerWithoutScopeTriedOncePerGeneration: a manager whose token
+// lacks spark:applications_token must be authorized again; the Service
+// App waits and is tried once more only when the manager has a new
+// generation, never in a loop.
+func TestManagerWithoutScopeTriedOncePerGeneration(t *testing.T) {
+	f := newMintFixture(t)
+	f.mintErr = fmt.Errorf("webex mint: HTTP 403: %w", token.ErrManagerNotPermitted)
 	f.seedApp(t)
 	_, err := f.r.Refresh(context.Background(), "app", inline)
 	if !errors.Is(err, token.ErrReauthRequired) || !strings.Contains(err.Error(), `manager "mgr"`) {
 		t.Fatalf("got %v, want reauth required naming the manager", err)
 	}
 	got := f.get(t, "app")
-	if got.Status != token.StatusReauthRequired || got.ManagerGeneration == nil || *got.ManagerGeneration != 5 {
-		t.Fatalf("stored %+v, want reauth_required, managerGeneration 5", got)
-	}
-	if n, m := f.issuer.Calls(), f.issuer.Mints(); n != 1 || m != 2 {
-		t.Fatalf("got %d refreshes and %d mints, want 1 and 2", n, m)
+	if got.Status != token.StatusReauthRequired || got.ManagerGeneration == nil || *got.ManagerGeneration != 4 {
+		t.Fatalf("stored %+v, want reauth_required, managerGeneration 4", got)
 	}
 	for i := 0; i < 3; i++ {
 		if _, err := f.r.Refresh(context.Background(), "app", scheduled); !errors.Is(err, token.ErrWaitingForManager) {
 			t.Fatalf("retry %d: got %v, want waiting for the manager", i, err)
 		}
 	}
-	if m := f.issuer.Mints(); m != 2 {
-		t.Fatalf("got %d mints after retries on the same manager generation, want still 2", m)
+	if m := f.issuer.Mints(); m != 1 {
+		t.Fatalf("got %d mints after retries on the same manager generation, want still 1", m)
 	}
-	// The manager is authorized again: one more try, which succeeds.
+	// The manager moves on (here: a refresh): one more try, which fails
+	// the same way and waits again.
+	if _, err := f.r.Refresh(context.Background(), "mgr", token.RefreshOptions{Trigger: token.TriggerManual, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	f.r.Refresh(context.Background(), "app", scheduled)
+	f.r.Refresh(context.Background(), "app", scheduled)
+	if m := f.issuer.Mints(); m != 2 {
+		t.Fatalf("got %d mints, want 2: one per manager generation", m)
+	}
+	// Authorized again with the scope: minted.
 	f.mintErr = nil
 	if _, err := f.r.Refresh(context.Background(), "mgr", token.RefreshOptions{Trigger: token.TriggerManual, Force: true}); err != nil {
 		t.Fatal(err)
