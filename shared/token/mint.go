@@ -44,8 +44,11 @@ const managerMinValidity = time.Minute
 // its manager.
 type ManagerError struct {
 	Manager string
-	// Generation is the manager's when it failed; nil if no token has
-	// its name.
+	// Generation is the manager's when Webex refused it although it
+	// looked healthy (its token lacks the scope): the Service App is
+	// tried again only once the manager has moved on. Nil when the
+	// manager's own state says it needs re-authorization (or it does not
+	// exist): any healthy manager will do.
 	Generation *int64
 	// Reauth: the manager must be authorized again. Otherwise the
 	// failure is transient (the manager is backing off, say).
@@ -187,11 +190,6 @@ func (r *Refresher) managerToken(ctx context.Context, t *Token, m RefreshOptions
 	defer cancel()
 	res, err := r.refresh(mctx, t.Manager, nil, opts)
 	manager := res.Token
-	var gen *int64
-	if manager != nil {
-		g := manager.Generation
-		gen = &g
-	}
 	switch {
 	case errors.Is(err, ErrBadManager):
 		return nil, fmt.Errorf("mint %s: %w", t.Name, err)
@@ -201,9 +199,9 @@ func (r *Refresher) managerToken(ctx context.Context, t *Token, m RefreshOptions
 		(rejected == nil || manager.Generation != rejected.Generation):
 		return manager, nil // whatever else the manager's refresh said
 	case errors.Is(err, ErrReauthRequired), errors.Is(err, ErrNotAuthorized):
-		return nil, &ManagerError{Manager: t.Manager, Generation: gen, Reauth: true, Err: err}
+		return nil, &ManagerError{Manager: t.Manager, Reauth: true, Err: err}
 	case err == nil:
 		err = fmt.Errorf("its access token has less than %s left", managerMinValidity)
 	}
-	return nil, &ManagerError{Manager: t.Manager, Generation: gen, Err: err}
+	return nil, &ManagerError{Manager: t.Manager, Err: err}
 }

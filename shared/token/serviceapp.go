@@ -48,10 +48,11 @@ func (t *Token) WaitsForManager() bool {
 
 // ManagerBack reports whether manager (nil: it does not exist) can mint
 // t again after t failed because of it: it is an integration with an
-// access token, not in reauth_required, and has moved on (a new
-// generation: authorized again, or at least refreshed) since that
-// failure. The last part keeps a manager that Webex keeps refusing from
-// costing a Webex call per sweep: one try per manager generation.
+// access token, not in reauth_required, and, if the failure recorded the
+// manager's generation (Webex refused a manager that looked healthy: its
+// token lacks the scope), has moved on since (authorized again, or at
+// least refreshed). That keeps such a manager from costing a Webex call
+// per sweep: one try per manager generation.
 func (t *Token) ManagerBack(manager *Token) bool {
 	return manager != nil && !manager.IsServiceApp() && manager.HasAccessToken() &&
 		manager.Status != StatusReauthRequired &&

@@ -113,6 +113,7 @@ func TestManagerBack(t *testing.T) {
 		{name: "no tokens", failed: gen(3), manager: manager(func(m *token.Token) { m.AccessToken = "" })},
 		{name: "does not exist", failed: gen(3)},
 		{name: "created since it was missing", manager: manager(nil), want: true},
+		{name: "repaired in place after its own state said reauth (no generation recorded)", manager: manager(nil), want: true},
 		{name: "a Service App", manager: manager(func(m *token.Token) { m.Kind = token.KindServiceApp })},
 	}
 	for _, tt := range tests {
