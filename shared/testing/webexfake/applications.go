@@ -20,7 +20,7 @@ const ApplicationsTokenScope = "spark:applications_token"
 // applications is the state of the Service Apps endpoint: the apps, the
 // scopes each client's grants carry, its faults and counters.
 type applications struct {
-	apps   map[string]*serviceApp // by app ID
+	apps map[string]*serviceApp // by app ID
 	// scopes: client ID → scopes of the tokens it is issued. A client
 	// not in it is unrestricted: its tokens hold every scope.
 	scopes map[string][]string
