@@ -26,13 +26,18 @@ type adminStore interface {
 const adminTimeout = 10 * time.Second
 
 // clientConfig is the body of PUT /admin/tokens/N. Pointers tell an
-// omitted field (unchanged) from an empty one.
+// omitted field (unchanged) from an empty one. Kind, AppID, TargetOrgID
+// and Manager are a Service App's (serviceapps.go).
 type clientConfig struct {
 	ClientID     *string   `json:"clientId"`
 	ClientSecret *string   `json:"clientSecret"`
 	RedirectURI  *string   `json:"redirectUri"`
 	Scopes       *[]string `json:"scopes"`
 	Passphrase   *string   `json:"passphrase"`
+	Kind         *string   `json:"kind"`
+	AppID        *string   `json:"appId"`
+	TargetOrgID  *string   `json:"targetOrgId"`
+	Manager      *string   `json:"manager"`
 }
 
 // validate checks every field present; it never echoes a secret.
@@ -65,7 +70,7 @@ func (cc *clientConfig) validate() error {
 			return fmt.Errorf("passphrase: %w", err)
 		}
 	}
-	return nil
+	return cc.validateServiceApp()
 }
 
 func printable(s string, minLen, maxLen int) bool {
@@ -131,26 +136,37 @@ func (s *server) putToken(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
 	defer cancel()
+	if ae := s.checkManager(ctx, name, cc.Manager); ae != nil {
+		return writeError(c, ae)
+	}
 
 	var changed []string
 	update := func(t *token.Token) ([]token.Event, error) {
 		changed = cc.apply(t, hash)
+		appChanged, err := cc.applyServiceApp(t)
+		if err != nil {
+			return nil, err
+		}
+		changed = append(changed, appChanged...)
 		if t.ResumeIfClientFixed() {
 			changed = append(changed, "status")
 		}
 		return nil, nil
 	}
 	created := false
-	_, err := s.store.Update(ctx, name, update)
+	stored, err := s.store.Update(ctx, name, update)
 	if errors.Is(err, token.ErrNotFound) {
-		if cc.ClientID == nil || cc.ClientSecret == nil || cc.RedirectURI == nil {
-			return writeError(c, errorf(http.StatusBadRequest, "a new token needs clientId, clientSecret and redirectUri"))
-		}
 		t := &token.Token{Name: name, Status: token.StatusPending}
-		update(t)
+		if _, err := update(t); err != nil {
+			return writeError(c, statusOf(err, name, s.now()))
+		}
+		if missing := t.MissingClientFields(); len(missing) > 0 {
+			return writeError(c, errorf(http.StatusBadRequest, "a new token needs clientId, clientSecret and redirectUri: no "+strings.Join(missing, ", ")))
+		}
+		stored = t
 		created, err = s.store.Create(ctx, t)
 		if err == nil && !created { // created by someone else meanwhile
-			_, err = s.store.Update(ctx, name, update)
+			stored, err = s.store.Update(ctx, name, update)
 		}
 	}
 	if err != nil {
@@ -164,8 +180,11 @@ func (s *server) putToken(c echo.Context) error {
 	}
 	s.logger.Info("admin action", "action", "put_token", "result", action, "token", name,
 		"fields", changed, "remote_ip", c.RealIP())
-	return c.JSON(http.StatusOK, map[string]any{"status": "200", "name": name, "created": created,
-		"message": "token " + name + " " + action})
+	body := map[string]any{"status": "200", "name": name, "created": created, "message": "token " + name + " " + action}
+	for k, v := range s.mintAfterPut(c.Request().Context(), name, stored) {
+		body[k] = v
+	}
+	return c.JSON(http.StatusOK, body)
 }
 
 // tokenSummary is one row of GET /admin/tokens: never a secret.

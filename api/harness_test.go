@@ -30,6 +30,9 @@ func TestMain(m *testing.M) { os.Exit(emulator.Main(m, emulator.Firestore, emula
 type harness struct {
 	*testkit.World
 	ps *gps.Client
+	// events receives what the api instances publish, on an ordered
+	// subscription of the harness's own topic.
+	events *testkit.Receiver
 }
 
 func newHarness(t testing.TB, env map[string]string) *harness {
@@ -41,6 +44,7 @@ func newHarness(t testing.TB, env map[string]string) *harness {
 	h.Secret(h.Env["TOKEN_PASSPHRASE"])
 	h.ps = pubsubClient(t)
 	testkit.CreateTopic(t, h.ps, h.Env["EVENTS_TOPIC"], "s-"+h.Collection)
+	h.events = testkit.Receive(t, h.ps, "s-"+h.Collection)
 	return h
 }
 

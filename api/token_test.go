@@ -360,7 +360,9 @@ func TestSlowWebexDoesNotHoldTheCaller(t *testing.T) {
 
 func TestUnknownNamesAreRememberedBriefly(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, nil)
+	// Not a test of the store's timeout: a loaded emulator may take longer
+	// than the default 1.5 s for a collection's first read.
+	h := newHarness(t, map[string]string{"INLINE_REFRESH_TIMEOUT": "10s"})
 	a := h.startAPI(nil)
 	counting := &countingStore{Store: a.srv.store}
 	a.srv.store = counting

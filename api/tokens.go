@@ -88,7 +88,7 @@ func (s *server) cached(ctx context.Context, name string) (*token.Token, error) 
 func (s *server) servable(ctx context.Context, t *token.Token) (*token.Token, error) {
 	now := s.now()
 	name := t.Name
-	if !t.HasAccessToken() {
+	if !t.HasAccessToken() && !t.IsServiceApp() { // a Service App is minted
 		return nil, token.ErrNotAuthorized
 	}
 	if !t.Due(now, s.refresher.Threshold()) {
@@ -142,15 +142,21 @@ func (s *server) load(ctx context.Context, name string) (*token.Token, error) {
 }
 
 // tokenBody renders the success body by hand: it is the hot path, and the
-// sample's shape is fixed: {"status":"200","token":...} plus expiry fields.
+// sample's shape is fixed: {"status":"200","token":...} plus expiry fields
+// and orgId when it is known. One allocation.
 func tokenBody(t *token.Token, now time.Time) []byte {
-	b := make([]byte, 0, 96+len(t.AccessToken))
+	org := t.Org()
+	b := make([]byte, 0, 112+len(t.AccessToken)+len(org))
 	b = append(b, `{"status":"200","token":`...)
 	b = appendJSONString(b, t.AccessToken)
 	b = append(b, `,"expiresAt":"`...)
 	b = t.AccessExpires.UTC().AppendFormat(b, time.RFC3339)
 	b = append(b, `","expiresIn":`...)
 	b = strconv.AppendInt(b, int64(t.Remaining(now)/time.Second), 10)
+	if org != "" {
+		b = append(b, `,"orgId":`...)
+		b = appendJSONString(b, org)
+	}
 	b = append(b, '}')
 	return b
 }

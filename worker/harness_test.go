@@ -118,7 +118,7 @@ func (h *harness) startWorker(ps *gps.Client) *workerUnderTest {
 	}
 	log := logging.New(h.Logs, logging.ParseLevel("debug"))
 	store := firestore.New(emulator.FirestoreClient(h.T), cfg.Collection, firestore.WithLogger(log), firestore.WithMetaCollection(cfg.MetaCollection))
-	issuer, err := webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, Timeout: cfg.WebexTimeout})
+	issuer, err := webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, APIURL: cfg.WebexAPIURL, Timeout: cfg.WebexTimeout})
 	if err != nil {
 		h.T.Fatal(err)
 	}

@@ -30,6 +30,8 @@ type sweepStore interface {
 	Count(ctx context.Context) (int64, error)
 	// List calls fn for every token.
 	List(ctx context.Context, pageSize int, fn func(*token.Token) error) error
+	// ServiceApps calls fn for every Service App.
+	ServiceApps(ctx context.Context, pageSize int, fn func(*token.Token) error) error
 	// RecordSweep keeps the summary of the last sweep for the api.
 	RecordSweep(ctx context.Context, rec token.SweepRecord) error
 }
@@ -111,13 +113,17 @@ func (s *sweeper) Run(ctx context.Context) (Summary, error) {
 }
 
 // sweep is one sweep, job by job: publish outbox leftovers, refresh what is
-// due, count the collection, report a halt, warn about expiring refresh
-// tokens, then export, log and record the summary.
+// due, mint the Service Apps that need it, count the collection, report a
+// halt, warn about expiring refresh tokens, then export, log and record
+// the summary.
 func (s *sweeper) sweep(ctx context.Context) (Summary, error) {
 	start := time.Now()
 	run := &sweepRun{brake: brake{limit: s.brakeAfter, counts: map[string]int{}}}
 	run.sum.Published = s.drain(ctx)
 	queryErr := s.refreshDue(ctx, run)
+	if ctx.Err() == nil && run.brake.kind == "" {
+		s.mintServiceApps(ctx, run)
+	}
 	sum := run.sum
 	s.countTokens(ctx, &sum)
 	if kind := run.brake.kind; kind != "" {
@@ -138,6 +144,23 @@ type sweepRun struct {
 	// seen is every token the sweep read, last version first, for the
 	// expiry metrics.
 	seen map[string]*token.Token
+	// handed is every token the sweep gave to the refresh protocol.
+	handed map[string]bool
+}
+
+// hand records that the sweep gives name to the refresh protocol, and
+// reports whether it had not yet.
+func (r *sweepRun) hand(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.handed[name] {
+		return false
+	}
+	if r.handed == nil {
+		r.handed = map[string]bool{}
+	}
+	r.handed[name] = true
+	return true
 }
 
 func (r *sweepRun) count(f func(*Summary)) {
@@ -207,23 +230,9 @@ func (s *sweeper) refreshDue(ctx context.Context, run *sweepRun) error {
 			run.count(func(sum *Summary) { sum.Skipped++ })
 			return nil
 		}
+		run.hand(t.Name)
 		g.Go(func() error {
-			if !s.wait(gctx, rand.N(s.jitter+1)) {
-				return nil
-			}
-			res, err := s.refresher.RefreshFrom(gctx, t, token.RefreshOptions{Lead: s.lead, Trigger: token.TriggerScheduled})
-			run.saw(res.Token)
-			switch {
-			case err == nil && res.Outcome == token.Refreshed:
-				run.count(func(sum *Summary) { sum.Refreshed++ })
-			case err == nil, errors.Is(err, token.ErrRefreshTokenLapsed):
-				run.count(func(sum *Summary) { sum.Skipped++ })
-			default:
-				run.count(func(sum *Summary) { sum.Failed++ })
-				if run.brake.record(err) {
-					halt()
-				}
-			}
+			s.refresh(gctx, run, t, halt, func(sum *Summary) { sum.Skipped++ })
 			return nil
 		})
 		return nil
@@ -233,6 +242,61 @@ func (s *sweeper) refreshDue(ctx context.Context, run *sweepRun) error {
 		return nil // halted by the brake, or the sweep's deadline: said elsewhere
 	}
 	return err
+}
+
+// refresh hands t to the refresh protocol after a jitter and counts the
+// outcome: refreshed (or minted), failed (counted by the brake, which
+// halts the sweep when it trips), or else by notDone.
+func (s *sweeper) refresh(ctx context.Context, run *sweepRun, t *token.Token, halt func(), notDone func(*Summary)) {
+	if !s.wait(ctx, rand.N(s.jitter+1)) {
+		return
+	}
+	res, err := s.refresher.RefreshFrom(ctx, t, token.RefreshOptions{Lead: s.lead, Trigger: token.TriggerScheduled, MintWithin: s.expiryWarning})
+	run.saw(res.Token)
+	switch {
+	case err == nil && res.Outcome == token.Refreshed:
+		run.count(func(sum *Summary) { sum.Refreshed++ })
+	case err == nil, errors.Is(err, token.ErrRefreshTokenLapsed), errors.Is(err, token.ErrWaitingForManager):
+		run.count(notDone)
+	default:
+		run.count(func(sum *Summary) { sum.Failed++ })
+		if run.brake.record(err) {
+			halt()
+		}
+	}
+}
+
+// mintServiceApps hands to the refresh protocol every Service App that
+// the due query cannot find or that must not wait until its access token
+// is due: without tokens, with a refresh token missing, expired or inside
+// REFRESH_EXPIRY_WARNING (minted again, never warned about), or waiting
+// for its manager (the protocol reads the manager: while it still needs
+// re-authorization that is a store read, no Webex call). The Service
+// Apps are found by one query on kind, so each costs a read per sweep.
+func (s *sweeper) mintServiceApps(ctx context.Context, run *sweepRun) {
+	now := s.now()
+	var todo []*token.Token
+	err := s.store.ServiceApps(ctx, s.pageSize, func(t *token.Token) error {
+		run.saw(t)
+		if t.ShouldMint(now, s.expiryWarning) && run.hand(t.Name) {
+			todo = append(todo, t)
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("query service apps", "error", err.Error())
+	}
+	ctx, halt := context.WithCancel(ctx)
+	defer halt()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.concurrency)
+	for _, t := range todo {
+		g.Go(func() error {
+			s.refresh(gctx, run, t, halt, func(*Summary) {})
+			return nil
+		})
+	}
+	_ = g.Wait()
 }
 
 // wait sleeps d unless ctx ends first, and reports whether ctx is still live.
@@ -350,7 +414,8 @@ func (s *sweeper) warnExpiring(ctx context.Context, run *sweepRun) int {
 	var names []string
 	err := s.store.RefreshExpiring(ctx, now.Add(s.expiryWarning), s.pageSize, func(t *token.Token) error {
 		run.saw(t)
-		if t.HasAccessToken() && t.Status != token.StatusReauthRequired && !t.ExpiryWarned.Equal(t.RefreshExpires) {
+		// Service Apps are minted again instead (mintServiceApps).
+		if t.HasAccessToken() && !t.IsServiceApp() && t.Status != token.StatusReauthRequired && !t.ExpiryWarned.Equal(t.RefreshExpires) {
 			names = append(names, t.Name)
 		}
 		return nil

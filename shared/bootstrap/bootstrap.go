@@ -78,7 +78,7 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Core, error) {
 	}
 	c.Store = firestore.New(client, cfg.Collection, sealer, firestore.WithLogger(log), firestore.WithClock(o.Now),
 		firestore.WithMetaCollection(cfg.MetaCollection))
-	c.Webex, err = webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, AuthorizeURL: cfg.WebexAuthorizeURL, Timeout: cfg.WebexTimeout})
+	c.Webex, err = webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, AuthorizeURL: cfg.WebexAuthorizeURL, APIURL: cfg.WebexAPIURL, Timeout: cfg.WebexTimeout})
 	if err != nil {
 		c.Close()
 		return nil, err

@@ -61,6 +61,13 @@ var (
 	// ErrClientRejected: Webex rejected the client credentials: permanent
 	// until the client config changes.
 	ErrClientRejected = errors.New("client rejected by webex")
+	// ErrManagerTokenRejected: the applications endpoint refused the
+	// manager's access token (401): worth one refresh of the manager.
+	ErrManagerTokenRejected = errors.New("manager token rejected by webex")
+	// ErrManagerNotPermitted: the applications endpoint refused the
+	// manager's access token for lacking spark:applications_token (403
+	// naming the scope): the manager must be authorized again with it.
+	ErrManagerNotPermitted = errors.New("manager token lacks spark:applications_token")
 )
 
 // TransientError is a failure worth retrying later: timeouts, connection

@@ -22,6 +22,9 @@ func (r *Refresher) ExchangeCode(ctx context.Context, name, code string) (*Token
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
+	if t.IsServiceApp() {
+		return nil, fmt.Errorf("authorize %s: %w: a Service App is minted with its manager's token, not authorized by a person", name, ErrNoClientConfig)
+	}
 	if missing := t.MissingClientFields(); len(missing) > 0 {
 		return nil, fmt.Errorf("authorize %s: %w: no %s", name, ErrNoClientConfig, strings.Join(missing, ", "))
 	}

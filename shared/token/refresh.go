@@ -32,6 +32,13 @@ import (
 //     rejected → config_error; transient → back off (honouring
 //     Retry-After). Each is recorded with the lease released.
 //
+// A Service App (DESIGN 5a) goes through the same steps, but in step 4
+// its pair is minted instead of refreshed when it has no usable one, an
+// operator forced it, it waits for its manager, or Webex rejected its
+// refresh token (mint.go); a lapsed refresh token is no reason to stop
+// in step 2, and its manager needing re-authorization is recorded in
+// step 6 as reauth_required naming the manager.
+//
 // A refresh runs detached from the caller's context, so a caller that gives
 // up (the api's inline timeout) does not abort the Webex call: the refresh
 // completes in the background and the next caller finds the new token.
@@ -81,8 +88,17 @@ type RefreshOptions struct {
 	// off (an operator's "Refresh now"), unless its generation moves on
 	// meanwhile: then someone else just refreshed it (RefreshedElsewhere),
 	// and across all instances it is still one Webex call. What else
-	// holds a token back (Token.HeldBack) still does.
+	// holds a token back (Token.HeldBack) still does. A forced refresh
+	// of a Service App mints a new pair.
 	Force bool
+	// MintWithin: a Service App whose refresh token expires within it is
+	// minted again even if its access token is not due (the worker passes
+	// REFRESH_EXPIRY_WARNING).
+	MintWithin time.Duration
+
+	// asManager: the token is wanted as a Service App's manager; a
+	// Service App is refused (ErrBadManager), never minted for it.
+	asManager bool
 }
 
 // Result is the token after a Refresh (the new one, or the current one
@@ -266,12 +282,15 @@ func (r *Refresher) refresh(ctx context.Context, name string, snapshot *Token, m
 	if m.Force {
 		key += "\x00force" // never answered by a run that found the token fresh
 	}
+	if m.asManager {
+		key += "\x00manager"
+	}
 	ch := r.group.DoChan(key, func() (any, error) {
 		if !r.track() {
 			return Result{Outcome: Failed}, fmt.Errorf("refresh %s: %w", name, errShuttingDown)
 		}
 		defer r.work.Done()
-		rctx, cancel := context.WithTimeout(r.base, r.LeaseTTL()+10*time.Second)
+		rctx, cancel := context.WithTimeout(r.base, r.serviceAppLeaseTTL()+10*time.Second)
 		defer cancel()
 		return r.run(rctx, name, snapshot, m)
 	})
@@ -301,20 +320,28 @@ func (r *Refresher) run(ctx context.Context, name string, snapshot *Token, m Ref
 		}
 		now := r.o.Now()
 		switch {
+		case m.asManager && t.IsServiceApp():
+			return Result{Token: t, Outcome: Failed}, fmt.Errorf("%w: %q is itself a Service App", ErrBadManager, name)
 		case m.Force && round == 0:
 			forcedFrom = t.Generation
 		case m.Force && t.Generation != forcedFrom:
 			return Result{Token: t, Outcome: RefreshedElsewhere}, nil
-		case !m.Force && t.HasAccessToken() && !t.Due(now, r.o.Threshold+m.Lead):
+		case !m.Force && t.HasAccessToken() && !t.Due(now, r.o.Threshold+m.Lead) &&
+			!t.NeedsMint(now, m.MintWithin) && !t.WaitsForManager():
 			return Result{Token: t, Outcome: Fresh}, nil
 		}
 		if err := t.heldBack(now, m.Force); err != nil {
-			if errors.Is(err, ErrRefreshTokenLapsed) {
+			switch {
+			case errors.Is(err, ErrRefreshTokenLapsed):
 				if marked := r.markReauth(ctx, t, err.Error(), m); marked != nil {
 					t = marked
 				}
+			case errors.Is(err, ErrWaitingForManager) && r.managerBack(ctx, t):
+				err = nil // minted below
 			}
-			return Result{Token: t, Outcome: Failed}, err
+			if err != nil {
+				return Result{Token: t, Outcome: Failed}, err
+			}
 		}
 		if t.Lease.HeldByOther(r.o.Holder, now) {
 			if !m.WaitForOthers {
@@ -325,7 +352,7 @@ func (r *Refresher) run(ctx context.Context, name string, snapshot *Token, m Ref
 			}
 			continue
 		}
-		leased, err := r.o.Store.TryLease(ctx, t, Lease{Holder: r.o.Holder, Until: now.Add(r.LeaseTTL())})
+		leased, err := r.o.Store.TryLease(ctx, t, Lease{Holder: r.o.Holder, Until: now.Add(r.leaseTTL(t))})
 		if errors.Is(err, ErrConflict) {
 			continue // someone wrote in between: look again
 		}
@@ -366,11 +393,21 @@ func (r *Refresher) waitForOther(ctx context.Context, t *Token) (Result, bool, e
 	}
 }
 
-// callAndCommit holds the lease on t: it calls Webex and records the outcome.
+// callAndCommit holds the lease on t: it calls Webex and records the
+// outcome. A Service App is minted when it needs a pair (mint.go), and
+// also when Webex rejects its refresh token: no person is needed.
 func (r *Refresher) callAndCommit(ctx context.Context, t *Token, m RefreshOptions) (Result, error) {
+	if r.mints(t, m) {
+		return r.mintAndCommit(ctx, t, m)
+	}
 	g, latency, err := r.callWebex(ctx, func(ctx context.Context) (Grant, error) {
 		return r.o.Issuer.Refresh(ctx, Client{ID: t.ClientID, Secret: t.ClientSecret, RedirectURI: t.RedirectURI}, t.RefreshToken)
 	})
+	if t.IsServiceApp() && errors.Is(err, ErrGrantRejected) {
+		r.o.Logger.Warn("webex rejected a Service App's refresh token; minting a new pair", "token", t.Name, "error", err.Error())
+		r.report(RefreshReport{Name: t.Name, Trigger: m.Trigger, Grant: "refresh_token", Result: "rejected", WebexLatency: latency, Token: t})
+		return r.mintAndCommit(ctx, t, m)
+	}
 	res, err := r.afterCall(ctx, t, g, err, m)
 	r.report(RefreshReport{Name: t.Name, Trigger: m.Trigger, Grant: "refresh_token", Result: resultOf(res, err), WebexLatency: latency, Token: res.Token})
 	return res, err
@@ -504,6 +541,13 @@ func applyGrant(cur *Token, g Grant, now time.Time) {
 	cur.Failures = 0
 	cur.ConfigFingerprint = ""
 	cur.FailureReported = nil
+	cur.ManagerGeneration = nil
+	switch org := OrgOfAccessToken(cur.AccessToken); {
+	case cur.IsServiceApp():
+		cur.OrgID = cur.TargetOrgID
+	case org != "":
+		cur.OrgID = org
+	}
 }
 
 // shortLivedBackoff is when to try again after a grant: immediately
@@ -539,7 +583,20 @@ func (r *Refresher) recordFailure(ctx context.Context, t *Token, cause error, m 
 		}
 		le := &LastError{At: now, Message: cause.Error()}
 		var te *TransientError
+		var me *ManagerError
 		switch {
+		case errors.As(cause, &me) && me.Reauth:
+			// A Service App whose manager must be authorized again: no
+			// person acts on the Service App itself.
+			le.Permanent = true
+			cur.ManagerGeneration = me.generation()
+			if cur.Status != StatusReauthRequired {
+				cur.Status = StatusReauthRequired
+				e := NewEvent(EventReauthorizationRequired, cur, m.Trigger, now)
+				e.Message = me.Summary()
+				events = append(events, e)
+			}
+			result = fmt.Errorf("mint %s: %w", t.Name, cause)
 		case errors.Is(cause, ErrGrantRejected):
 			le.Permanent = true
 			if cur.Status != StatusReauthRequired {
@@ -547,13 +604,20 @@ func (r *Refresher) recordFailure(ctx context.Context, t *Token, cause error, m 
 				events = append(events, NewEvent(EventReauthorizationRequired, cur, m.Trigger, now))
 			}
 			result = fmt.Errorf("refresh %s: %w: %w", t.Name, ErrReauthRequired, cause)
-		case errors.Is(cause, ErrClientRejected):
+		case errors.Is(cause, ErrClientRejected), errors.Is(cause, ErrBadManager), errors.Is(cause, ErrNoClientConfig):
 			le.Permanent = true
 			cur.Status = StatusConfigError
 			cur.ConfigFingerprint = t.ClientFingerprint()
 			events = append(events, r.failedOnce(cur, m, now)...)
 			result = fmt.Errorf("refresh %s: %w: %w", t.Name, ErrConfigError, cause)
 		default:
+			if cur.WaitsForManager() {
+				// The manager is back: what failed now is no longer it.
+				cur.Status, cur.ManagerGeneration = StatusPending, nil
+				if cur.HasAccessToken() {
+					cur.Status = StatusActive
+				}
+			}
 			cur.Failures++
 			wait := r.backoff(cur.Failures, cur.Remaining(now))
 			if errors.As(cause, &te) && te.RetryAfter > wait {

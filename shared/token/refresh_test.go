@@ -24,6 +24,30 @@ type stubIssuer struct {
 	grant   token.Grant
 	err     error
 	seen    []string // refresh tokens sent
+	// refresh, if set, answers Refresh instead of grant and err.
+	refresh func(c token.Client, rt string) (token.Grant, error)
+	// mint answers Mint; nil: a mint is a test failure's error.
+	mint   func(req token.MintRequest) (token.Grant, error)
+	mints  int
+	minted []token.MintRequest
+}
+
+func (s *stubIssuer) Mint(ctx context.Context, req token.MintRequest) (token.Grant, error) {
+	s.mu.Lock()
+	s.mints++
+	s.minted = append(s.minted, req)
+	mint := s.mint
+	s.mu.Unlock()
+	if mint == nil {
+		return token.Grant{}, errors.New("unexpected mint")
+	}
+	return mint(req)
+}
+
+func (s *stubIssuer) Mints() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mints
 }
 
 // hold makes the following calls wait until release.
@@ -55,6 +79,9 @@ func (s *stubIssuer) Refresh(ctx context.Context, c token.Client, rt string) (to
 	s.calls++
 	s.seen = append(s.seen, rt)
 	gate, started, g, err := s.gate, s.started, s.grant, s.err
+	if s.refresh != nil {
+		g, err = s.refresh(c, rt)
+	}
 	s.mu.Unlock()
 	if gate != nil {
 		started <- struct{}{}

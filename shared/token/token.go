@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -51,6 +52,9 @@ type LastError struct {
 // "absent".
 type Token struct {
 	Name string
+	// Kind is KindServiceApp for a Service App; anything else (the
+	// sample's documents have none) is an integration.
+	Kind Kind
 
 	ClientID     string
 	ClientSecret string
@@ -70,6 +74,18 @@ type Token struct {
 
 	// PassphraseHash is the PHC string of the token's own passphrase.
 	PassphraseHash string
+
+	// A Service App's app ID, the org a Full Admin authorized it for, and
+	// the name of the integration token whose access token mints it.
+	AppID       string
+	TargetOrgID string
+	Manager     string
+	// OrgID is the Webex org of the tokens, when known (see Org).
+	OrgID string
+	// ManagerGeneration is the manager's generation when a Service App
+	// last failed because of its manager, nil if none: it is retried once
+	// the manager has moved on (ManagerBack).
+	ManagerGeneration *int64
 
 	// NextAttempt is when a backed-off refresh may be tried again.
 	NextAttempt time.Time
@@ -124,22 +140,27 @@ func (t *Token) RefreshTokenExpired(now time.Time) bool {
 // protocol) all ask it. A lease held by another instance is not a reason
 // here: the protocol decides whether to wait for its holder.
 //
-//   - no access token yet: ErrNotAuthorized;
-//   - reauth_required: ErrReauthRequired;
+//   - no access token yet: ErrNotAuthorized (a Service App: nil, it is
+//     minted);
+//   - reauth_required: ErrReauthRequired (a Service App waits for its
+//     manager: the protocol mints it once the manager is back);
 //   - config_error with the client config Webex rejected: ErrConfigError;
 //   - backing off after transient failures: a *BackoffError;
 //   - the refresh token missing or past its expiry: ErrRefreshTokenLapsed
 //     (which is ErrReauthRequired too). Such a token was never sent to
 //     Webex, so it is not a Webex rejection: the protocol records it as
-//     reauth_required without a Webex call.
+//     reauth_required without a Webex call. A Service App's is no reason:
+//     it is minted again.
 func (t *Token) HeldBack(now time.Time) error { return t.heldBack(now, false) }
 
 // heldBack is HeldBack, not counting a backoff when ignoreBackoff is set
 // (a forced refresh).
 func (t *Token) heldBack(now time.Time, ignoreBackoff bool) error {
 	switch {
-	case !t.HasAccessToken():
+	case !t.HasAccessToken() && !t.IsServiceApp():
 		return ErrNotAuthorized
+	case t.WaitsForManager():
+		return ErrWaitingForManager
 	case t.Status == StatusReauthRequired:
 		return ErrReauthRequired
 	case t.Status == StatusConfigError && !t.ConfigErrorResolved():
@@ -150,10 +171,10 @@ func (t *Token) heldBack(now time.Time, ignoreBackoff bool) error {
 			cause = fmt.Errorf("%w: last error: %s", ErrUnavailable, t.LastError.Message)
 		}
 		return &BackoffError{Until: t.NextAttempt, Err: cause}
-	case t.RefreshToken == "" || t.RefreshTokenExpired(now):
+	case !t.IsServiceApp() && (t.RefreshToken == "" || t.RefreshTokenExpired(now)):
 		return ErrRefreshTokenLapsed
 	}
-	return nil
+	return nil // for a Service App without usable tokens: mint (NeedsMint)
 }
 
 // State is the effective status, also for documents written by the Node
@@ -171,9 +192,14 @@ func (t *Token) State() Status {
 
 // ClientFingerprint identifies t's OAuth client config without revealing
 // the secret. It is stored when Webex rejects the client, so that a later
-// change of clientId or clientSecret can be detected.
+// change of clientId or clientSecret (for a Service App also of appId,
+// targetOrgId or manager: what a mint sends) can be detected.
 func (t *Token) ClientFingerprint() string {
-	sum := sha256.Sum256([]byte(t.ClientID + "\x00" + t.ClientSecret))
+	in := t.ClientID + "\x00" + t.ClientSecret
+	if t.IsServiceApp() {
+		in = strings.Join([]string{string(KindServiceApp), t.AppID, t.ClientID, t.ClientSecret, t.TargetOrgID, t.Manager}, "\x00")
+	}
+	sum := sha256.Sum256([]byte(in))
 	return hex.EncodeToString(sum[:16])
 }
 
@@ -200,13 +226,17 @@ func (t *Token) ResumeIfClientFixed() bool {
 }
 
 // MissingClientFields names the client config fields (as the document
-// names them) that an authorization needs and t lacks; none means the
-// client config is complete.
+// names them) that an authorization needs and t lacks, or for a Service
+// App those a mint needs; none means the client config is complete.
 func (t *Token) MissingClientFields() []string {
+	type field struct{ name, value string }
+	fields := []field{{"clientId", t.ClientID}, {"clientSecret", t.ClientSecret}, {"redirectUri", t.RedirectURI}}
+	if t.IsServiceApp() {
+		fields = []field{{"appId", t.AppID}, {"clientId", t.ClientID}, {"clientSecret", t.ClientSecret},
+			{"targetOrgId", t.TargetOrgID}, {"manager", t.Manager}}
+	}
 	var missing []string
-	for _, f := range []struct {
-		name, value string
-	}{{"clientId", t.ClientID}, {"clientSecret", t.ClientSecret}, {"redirectUri", t.RedirectURI}} {
+	for _, f := range fields {
 		if f.value == "" {
 			missing = append(missing, f.name)
 		}
@@ -241,6 +271,10 @@ func (t *Token) Clone() *Token {
 	if t.FailureReported != nil {
 		g := *t.FailureReported
 		c.FailureReported = &g
+	}
+	if t.ManagerGeneration != nil {
+		g := *t.ManagerGeneration
+		c.ManagerGeneration = &g
 	}
 	return &c
 }

@@ -4,8 +4,8 @@
 // the real store.
 //
 // Besides token.Store, a store under test must implement Outbox (the
-// events its Update commits are checked through it); Sweeper and
-// ReadCounter are checked when implemented.
+// events its Update commits are checked through it); Sweeper,
+// ServiceAppWalker and ReadCounter are checked when implemented.
 package storetest
 
 import (
@@ -33,6 +33,14 @@ type Sweeper interface {
 	Due(ctx context.Context, before time.Time, pageSize int, fn func(*token.Token) error) error
 	// RefreshExpiring is the same over RefreshExpires.
 	RefreshExpiring(ctx context.Context, before time.Time, pageSize int, fn func(*token.Token) error) error
+}
+
+// ServiceAppWalker walks the Service Apps, which a sweep looks at whatever
+// their expiries.
+type ServiceAppWalker interface {
+	// ServiceApps calls fn for every token of kind service_app, in name
+	// order, reading pageSize documents at a time.
+	ServiceApps(ctx context.Context, pageSize int, fn func(*token.Token) error) error
 }
 
 // ReadCounter counts the documents a store has read, as Firestore bills

@@ -42,6 +42,7 @@ func NewWorld(t testing.TB) *World {
 		"META_COLLECTION":      w.Collection + "_meta",
 		"WEBEX_TOKEN_URL":      w.Webex.TokenURL,
 		"WEBEX_AUTHORIZE_URL":  w.Webex.AuthorizeURL,
+		"WEBEX_API_URL":        w.Webex.URL,
 		"WEBEX_TIMEOUT":        "3s",
 		"LOG_LEVEL":            "debug",
 	}

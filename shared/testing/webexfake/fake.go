@@ -67,6 +67,8 @@ type Fake struct {
 	refreshExpiresIn time.Duration
 
 	stats Stats
+
+	apps applications // the Service Apps endpoint (applications.go)
 }
 
 type codeGrant struct {
@@ -83,6 +85,7 @@ type refreshGrant struct {
 type accessGrant struct {
 	clientID string
 	expires  time.Time
+	scopes   []string // the client's scopes when it was issued; nil: every scope
 }
 
 // Stats counts the calls the fake has answered.
@@ -287,6 +290,7 @@ func (f *Fake) ResetStats() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.stats = Stats{ByClient: map[string]int{}, ByRefreshToken: map[string]int{}}
+	f.apps.stats = MintStats{}
 }
 
 // random returns prefix followed by 32 random hex digits.

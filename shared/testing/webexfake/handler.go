@@ -59,6 +59,10 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		f.serveAuthorize(w, r)
 	default:
+		if appID, ok := applicationsPath(r.URL.Path); ok {
+			f.serveApplications(w, r, appID)
+			return
+		}
 		http.NotFound(w, r)
 	}
 }
@@ -199,7 +203,7 @@ func (f *Fake) exchangeLocked(clientID, code, redirectURI string) answer {
 
 func (f *Fake) issueAccessLocked(clientID string, now time.Time) tokenAnswer {
 	at := random(AccessTokenPrefix)
-	f.access[at] = accessGrant{clientID: clientID, expires: now.Add(f.expiresIn)}
+	f.access[at] = accessGrant{clientID: clientID, expires: now.Add(f.expiresIn), scopes: f.apps.scopes[clientID]}
 	return tokenAnswer{AccessToken: at, ExpiresIn: *seconds(f.expiresIn), TokenType: "Bearer"}
 }
 
