@@ -123,7 +123,7 @@ func (h *harness) startWorker(ps *gps.Client) *workerUnderTest {
 		h.T.Fatal(err)
 	}
 	relay := pubsub.New(ps, store, pubsub.Options{Topic: cfg.EventsTopic, Source: pubsub.Source(cfg.Project, cfg.Collection),
-		Logger: log, PublishTimeout: 2 * time.Second, Settle: time.Second})
+		Logger: log, PublishTimeout: 2 * time.Second})
 	m := metrics.New()
 	r := token.NewRefresher(token.RefresherConfig{Store: store, Issuer: issuer, Publisher: relay, OnRefresh: m.Refresh,
 		Holder: "worker-" + testkit.RandomHex(4), Threshold: cfg.RefreshThreshold, WebexTimeout: cfg.WebexTimeout, Logger: log})
