@@ -22,8 +22,8 @@ import (
 // TestFailedDeliveriesGoOutWhenPubSubIsBack (issue 10, bug 2): events
 // that a live instance failed to deliver while Pub/Sub was unreachable
 // reach Pub/Sub within 10 s of its return, retried by the instance itself
-// (no Drain is called), each token's in commit order, and leave the
-// outbox. The relay is made by Dial, as in production, and reaches the
+// (no Drain is called), each token's in commit order (first arrivals),
+// and leave the outbox. The relay is made by Dial, as in production, and reaches the
 // emulator through a fault proxy that either black-holes connections or
 // refuses them.
 func TestFailedDeliveriesGoOutWhenPubSubIsBack(t *testing.T) {
@@ -82,7 +82,14 @@ func TestFailedDeliveriesGoOutWhenPubSubIsBack(t *testing.T) {
 			if last > 10*time.Second {
 				t.Errorf("the last event arrived %s after Pub/Sub was back, want within 10s", last)
 			}
-			checkOrder(t, msgs, append([]token.Event{before}, evs...))
+			// A publish whose answer was lost (the client gave up just as
+			// Pub/Sub came back) is published again: at-least-once, as
+			// DESIGN allows. After dropping duplicates by ce-id, as
+			// subscribers do, every event is there, in commit order.
+			if d := len(msgs) - len(distinct(msgs)); d > 0 {
+				t.Logf("%d duplicates: %v", d, msgIDs(msgs))
+			}
+			checkOrder(t, distinct(msgs), append([]token.Event{before}, evs...))
 			eventually(t, 10*time.Second, "the outbox is empty and nothing is retried", func() bool {
 				return len(pending(t, outbox)) == 0 && r.Stats().Retrying == 0
 			})
@@ -181,6 +188,19 @@ func arrivals(t testing.TB, c *gps.Client, subID string, n int, deadline time.Ti
 		t.Fatalf("received %d distinct messages by the deadline, want %d: %v", len(seen), n, msgIDs(msgs))
 	}
 	return msgs, at
+}
+
+// distinct keeps the first message of each ce-id.
+func distinct(msgs []*gps.Message) []*gps.Message {
+	seen := map[string]bool{}
+	var out []*gps.Message
+	for _, m := range msgs {
+		if id := m.Attributes["ce-id"]; !seen[id] {
+			seen[id] = true
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // eventually waits up to d for cond, failing the test with what it
