@@ -41,11 +41,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer core.Close()
 
-	var ob eventRelay
-	if core.Relay != nil {
-		ob = core.Relay
-	}
-	sw := newSweeper(cfg, core.Store, core.Refresher, ob, log, core.Metrics)
+	sw := newSweeperFor(cfg, core, log, time.Now)
 	if !*once && cfg.SweepInterval == 0 {
 		// Nothing scheduled sweeps right away: publish what earlier
 		// instances left in the outbox now, not at the first /run.
@@ -81,6 +77,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	return httpserve.Serve(ctx, ln, newHandler(sw, auth, core.Metrics.Handler(), log), log,
 		httpserve.Options{Ready: ready, WriteTimeout: cfg.SweepTimeout + 30*time.Second})
+}
+
+// newSweeperFor builds the sweeper over the parts both binaries share.
+func newSweeperFor(cfg *config.Config, core *bootstrap.Core, log *slog.Logger, now func() time.Time) *sweeper {
+	var relay eventRelay
+	if core.Relay != nil { // a nil *Relay in the interface would not be nil
+		relay = core.Relay
+	}
+	sw := newSweeper(cfg, core.Store, core.Refresher, relay, log, core.Metrics)
+	sw.now = now
+	return sw
 }
 
 // newSweeper builds the sweeper from the configuration.

@@ -46,6 +46,9 @@ type Options struct {
 	PubSub    *gps.Client
 	// Now is the clock of the store and the refresh protocol (time.Now).
 	Now func() time.Time
+	// Relay's non-zero fields replace what Open derives from the
+	// configuration (tests shorten PublishTimeout).
+	Relay pubsub.Options
 }
 
 // Open connects to Firestore and Pub/Sub (or their emulators) and builds
@@ -88,7 +91,16 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Core, error) {
 		c.Metrics = metrics.New(metrics.Worker)
 	}
 	var publisher token.Publisher
-	relayOpts := pubsub.Options{Topic: cfg.EventsTopic, Source: pubsub.Source(cfg.Project, cfg.Collection), Logger: log}
+	relayOpts := o.Relay
+	if relayOpts.Topic == "" {
+		relayOpts.Topic = cfg.EventsTopic
+	}
+	if relayOpts.Source == "" {
+		relayOpts.Source = pubsub.Source(cfg.Project, cfg.Collection)
+	}
+	if relayOpts.Logger == nil {
+		relayOpts.Logger = log
+	}
 	var relay *pubsub.Relay
 	if o.PubSub != nil {
 		relay = pubsub.New(o.PubSub, c.Store, relayOpts)

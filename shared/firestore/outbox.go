@@ -112,11 +112,16 @@ func (s *Store) DeleteEvent(ctx context.Context, id string) error {
 	return nil
 }
 
-// PendingFor returns up to limit pending events of one token, in commit
-// order. It needs only Firestore's automatic single-field index: the
-// equality filter is indexed and the few results are sorted here.
+// PendingFor returns the oldest limit pending events of one token, in
+// commit order. It needs only Firestore's automatic single-field index:
+// the equality filter is indexed, and the token's events (a few, unless
+// Pub/Sub was down for many of its rotations) are all read and sorted
+// here, since a limit in the query would pick by document ID, not age.
 func (s *Store) PendingFor(ctx context.Context, name string, limit int) ([]token.Event, error) {
-	snaps, err := s.outbox.Where(eName, "==", name).Limit(limit).Documents(ctx).GetAll()
+	if limit <= 0 {
+		return nil, fmt.Errorf("pending events of %s: limit %d must be positive", name, limit)
+	}
+	snaps, err := s.outbox.Where(eName, "==", name).Documents(ctx).GetAll()
 	s.reads.Add(int64(max(len(snaps), 1)))
 	if err != nil {
 		return nil, fmt.Errorf("pending events of %s: %w", name, translate(err, false))
@@ -135,6 +140,7 @@ func (s *Store) PendingFor(ctx context.Context, name string, limit int) ([]token
 		list = append(list, seqEvent{seq, e})
 	}
 	sort.SliceStable(list, func(i, j int) bool { return list[i].seq < list[j].seq })
+	list = list[:min(limit, len(list))]
 	events := make([]token.Event, len(list))
 	for i := range list {
 		events[i] = list[i].e
