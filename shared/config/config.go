@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -23,6 +24,7 @@ type Config struct {
 	WebexTokenURL      string
 	WebexAuthorizeURL  string
 	Port               string
+	MetricsAddr        string
 	WebexTimeout       time.Duration
 	EncryptionKeys     string
 	TokenPassphrase    string
@@ -69,6 +71,7 @@ func Load(b Binary, getenv func(string) string) (*Config, error) {
 		WebexTokenURL:      r.str("WEBEX_TOKEN_URL", "https://webexapis.com/v1/access_token"),
 		WebexAuthorizeURL:  r.str("WEBEX_AUTHORIZE_URL", "https://webexapis.com/v1/authorize"),
 		Port:               r.str("PORT", "8080"),
+		MetricsAddr:        r.hostPort("METRICS_ADDR"),
 		WebexTimeout:       r.duration("WEBEX_TIMEOUT", 10*time.Second),
 		EncryptionKeys:     r.str("TOKEN_ENCRYPTION_KEYS", ""),
 		PreviousPassphrase: r.str("TOKEN_PASSPHRASE_PREVIOUS", ""),
@@ -198,6 +201,19 @@ func (r *reader) list(name, def string) []string {
 		}
 	}
 	return out
+}
+
+// hostPort reads an optional listen address such as 127.0.0.1:9090.
+func (r *reader) hostPort(name string) string {
+	v := r.str(name, "")
+	if v == "" {
+		return ""
+	}
+	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		r.errs = append(r.errs, fmt.Errorf("%s=%q is not a listen address such as 127.0.0.1:9090", name, v))
+		return ""
+	}
+	return v
 }
 
 func (r *reader) prefixes(name string) []netip.Prefix {
