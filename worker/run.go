@@ -75,12 +75,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer stop()
 		log.Info("sweeping on schedule", "interval", cfg.SweepInterval.String())
 	}
-	ln, err := httpserve.Listen(cfg.Port)
+	publicMetrics := core.Metrics.Handler()
+	metrics, err := httpserve.ListenMetrics(cfg.MetricsAddr, publicMetrics)
 	if err != nil {
 		return err
 	}
-	return httpserve.Serve(ctx, ln, newHandler(sw, auth, core.Metrics.Handler(), log), log,
-		httpserve.Options{Ready: ready, WriteTimeout: cfg.SweepTimeout + 30*time.Second})
+	if metrics != nil {
+		publicMetrics = nil // served on METRICS_ADDR only
+	}
+	ln, err := httpserve.Listen(cfg.Port)
+	if err != nil {
+		if metrics != nil {
+			metrics.Listener.Close()
+		}
+		return err
+	}
+	return httpserve.Serve(ctx, ln, newHandler(sw, auth, publicMetrics, log), log,
+		httpserve.Options{Ready: ready, WriteTimeout: cfg.SweepTimeout + 30*time.Second, Metrics: metrics})
 }
 
 // newSweeper builds the sweeper from the configuration.
