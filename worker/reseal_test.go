@@ -102,4 +102,3 @@ func TestResealFailsOnlyWhenTheWalkFails(t *testing.T) {
 		t.Fatal("-reseal -once was accepted")
 	}
 }
-
