@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxcc/tokenservice/shared/deploy"
 	"github.com/wxcc/tokenservice/shared/testing/testkit"
 )
 
@@ -110,4 +111,21 @@ func loggedMetricsAddr(t *testing.T, logs string) string {
 	}
 	t.Fatalf("no \"serving /metrics\" line in the log:\n%s", logs)
 	return ""
+}
+
+// TestDeployedProbesAreServed: every path a probe of the Cloud Run
+// service definition uses answers 200 on the worker.
+func TestDeployedProbesAreServed(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	w := h.startWorker(nil)
+	probes := deploy.Probes(deploy.ServiceYAML("worker"))
+	if len(probes) == 0 {
+		t.Fatal("worker.service.yaml has no probes")
+	}
+	for _, p := range probes {
+		if r := testkit.Do(t, http.MethodGet, w.url+p.Path, "", nil); r.Code != 200 {
+			t.Errorf("%s GET %s: got %d, want 200", p.Kind, p.Path, r.Code)
+		}
+	}
 }
