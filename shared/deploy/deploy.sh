@@ -15,6 +15,7 @@
 # [token-worker], API_MIN_INSTANCES [1], API_MAX_INSTANCES [10],
 # WORKER_MAX_INSTANCES [2], CORS_ALLOW_ORIGINS [*], ALLOWED_CIDRS [],
 # TRUSTED_PROXY_HOPS [1], ENABLE_PITR [1], IMAGE_TAG [git commit],
+# DROP_PREVIOUS_PASSPHRASE [0] (1 ends a passphrase rotation),
 # API_IMAGE / WORKER_IMAGE (deploy these instead of building), and, read only
 # when a secret does not exist yet: TOKEN_PASSPHRASE (required then),
 # ADMIN_PASSPHRASE [generated], TOKEN_ENCRYPTION_KEYS [k1 generated].
@@ -231,9 +232,10 @@ secrets() {
   local config
   config=$(cat "$here/runmonitoring.yaml")
   RUNMONITORING_CONFIG=$config secret gmp-config RUNMONITORING_CONFIG - "$API_SA" "$WORKER_SA"
-  # Only during a passphrase rotation (README): included while it exists.
+  # Only during a passphrase rotation (README): deployed while the secret
+  # exists, until DROP_PREVIOUS_PASSPHRASE=1 (then delete the secret).
   HAS_PREVIOUS=0
-  if gprobe secrets describe token-passphrase-previous; then
+  if [[ ${DROP_PREVIOUS_PASSPHRASE:-0} != 1 ]] && gprobe secrets describe token-passphrase-previous; then
     HAS_PREVIOUS=1
     g secrets add-iam-policy-binding token-passphrase-previous --member="serviceAccount:$API_SA" --role=roles/secretmanager.secretAccessor
   fi
