@@ -7,7 +7,7 @@
 // counted from the response. The README's "Background work" section quotes
 // its numbers.
 //
-//	make build && go run ./shared/deploy/throttlecheck
+//	make build && go run ./shared/deploy/throttlecheck [scenario numbers]
 package main
 
 import (
@@ -18,6 +18,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -54,6 +56,7 @@ type scenario struct {
 var scenarios = []scenario{
 	{"refresh after response, stopped 5s", 3 * time.Second, false, 5 * time.Second, 0},
 	{"refresh after response, stopped 20s", 3 * time.Second, false, 20 * time.Second, 0},
+	{"refresh after response, stopped 60s, worker every 10s", 3 * time.Second, false, 60 * time.Second, 10 * time.Second},
 	{"refresh after response, stopped 60s, worker every 10s, rotating refresh tokens", 3 * time.Second, true, 60 * time.Second, 10 * time.Second},
 	{"event after response, stopped 60s", 0, false, 60 * time.Second, 0},
 	{"event after response, stopped 120s, worker every 10s", 0, false, 120 * time.Second, 10 * time.Second},
@@ -109,9 +112,12 @@ func run() error {
 		events.add(m.Attributes["name"]+" "+m.Attributes["ce-type"], time.Now())
 	})
 
-	fmt.Println("| scenario | response | Webex calls | committed after response | event after response | api log |")
-	fmt.Println("|---|---|---|---|---|---|")
+	fmt.Println("| scenario | response | Webex calls | committed after response | event after response | token afterwards | api log |")
+	fmt.Println("|---|---|---|---|---|---|---|")
 	for i, sc := range scenarios {
+		if len(os.Args) > 1 && !slices.Contains(os.Args[1:], strconv.Itoa(i+1)) {
+			continue // throttlecheck 3 5: only those scenarios
+		}
 		row, err := measure(ctx, fs, events, fmt.Sprintf("t%d", i), sc)
 		if err != nil {
 			return fmt.Errorf("%s: %w", sc.name, err)
@@ -146,17 +152,9 @@ func measure(ctx context.Context, fs *gfs.Client, events *arrivals, name string,
 		return "", err
 	}
 	defer stop(api)
-	if sc.workerEvery > 0 {
-		worker, _, err := start("bin/worker", append(env, "SWEEP_INTERVAL="+sc.workerEvery.String()), &logBuffer{})
-		if err != nil {
-			return "", err
-		}
-		defer stop(worker)
-	}
-
 	req, _ := http.NewRequest(http.MethodGet, base+"/?name="+name, nil)
 	req.Header.Set("x-token-passphrase", passphrase)
-	start := time.Now()
+	sent := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", err
@@ -167,7 +165,17 @@ func measure(ctx context.Context, fs *gfs.Client, events *arrivals, name string,
 	answered := time.Now()
 	logs.mark()
 	api.Process.Signal(syscall.SIGSTOP)
-	time.Sleep(sc.stopFor)
+	stopped := time.Now()
+	if sc.workerEvery > 0 {
+		// Started only now, so that the api, not the worker, is the one
+		// holding the lease when it stops.
+		worker, _, err := start("bin/worker", append(env, "SWEEP_INTERVAL="+sc.workerEvery.String()), &logBuffer{})
+		if err != nil {
+			return "", err
+		}
+		defer stop(worker)
+	}
+	time.Sleep(sc.stopFor - time.Since(stopped))
 	api.Process.Signal(syscall.SIGCONT)
 
 	committed := waitFor(func() (time.Time, bool) {
@@ -181,13 +189,21 @@ func measure(ctx context.Context, fs *gfs.Client, events *arrivals, name string,
 		return time.Time{}, false
 	}, waitAfterResume)
 	event := waitFor(func() (time.Time, bool) { return events.get(name + " token.rotated") }, waitAfterResume)
+	final := "?"
+	if snap, err := fs.Collection("tokens").Doc(name).Get(ctx); err == nil {
+		d := snap.Data()
+		final = fmt.Sprintf("generation %v, status %v", d["generation"], d["status"])
+		if le, ok := d["lastError"].(map[string]any); ok {
+			final += fmt.Sprintf(", lastError %q", le["message"])
+		}
+	}
 	served := "old token"
 	if body.Token != "at-old-"+name {
 		served = "new token"
 	}
-	return fmt.Sprintf("| %s | %d %s after %s | %d | %s | %s | %s |", sc.name, resp.StatusCode, served,
-		answered.Sub(start).Round(10*time.Millisecond), fake.Stats().Refreshes, since(answered, committed),
-		since(answered, event), logs.notable()), nil
+	return fmt.Sprintf("| %s | %d %s after %s | %d | %s | %s | %s | %s |", sc.name, resp.StatusCode, served,
+		answered.Sub(sent).Round(10*time.Millisecond), fake.Stats().Refreshes, since(answered, committed),
+		since(answered, event), final, logs.notable()), nil
 }
 
 func since(from, to time.Time) string {
