@@ -4,7 +4,7 @@ GO       ?= go
 BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w"
 PKGS     := ./...
 
-.PHONY: run test test-short build vet fmt bench fuzz docker-build-check clean
+.PHONY: run test test-short build vet fmt bench fuzz docker-build-check deploy pin-images clean
 
 ## run: the whole service locally: emulators, fake Webex, worker, api, demo token.
 run: build
@@ -34,6 +34,24 @@ bench: build
 docker-build-check:
 	sh -c "$$(sed -n 's/^RUN \(.*go build.*\)$$/\1/p' Dockerfile.api | sed 's#/out/#bin/docker-#')"
 	sh -c "$$(sed -n 's/^RUN \(.*go build.*\)$$/\1/p' Dockerfile.worker | sed 's#/out/#bin/docker-#')"
+
+## deploy: create or update everything on Google Cloud (shared/deploy/deploy.sh);
+## DRY_RUN=1 prints every command and runs none.
+deploy:
+	@test -n "$(PROJECT)" -a -n "$(REGION)" || (echo "usage: make deploy PROJECT=my-project REGION=europe-west1 [DRY_RUN=1]"; exit 2)
+	PROJECT="$(PROJECT)" REGION="$(REGION)" DRY_RUN="$(DRY_RUN)" bash shared/deploy/deploy.sh
+
+## pin-images: resolve the base images' digests into shared/deploy/base-images.lock
+## (needs docker buildx and registry access); review and commit the result.
+pin-images:
+	@set -e; f=shared/deploy/base-images.lock; \
+	for kind in GO RUNTIME; do \
+	  image=$$(sed -n "s/^$${kind}_IMAGE=//p" $$f); \
+	  digest=$$(docker buildx imagetools inspect "$$image" --format '{{json .Manifest.Digest}}' | tr -d '"'); \
+	  case "$$digest" in sha256:*) ;; *) echo "no digest for $$image: $$digest"; exit 1;; esac; \
+	  sed -i "s/^$${kind}_DIGEST=.*/$${kind}_DIGEST=$$digest/" $$f; \
+	  echo "$$image@$$digest"; \
+	done
 
 clean:
 	rm -rf bin

@@ -32,7 +32,7 @@ func (s *server) allowedNetworks(next echo.HandlerFunc) echo.HandlerFunc {
 		return next
 	}
 	return func(c echo.Context) error {
-		if p := c.Path(); p == "/healthz" || p == "/readyz" {
+		if isProbe(c.Path()) {
 			return next(c)
 		}
 		if !s.clients.Allows(s.clients.ClientAddr(c.Request())) {
@@ -40,6 +40,15 @@ func (s *server) allowedNetworks(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// isProbe reports whether path is a health probe's.
+func isProbe(path string) bool {
+	switch path {
+	case "/healthz", "/readyz", "/health", "/ready":
+		return true
+	}
+	return false
 }
 
 // throttleKey is the client part of the throttle key.

@@ -23,6 +23,9 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 	if cfg.CORSAllowsAll() {
 		log.Warn("CORS_ALLOW_ORIGINS is *: any web page may call this api from a browser; set it to your agent desktop origins")
 	}
+	if cfg.MetricsAddr == "" && len(cfg.AllowedCIDRs) == 0 {
+		log.Warn("/metrics is served on the public port to every address and lists every token name with its expiry; set METRICS_ADDR=127.0.0.1:9090 (scraped by a sidecar) or ALLOWED_CIDRS")
+	}
 	if cfg.LegacyState {
 		log.Warn("LEGACY_STATE=true: /callback accepts a raw token name as state, so anyone can bind their own Webex account to a token (login CSRF)")
 	}
@@ -35,11 +38,18 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 
 	srv := newAPI(cfg, core, log, time.Now)
 
-	ln, err := httpserve.Listen(cfg.Port)
+	metrics, err := httpserve.ListenMetrics(cfg.MetricsAddr, core.Metrics.Handler())
 	if err != nil {
 		return err
 	}
-	return httpserve.Serve(ctx, ln, srv, log, httpserve.Options{Ready: ready})
+	ln, err := httpserve.Listen(cfg.Port)
+	if err != nil {
+		if metrics != nil {
+			metrics.Listener.Close()
+		}
+		return err
+	}
+	return httpserve.Serve(ctx, ln, srv, log, httpserve.Options{Ready: ready, Metrics: metrics})
 }
 
 // newAPI builds the api over the parts both binaries share.

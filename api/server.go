@@ -84,15 +84,18 @@ func newServer(d deps) *server {
 	e.GET("/", s.getToken)
 	e.GET("/init", s.initToken)
 	e.GET("/callback", s.callback)
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
+	probe := []string{http.MethodGet, http.MethodHead}
+	e.Match(probe, "/healthz", s.healthz)
+	e.Match(probe, "/readyz", s.readyz)
+	e.Match(probe, "/health", s.healthz) // Cloud Run's front end reserves some paths ending in z
+	e.Match(probe, "/ready", s.readyz)
 	if d.cfg.AdminPassphrase != "" && d.admin != nil {
 		admin := e.Group("", s.requireAdmin)
 		admin.PUT("/admin/tokens/:name", s.putToken)
 		admin.GET("/admin/tokens", s.listTokens)
 		admin.GET("/authorize", s.authorizeLink)
 	}
-	if d.metrics != nil {
+	if d.metrics != nil && d.cfg.MetricsAddr == "" { // else run serves it on METRICS_ADDR only
 		e.GET("/metrics", echo.WrapHandler(d.metrics.Handler()))
 	}
 	s.echo = e

@@ -20,14 +20,20 @@ import (
 )
 
 // run starts the worker and blocks until ctx ends, or, with -once, until
-// one sweep is done (its summary goes to stdout as JSON). When ready is not
+// one sweep is done (its summary goes to stdout as JSON), or, with
+// -reseal, until every token is sealed under the primary key (the counts
+// go to stdout as JSON). When ready is not
 // nil it receives the listening address.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, logOut io.Writer, ready chan<- string) error {
 	fl := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fl.SetOutput(logOut)
 	once := fl.Bool("once", false, "run one sweep, print its summary and exit (non-zero only if the sweep itself failed)")
+	resealAll := fl.Bool("reseal", false, "seal every token's secrets under the primary key of TOKEN_ENCRYPTION_KEYS now, print the counts and exit (non-zero only if the walk itself failed)")
 	if err := fl.Parse(args); err != nil {
 		return err
+	}
+	if *once && *resealAll {
+		return fmt.Errorf("-once and -reseal cannot be combined")
 	}
 	cfg, err := config.Load(config.Worker, getenv)
 	if err != nil {
@@ -40,6 +46,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer core.Close()
+	if *resealAll {
+		return reseal(ctx, core.Store, stdout, log)
+	}
 
 	sw := newSweeperFor(cfg, core, log, time.Now)
 	if !*once && cfg.SweepInterval == 0 {
@@ -71,12 +80,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer stop()
 		log.Info("sweeping on schedule", "interval", cfg.SweepInterval.String())
 	}
-	ln, err := httpserve.Listen(cfg.Port)
+	publicMetrics := core.Metrics.Handler()
+	metrics, err := httpserve.ListenMetrics(cfg.MetricsAddr, publicMetrics)
 	if err != nil {
 		return err
 	}
-	return httpserve.Serve(ctx, ln, newHandler(sw, auth, core.Metrics.Handler(), log), log,
-		httpserve.Options{Ready: ready, WriteTimeout: cfg.SweepTimeout + 30*time.Second})
+	if metrics != nil {
+		publicMetrics = nil // served on METRICS_ADDR only
+	}
+	ln, err := httpserve.Listen(cfg.Port)
+	if err != nil {
+		if metrics != nil {
+			metrics.Listener.Close()
+		}
+		return err
+	}
+	return httpserve.Serve(ctx, ln, newHandler(sw, auth, publicMetrics, log), log,
+		httpserve.Options{Ready: ready, WriteTimeout: cfg.SweepTimeout + 30*time.Second, Metrics: metrics})
 }
 
 // newSweeperFor builds the sweeper over the parts both binaries share.

@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ type Config struct {
 	MetaCollection     string
 	AdminSessionTTL    time.Duration
 	Port               string
+	MetricsAddr        string
 	WebexTimeout       time.Duration
 	EncryptionKeys     string
 	TokenPassphrase    string
@@ -75,6 +77,7 @@ func Load(b Binary, getenv func(string) string) (*Config, error) {
 		MetaCollection:     r.str("META_COLLECTION", "tokenservice"),
 		AdminSessionTTL:    r.duration("ADMIN_SESSION_TTL", 8*time.Hour),
 		Port:               r.str("PORT", "8080"),
+		MetricsAddr:        r.hostPort("METRICS_ADDR"),
 		WebexTimeout:       r.duration("WEBEX_TIMEOUT", 10*time.Second),
 		EncryptionKeys:     r.str("TOKEN_ENCRYPTION_KEYS", ""),
 		PreviousPassphrase: r.str("TOKEN_PASSPHRASE_PREVIOUS", ""),
@@ -208,6 +211,19 @@ func (r *reader) list(name, def string) []string {
 		}
 	}
 	return out
+}
+
+// hostPort reads an optional listen address such as 127.0.0.1:9090.
+func (r *reader) hostPort(name string) string {
+	v := r.str(name, "")
+	if v == "" {
+		return ""
+	}
+	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		r.errs = append(r.errs, fmt.Errorf("%s=%q is not a listen address such as 127.0.0.1:9090", name, v))
+		return ""
+	}
+	return v
 }
 
 func (r *reader) prefixes(name string) []netip.Prefix {
