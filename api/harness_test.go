@@ -63,7 +63,7 @@ func (h *harness) startAPI(client *gfs.Client) *api {
 	if err != nil {
 		h.T.Fatal(err)
 	}
-	store := firestore.New(client, cfg.Collection, sealer, firestore.WithLogger(log))
+	store := firestore.New(client, cfg.Collection, sealer, firestore.WithLogger(log), firestore.WithMetaCollection(cfg.MetaCollection))
 	issuer, err := webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, AuthorizeURL: cfg.WebexAuthorizeURL, Timeout: cfg.WebexTimeout})
 	if err != nil {
 		h.T.Fatal(err)
@@ -74,7 +74,7 @@ func (h *harness) startAPI(client *gfs.Client) *api {
 		WebexTimeout: cfg.WebexTimeout, Logger: log, OnRefresh: m.Refresh,
 	})
 	srv := newServer(deps{cfg: cfg, store: store, refresher: r, ping: store.Ping,
-		admin: store, authorizeURL: issuer.AuthorizeURL, logger: log, metrics: m})
+		admin: store, ops: store, authorizeURL: issuer.AuthorizeURL, logger: log, metrics: m})
 	hs := httptest.NewServer(srv)
 	h.T.Cleanup(func() { hs.Close(); r.Close() })
 	return &api{url: hs.URL, srv: srv, store: store}

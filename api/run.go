@@ -32,7 +32,7 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 	defer core.Close()
 
 	srv := newServer(deps{cfg: cfg, store: core.Store, refresher: core.Refresher, ping: core.Store.Ping,
-		admin: core.Store, authorizeURL: core.Webex.AuthorizeURL, logger: log, metrics: core.Metrics})
+		admin: core.Store, ops: core.Store, authorizeURL: core.Webex.AuthorizeURL, logger: log, metrics: core.Metrics})
 
 	ln, err := httpserve.Listen(cfg.Port)
 	if err != nil {
