@@ -172,7 +172,11 @@ type page struct {
 	// Goto, if set, is where the page sends the browser on at once (the
 	// landing page after /callback).
 	Goto string
-	Data any
+	// Canonical, if set, is the page's own address without one-off
+	// messages: the script shows it in the address bar and polls it (a
+	// page answered to a POST must not be polled at the POST's address).
+	Canonical string
+	Data      any
 }
 
 // flash is a message at the top of a page. Kind is ok, error, warning or info.

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -159,6 +161,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("the authorized token is not served: %d %s", r.code, r.raw)
 	}
 	w.Secret(r.str("token"))
+	for _, secretValue := range []string{secret, r.str("token"), docString(w, "agent-desktop", "refreshToken")} {
+		if strings.Contains(b.html(), secretValue) {
+			t.Errorf("the token page holds a secret (%.8s…)", secretValue)
+		}
+	}
 	shot = b.screenshot(screenshotDir(), "console-token.png")
 	t.Logf("token page screenshot: %s", shot)
 	clean("authorize")
@@ -180,7 +187,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	w.Webex.AddClient(clientID, "rotated-"+secret)
 	b.submit("#authorize")
 	b.submit("#approve")
-	b.waitText("#flash", "Authorization failed", 15*time.Second)
+	b.waitText("#flash", "Authorization failed: webex rejected the client credentials", 15*time.Second)
 	if got := b.text("#last-error"); !strings.Contains(got, "rejected the client credentials") {
 		t.Errorf("last error after a refused authorization: %q", got)
 	}
@@ -230,4 +237,44 @@ func TestConsoleInBrowser(t *testing.T) {
 	if foreign := b.foreignRequests(w.base, fake); len(foreign) > 0 {
 		t.Errorf("the console loaded from other origins: %q", foreign)
 	}
+}
+
+// docString reads a string field of a token document.
+func docString(w *consoleWorld, name, field string) string {
+	v, _ := w.Doc(name)[field].(string)
+	return v
+}
+
+// TestConsoleRefusesForgedFormInBrowser: a page of another origin on the
+// same host (so SameSite lets the session cookie through) makes the
+// signed-in admin's browser post the delete form. The console refuses it.
+func TestConsoleRefusesForgedFormInBrowser(t *testing.T) {
+	t.Parallel()
+	h, a, _ := consoleAPI(t, nil)
+	h.seed("victim", 10*time.Hour, 30*24*time.Hour, nil)
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<!doctype html><title>prize</title><form method="post" action="%s/admin/token/victim/delete">
+<input type="hidden" name="confirm" value="victim"><input type="hidden" name="csrf" value="guessed">
+<button id="win" type="submit">Claim your prize</button></form>`, a.url)
+	}))
+	t.Cleanup(evil.Close)
+	b := newBrowser(t, "")
+	b.open(a.url + "/admin/")
+	b.run(chromedp.SendKeys(chromedp.ID("passphrase"), adminPass))
+	b.submit("#signin")
+	if got := b.text("h1"); got != "Tokens" {
+		t.Fatalf("sign in: the page shows %q", got)
+	}
+	b.open(evil.URL)
+	if resp := b.submit("#win"); resp.Status != http.StatusForbidden {
+		t.Errorf("forged form: status %d, want 403", resp.Status)
+	}
+	if got := b.text("#flash"); !strings.Contains(got, "Request refused") {
+		t.Errorf("forged form: the page says %q", got)
+	}
+	if r := h.token(a, "victim"); r.code != 200 {
+		t.Errorf("the token was deleted by a forged form: %d", r.code)
+	}
+	b.takeProblems("status of 403")
 }

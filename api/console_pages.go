@@ -111,7 +111,12 @@ func (s *server) overviewPage(c echo.Context) error {
 		if v.Health != "" {
 			u.Set("status", string(v.Health))
 		}
-		u.Set("page", strconv.Itoa(page))
+		if page > 1 {
+			u.Set("page", strconv.Itoa(page))
+		}
+		if len(u) == 0 {
+			return "/admin/"
+		}
 		return "/admin/?" + u.Encode()
 	}
 	if n > 1 {
@@ -121,7 +126,7 @@ func (s *server) overviewPage(c echo.Context) error {
 		v.NextURL = link(n + 1)
 	}
 	p := s.signedPage(c, "Tokens")
-	p.Poll, p.Data = true, v
+	p.Poll, p.Data, p.Canonical = true, v, link(n)
 	if d := c.QueryParam("deleted"); d != "" && token.ValidateName(d) == nil {
 		p.Flash = &flash{"ok", "Token " + d + " deleted."}
 	}
@@ -159,11 +164,11 @@ func consoleOrigin(r *http.Request) string {
 }
 
 func (s *server) tokenPage(c echo.Context) error {
-	return s.renderToken(c, http.StatusOK, c.Param("name"), s.tokenFlash(c), nil)
+	return s.renderToken(c, http.StatusOK, c.Param("name"), nil, nil)
 }
 
 // tokenFlash is the message a redirect to the token page asked for.
-func (s *server) tokenFlash(c echo.Context) *flash {
+func (s *server) tokenFlash(c echo.Context, r tokenRow) *flash {
 	switch c.QueryParam("done") {
 	case "created":
 		return &flash{"ok", "Token created. Next: Authorize with Webex."}
@@ -182,7 +187,10 @@ func (s *server) tokenFlash(c echo.Context) *flash {
 	case "ok":
 		return &flash{"ok", "Authorized with Webex: the token is active and is refreshed automatically."}
 	case "failed":
-		return &flash{"error", "Authorization failed: see the last error below."}
+		if le := r.LastError; le != nil && s.now().Sub(le.At) < time.Hour {
+			return &flash{"error", "Authorization failed: " + strings.TrimPrefix(le.Message, "authorization failed: ")}
+		}
+		return &flash{"error", "Authorization failed."}
 	}
 	return nil
 }
@@ -225,8 +233,11 @@ func (s *server) renderToken(c echo.Context, status int, name string, f *flash, 
 	case len(t.Scopes) == 0:
 		v.AuthorizeWhy = "Set the scopes it needs first."
 	}
+	if f == nil && safeMethod(c.Request().Method) {
+		f = s.tokenFlash(c, row)
+	}
 	p := s.signedPage(c, "Token "+name)
-	p.Poll, p.Flash, p.Data = true, f, v
+	p.Poll, p.Flash, p.Data, p.Canonical = true, f, v, "/admin/token/"+name
 	return s.render(c, status, "token", p)
 }
 

@@ -105,6 +105,11 @@
       window.location.replace(go);
       return;
     }
+    var canonical = document.body.getAttribute("data-url");
+    if (canonical && canonical.charAt(0) === "/" && canonical.charAt(1) !== "/" &&
+        window.location.pathname + window.location.search !== canonical) {
+      window.history.replaceState(null, "", canonical);
+    }
     localize(document);
     confirmDelete();
     var every = parseInt(document.body.getAttribute("data-poll"), 10);
