@@ -42,7 +42,7 @@ var consoleStatic embed.FS
 // overviewTTL is how long one listing of every token serves the
 // overview, /admin/status and every open console's polling: a console
 // left open must not cost a read per token every few seconds.
-const overviewTTL = 5 * time.Second
+const overviewTTL = 10 * time.Second
 
 // console is the admin console's state: keys, parsed templates, assets,
 // and the last listing of every token.

@@ -106,7 +106,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// The overview updates itself: a token created elsewhere appears
 	// without a reload.
 	w.seed("late-arrival", 10*time.Hour, 60*24*time.Hour, nil)
-	b.waitText("#tokens", "late-arrival", 30*time.Second)
+	b.waitText("#tokens", "late-arrival", 45*time.Second)
 	clean("polling")
 
 	// Create a token with the fake Webex's client, as the local stack prints it.
