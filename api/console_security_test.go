@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -350,5 +352,67 @@ func TestConsoleAuthorizationIsBoundToTheBrowser(t *testing.T) {
 	resp, body = c.send(http.MethodPost, "/admin/token/bound/authorize", url.Values{"csrf": {c.csrf()}}, map[string]string{"Origin": "same"})
 	if resp.StatusCode != http.StatusConflict || !strings.Contains(body, "does not lead back to this console") {
 		t.Errorf("authorize with a foreign redirect URI: got %d", resp.StatusCode)
+	}
+}
+
+// TestConsoleShowsStartWarnings: what the configuration check warned
+// about at start is on /admin/status and on the console's overview.
+func TestConsoleShowsStartWarnings(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"ADMIN_PASSPHRASE": adminPass})
+	h.Secret(adminPass)
+	const warning = "TOKEN_PASSPHRASE is shorter than 16 characters"
+	a := h.startAPIWith(nil, func(s *server) { s.startWarnings = []string{warning} })
+	r := get(t, a.url+"/admin/status", admin(nil))
+	if w, _ := r.body["warnings"].([]any); len(w) != 1 || w[0] != warning {
+		t.Errorf("/admin/status warnings %v, want [%q]", r.body["warnings"], warning)
+	}
+	c := (&consoleWorld{harness: h, base: a.url}).client()
+	c.signIn()
+	if _, body := c.send(http.MethodGet, "/admin/", nil, nil); !strings.Contains(body, warning) {
+		t.Error("the overview does not show the start-up warning")
+	}
+}
+
+// TestConsoleOverviewWithThousandTokens: 1 000 tokens are paged 50 at a
+// time, most urgent first, and can be filtered by name and status.
+func TestConsoleOverviewWithThousandTokens(t *testing.T) {
+	t.Parallel()
+	h, _, c := consoleAPI(t, nil)
+	ctx := context.Background()
+	bw := h.Firestore.BulkWriter(ctx)
+	now := time.Now()
+	for i := range 1000 {
+		doc := map[string]any{"clientId": "c", "clientSecret": "s", "redirectUri": "https://x.example/callback",
+			"accessToken": "at", "refreshToken": "rt",
+			"accessExpires": now.Add(time.Duration(3+i%9) * time.Hour).UnixMilli(), "refreshExpires": now.Add(50 * 24 * time.Hour).UnixMilli()}
+		if i%100 == 7 {
+			doc["status"] = "reauth_required"
+		}
+		if _, err := bw.Set(h.Firestore.Collection(h.Collection).Doc(fmt.Sprintf("flow-%04d", i)), doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bw.End()
+	c.signIn()
+	start := time.Now()
+	_, body := c.send(http.MethodGet, "/admin/", nil, nil)
+	t.Logf("overview of 1 000 tokens rendered in %s", time.Since(start).Round(time.Millisecond))
+	rows := regexp.MustCompile(`<tr data-name="([^"]+)" data-health="([^"]+)"`).FindAllStringSubmatch(body, -1)
+	if len(rows) != overviewPageSize || !strings.Contains(body, "1–50 of 1000") || !strings.Contains(body, `rel="next"`) {
+		t.Fatalf("page 1: %d rows, want %d, with a next page", len(rows), overviewPageSize)
+	}
+	for i, r := range rows[:10] {
+		if r[2] != "reauth_required" {
+			t.Errorf("row %d is %s (%s), want the 10 re-authorizations first", i, r[1], r[2])
+		}
+	}
+	_, body = c.send(http.MethodGet, "/admin/?page=20", nil, nil)
+	if !strings.Contains(body, "951–1000 of 1000") || strings.Contains(body, `rel="next"`) {
+		t.Error("page 20 is not the last 50")
+	}
+	_, body = c.send(http.MethodGet, "/admin/?q=flow-012&status=active", nil, nil)
+	if rows := regexp.MustCompile(`<tr data-name="`).FindAllString(body, -1); len(rows) != 10 || !strings.Contains(body, "of 10 matching") {
+		t.Errorf("filter by name and status: %d rows", len(rows))
 	}
 }

@@ -49,7 +49,11 @@ type api struct {
 
 // startAPI starts an api instance with its own Firestore client, cache and
 // refresher, as a separate process would have.
-func (h *harness) startAPI(client *gfs.Client) *api {
+func (h *harness) startAPI(client *gfs.Client) *api { return h.startAPIWith(client, nil) }
+
+// startAPIWith is startAPI with prepare (if not nil) called on the server
+// before it serves.
+func (h *harness) startAPIWith(client *gfs.Client, prepare func(*server)) *api {
 	h.T.Helper()
 	cfg, err := config.Load(config.API, func(k string) string { return h.Env[k] })
 	if err != nil {
@@ -75,6 +79,9 @@ func (h *harness) startAPI(client *gfs.Client) *api {
 	})
 	srv := newServer(deps{cfg: cfg, store: store, refresher: r, ping: store.Ping,
 		admin: store, ops: store, authorizeURL: issuer.AuthorizeURL, logger: log, metrics: m})
+	if prepare != nil {
+		prepare(srv)
+	}
 	hs := httptest.NewServer(srv)
 	h.T.Cleanup(func() { hs.Close(); r.Close() })
 	return &api{url: hs.URL, srv: srv, store: store}
