@@ -140,35 +140,7 @@ func (s *server) putToken(c echo.Context) error {
 		return writeError(c, ae)
 	}
 
-	var changed []string
-	update := func(t *token.Token) ([]token.Event, error) {
-		changed = cc.apply(t, hash)
-		appChanged, err := cc.applyServiceApp(t)
-		if err != nil {
-			return nil, err
-		}
-		changed = append(changed, appChanged...)
-		if t.ResumeIfClientFixed() {
-			changed = append(changed, "status")
-		}
-		return nil, nil
-	}
-	created := false
-	stored, err := s.store.Update(ctx, name, update)
-	if errors.Is(err, token.ErrNotFound) {
-		t := &token.Token{Name: name, Status: token.StatusPending}
-		if _, err := update(t); err != nil {
-			return writeError(c, statusOf(err, name, s.now()))
-		}
-		if missing := t.MissingClientFields(); len(missing) > 0 {
-			return writeError(c, errorf(http.StatusBadRequest, "a new token needs clientId, clientSecret and redirectUri: no "+strings.Join(missing, ", ")))
-		}
-		stored = t
-		created, err = s.store.Create(ctx, t)
-		if err == nil && !created { // created by someone else meanwhile
-			stored, err = s.store.Update(ctx, name, update)
-		}
-	}
+	created, changed, stored, err := s.saveClientConfig(ctx, name, &cc, hash, createOrUpdate)
 	if err != nil {
 		s.logger.Warn("admin update failed", "token", name, "error", err.Error())
 		return writeError(c, statusOf(err, name, s.now()))
@@ -246,15 +218,9 @@ func (s *server) authorizeLink(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
 	defer cancel()
-	t, err := token.ForReauthorization(s.store.Get(ctx, name))
+	t, err := s.authorizable(ctx, name)
 	if err != nil {
 		return writeError(c, statusOf(err, name, s.now()))
-	}
-	if missing := t.MissingClientFields(); len(missing) > 0 {
-		return writeError(c, errorf(http.StatusConflict, "token "+name+" has no complete client config (no "+strings.Join(missing, ", ")+"): PUT /admin/tokens/"+name+" first"))
-	}
-	if len(t.Scopes) == 0 {
-		return writeError(c, errorf(http.StatusConflict, "token "+name+" has no scopes: PUT /admin/tokens/"+name+` with "scopes"`))
 	}
 	state, _, expires, err := s.signer.Issue(name)
 	if err != nil {

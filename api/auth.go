@@ -104,9 +104,16 @@ func (s *server) checkTokenPassphrase(c echo.Context, name string) (*token.Token
 	return t, nil
 }
 
-// requireAdmin guards the admin endpoints with x-admin-passphrase.
+// requireAdmin guards the admin endpoints with x-admin-passphrase or a
+// console session (adminBySession).
 func (s *server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if handled, ae := s.adminBySession(c); handled {
+			if ae != nil {
+				return writeError(c, ae)
+			}
+			return next(c)
+		}
 		addr := s.throttleKey(c)
 		if ae := s.throttled(addr, adminThrottleName); ae != nil {
 			return writeError(c, ae)

@@ -68,7 +68,11 @@ type api struct {
 // startAPI starts an api instance with its own Firestore client (nil: a
 // new one), cache and refresher, as a separate process would have, built
 // as run builds it, on the harness's clock.
-func (h *harness) startAPI(client *gfs.Client) *api {
+func (h *harness) startAPI(client *gfs.Client) *api { return h.startAPIWith(client, nil) }
+
+// startAPIWith is startAPI with prepare (if not nil) called on the server
+// before it serves.
+func (h *harness) startAPIWith(client *gfs.Client, prepare func(*server)) *api {
 	h.T.Helper()
 	cfg, err := config.Load(config.API, h.Getenv)
 	if err != nil {
@@ -85,6 +89,9 @@ func (h *harness) startAPI(client *gfs.Client) *api {
 		h.T.Fatal(err)
 	}
 	srv := newAPI(cfg, core, log, h.Clock.Now)
+	if prepare != nil {
+		prepare(srv)
+	}
 	hs := httptest.NewServer(srv)
 	h.T.Cleanup(func() { hs.Close(); core.Close() })
 	return &api{url: hs.URL, srv: srv, store: core.Store}

@@ -55,5 +55,5 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 // newAPI builds the api over the parts both binaries share.
 func newAPI(cfg *config.Config, core *bootstrap.Core, log *slog.Logger, now func() time.Time) *server {
 	return newServer(deps{cfg: cfg, store: core.Store, refresher: core.Refresher, ping: core.Store.Ping,
-		admin: core.Store, authorizeURL: core.Webex.AuthorizeURL, logger: log, metrics: core.Metrics, now: now})
+		admin: core.Store, ops: core.Store, authorizeURL: core.Webex.AuthorizeURL, logger: log, metrics: core.Metrics, now: now})
 }

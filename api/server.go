@@ -31,6 +31,10 @@ type deps struct {
 	// admin is what the admin endpoints need beyond store; nil turns
 	// them off even when ADMIN_PASSPHRASE is set.
 	admin adminStore
+	// ops is what the console and the admin actions need beyond admin
+	// (listing with unreadable secrets, deleting, the last sweep); nil
+	// turns them off.
+	ops opsStore
 	// authorizeURL builds Webex's authorize URL (the Webex client's).
 	authorizeURL func(c token.Client, scopes []string, state string) string
 	logger       *slog.Logger
@@ -50,6 +54,11 @@ type server struct {
 	throttle  *throttle.Throttle
 	clients   clientip.Resolver
 	signer    oauthstate.Signer
+	// startWarnings are what the configuration check found worth an
+	// operator's attention; /admin/status and the console show them.
+	startWarnings []string
+	// console is the admin console; nil when it is off.
+	console *console
 }
 
 func newServer(d deps) *server {
@@ -94,6 +103,10 @@ func newServer(d deps) *server {
 		admin.PUT("/admin/tokens/:name", s.putToken)
 		admin.GET("/admin/tokens", s.listTokens)
 		admin.GET("/authorize", s.authorizeLink)
+		if d.ops != nil {
+			s.adminActionRoutes(e)
+			s.consoleRoutes(e)
+		}
 	}
 	if d.metrics != nil && d.cfg.MetricsAddr == "" { // else run serves it on METRICS_ADDR only
 		e.GET("/metrics", echo.WrapHandler(d.metrics.Handler()))

@@ -58,9 +58,15 @@ type Event struct {
 // NewEvent builds the event of type typ for t's current state.
 func NewEvent(typ EventType, t *Token, trigger Trigger, now time.Time) Event {
 	id := fmt.Sprintf("%s/%d/%s", t.Name, t.Generation, typ)
-	if typ == EventRefreshExpiring {
+	switch typ {
+	case EventRefreshExpiring:
 		// once per refresh token, i.e. per refreshExpires value
 		id = fmt.Sprintf("%s/%d/%s/%s", t.Name, t.Generation, typ, strconv.FormatInt(t.RefreshExpires.UnixMilli(), 10))
+	case EventDeleted:
+		// A name can be created and deleted again at the same generation:
+		// each deletion is its own event. The ID is still fixed once the
+		// event is committed, so a republished copy shares it.
+		id = fmt.Sprintf("%s/%d/%s/%s", t.Name, t.Generation, typ, strconv.FormatInt(now.UnixMilli(), 10))
 	}
 	return Event{
 		ID:             id,

@@ -15,6 +15,13 @@ var ErrNoClientConfig = errors.New("client configuration incomplete")
 // generation, clearing any reauth_required or config_error state. A
 // person authorized, so it wins over whatever state the token was in.
 func (r *Refresher) ExchangeCode(ctx context.Context, name, code string) (*Token, error) {
+	return r.ExchangeCodeVerified(ctx, name, code, "")
+}
+
+// ExchangeCodeVerified is ExchangeCode for an authorization started with
+// PKCE: verifier (if not empty) goes to Webex with the code, through an
+// Issuer that is a VerifierIssuer.
+func (r *Refresher) ExchangeCodeVerified(ctx context.Context, name, code, verifier string) (*Token, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
 	}
@@ -28,9 +35,16 @@ func (r *Refresher) ExchangeCode(ctx context.Context, name, code string) (*Token
 	if missing := t.MissingClientFields(); len(missing) > 0 {
 		return nil, fmt.Errorf("authorize %s: %w: no %s", name, ErrNoClientConfig, strings.Join(missing, ", "))
 	}
-	g, latency, err := r.callWebex(ctx, func(ctx context.Context) (Grant, error) {
-		return r.o.Issuer.Exchange(ctx, Client{ID: t.ClientID, Secret: t.ClientSecret, RedirectURI: t.RedirectURI}, code)
-	})
+	client := Client{ID: t.ClientID, Secret: t.ClientSecret, RedirectURI: t.RedirectURI}
+	exchange := func(ctx context.Context) (Grant, error) { return r.o.Issuer.Exchange(ctx, client, code) }
+	if verifier != "" {
+		vi, ok := r.o.Issuer.(VerifierIssuer)
+		if !ok {
+			return nil, fmt.Errorf("authorize %s: the webex client cannot send a PKCE verifier", name)
+		}
+		exchange = func(ctx context.Context) (Grant, error) { return vi.ExchangeVerified(ctx, client, code, verifier) }
+	}
+	g, latency, err := r.callWebex(ctx, exchange)
 	var saved *Token
 	if err == nil {
 		// The code is spent: the grant is stored even if the caller goes away.

@@ -51,7 +51,10 @@ type Client struct {
 	now          func() time.Time // for Retry-After dates
 }
 
-var _ token.Issuer = (*Client)(nil)
+var (
+	_ token.Issuer         = (*Client)(nil)
+	_ token.VerifierIssuer = (*Client)(nil)
+)
 
 // New returns a Client, or an error if a URL is not an absolute http(s) URL.
 func New(o Options) (*Client, error) {
@@ -123,6 +126,16 @@ func (c *Client) Refresh(ctx context.Context, tc token.Client, refreshToken stri
 // Exchange makes an authorization_code grant for code, with the client's
 // redirect URI.
 func (c *Client) Exchange(ctx context.Context, tc token.Client, code string) (token.Grant, error) {
+	return c.exchange(ctx, tc, code, "")
+}
+
+// ExchangeVerified is Exchange for an authorization started with PKCE
+// (RFC 7636, method S256): it sends verifier as code_verifier.
+func (c *Client) ExchangeVerified(ctx context.Context, tc token.Client, code, verifier string) (token.Grant, error) {
+	return c.exchange(ctx, tc, code, verifier)
+}
+
+func (c *Client) exchange(ctx context.Context, tc token.Client, code, verifier string) (token.Grant, error) {
 	if err := checkClient(opExchange, tc); err != nil {
 		return token.Grant{}, err
 	}
@@ -131,9 +144,13 @@ func (c *Client) Exchange(ctx context.Context, tc token.Client, code string) (to
 	}
 	ctx, cancel := c.context(ctx)
 	defer cancel()
-	tok, err := c.config(tc, nil).Exchange(ctx, code)
+	var opts []oauth2.AuthCodeOption
+	if verifier != "" {
+		opts = append(opts, oauth2.VerifierOption(verifier))
+	}
+	tok, err := c.config(tc, nil).Exchange(ctx, code, opts...)
 	if err != nil {
-		return token.Grant{}, c.classify(ctx, opExchange, err, tc.Secret, code)
+		return token.Grant{}, c.classify(ctx, opExchange, err, tc.Secret, code, verifier)
 	}
 	return toGrant(tok), nil
 }

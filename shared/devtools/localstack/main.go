@@ -3,7 +3,8 @@
 // and Pub/Sub emulator components, java), then starts:
 //
 //   - the Firestore and Pub/Sub emulators on free loopback ports;
-//   - a fake Webex token and authorize endpoint with a demo client;
+//   - a fake Webex token and authorize endpoint with a demo client, whose
+//     authorize page a person approves with one click;
 //   - the topic token-events with an ordered subscription token-events-demo;
 //   - a token "demo" in collection tokens, written as the Node sample writes
 //     it, whose access token has 2h05m left, so the worker's first sweep
@@ -131,6 +132,9 @@ func run(ctx context.Context, con *console) error {
 
 	fake := webexfake.NewServer(webexfake.New())
 	defer fake.Close()
+	// A person approves on a page, as on Webex, so the console's
+	// onboarding can be followed in a browser.
+	fake.SetConsentPage(true)
 
 	fs, err := gfs.NewClient(ctx, project)
 	if err != nil {
@@ -221,7 +225,7 @@ func run(ctx context.Context, con *console) error {
 				con.say("warning: %v", err)
 				continue
 			}
-			printTryThis(con, apiPort, workerPort, fsEmu.Host(), psEmu.Host())
+			printTryThis(con, apiPort, workerPort, fsEmu.Host(), psEmu.Host(), fake.URL)
 		}
 	}
 }
@@ -437,20 +441,30 @@ func waitHealthy(ctx context.Context, ports ...int) error {
 	return nil
 }
 
-func printTryThis(con *console, apiPort, workerPort int, fsHost, psHost string) {
+func printTryThis(con *console, apiPort, workerPort int, fsHost, psHost, fakeURL string) {
 	api, worker := fmt.Sprintf("localhost:%d", apiPort), fmt.Sprintf("localhost:%d", workerPort)
 	con.say(`ready: api on %[1]s, worker on %[2]s
   TOKEN_PASSPHRASE=%[3]s  ADMIN_PASSPHRASE=%[4]s  (demo values)
+Admin console: http://%[1]s/admin/  (sign in with the ADMIN_PASSPHRASE above)
+  To onboard a second token there: New token, any name (say queue-stats), and the
+  fake Webex integration's client config:
+    Client ID      %[11]s
+    Client secret  %[12]s
+    Redirect URI   http://%[1]s/callback
+    Scopes         spark:kms cjp:config_read
+  then Authorize with Webex and Approve on the fake Webex page (%[13]s).
 Try:
   curl -s -H 'x-token-passphrase: %[3]s' 'http://%[1]s/?name=%[5]s'
-  curl -s -H 'x-token-passphrase: %[3]s' 'http://%[1]s/?name=%[11]s'   # the Service App, with its orgId
+  curl -s -H 'x-token-passphrase: %[3]s' 'http://%[1]s/?name=%[14]s'   # the Service App, with its orgId
   curl -s -X POST %[2]s/run
   curl -s %[1]s/metrics | grep token_
   curl -s -H 'x-admin-passphrase: %[4]s' %[1]s/admin/tokens
+  curl -s -H 'x-admin-passphrase: %[4]s' %[1]s/admin/status
 To point other tools at the emulators:
   export GOOGLE_CLOUD_PROJECT=%[6]s FIRESTORE_EMULATOR_HOST=%[7]s PUBSUB_EMULATOR_HOST=%[8]s
 Events on %[9]s arrive below as [events] lines (subscription %[10]s). Ctrl-C stops everything.`,
-		api, worker, tokenPassphrase, adminPassphrase, demoName, project, fsHost, psHost, topicID, subscriptionID, serviceAppName)
+		api, worker, tokenPassphrase, adminPassphrase, demoName, project, fsHost, psHost, topicID, subscriptionID,
+		demoClientID, demoClientSecret, fakeURL, serviceAppName)
 }
 
 func randomHex(n int) string {

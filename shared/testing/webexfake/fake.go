@@ -24,6 +24,9 @@ import (
 const (
 	TokenPath     = "/v1/access_token"
 	AuthorizePath = "/v1/authorize"
+	// ConsentPath is where the consent page (SetConsentPage) posts the
+	// person's decision. Webex has its own; this one is the fake's.
+	ConsentPath = "/v1/authorize/consent"
 )
 
 // Defaults of the lifetimes the fake grants, as Webex answers them.
@@ -63,6 +66,7 @@ type Fake struct {
 	rotate           bool
 	omitRefreshToken bool
 	denyAuthorize    bool
+	consentPage      bool
 	expiresIn        time.Duration
 	refreshExpiresIn time.Duration
 
@@ -75,6 +79,9 @@ type codeGrant struct {
 	clientID    string
 	redirectURI string
 	expires     time.Time
+	// challenge is the PKCE code_challenge (S256) the authorization was
+	// made with, "" without PKCE.
+	challenge string
 }
 
 type refreshGrant struct {
@@ -204,12 +211,12 @@ func (f *Fake) AccessTokenValid(accessToken string) bool {
 func (f *Fake) IssueCode(clientID, redirectURI string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.issueCodeLocked(clientID, redirectURI)
+	return f.issueCodeLocked(clientID, redirectURI, "")
 }
 
-func (f *Fake) issueCodeLocked(clientID, redirectURI string) string {
+func (f *Fake) issueCodeLocked(clientID, redirectURI, challenge string) string {
 	code := random(CodePrefix)
-	f.codes[code] = codeGrant{clientID: clientID, redirectURI: redirectURI, expires: f.now().Add(CodeTTL)}
+	f.codes[code] = codeGrant{clientID: clientID, redirectURI: redirectURI, expires: f.now().Add(CodeTTL), challenge: challenge}
 	return code
 }
 
@@ -267,6 +274,16 @@ func (f *Fake) SetDenyAuthorize(on bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.denyAuthorize = on
+}
+
+// SetConsentPage makes the authorize endpoint show a page on which a
+// person approves (or denies) with one click, as Webex's does, instead of
+// consenting at once with a redirect (the default, for tests). The local
+// stack turns it on.
+func (f *Fake) SetConsentPage(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.consentPage = on
 }
 
 // Stats returns a copy of the call counters.
