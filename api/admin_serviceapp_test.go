@@ -1,6 +1,7 @@
 package main
 
 import (
+	"html"
 	"net/http"
 	"net/url"
 	"strings"
@@ -84,4 +85,71 @@ func TestAuthorizeRefusesServiceApp(t *testing.T) {
 	if st := w.Webex.MintStats(); st.Calls != 0 {
 		t.Errorf("%d applications calls, want none", st.Calls)
 	}
+}
+
+// TestConsoleServiceAppForms: the console's forms take a Service App as
+// PUT does. One created with a client secret that is not the app's is
+// created but not minted, and the page says why; saving the right
+// secret resumes it and mints it; a Service App is refused as manager.
+func TestConsoleServiceAppForms(t *testing.T) {
+	t.Parallel()
+	w := newServiceAppWorld(t, 10*time.Hour)
+	c := (&consoleWorld{harness: w.harness, base: w.a.url}).client()
+	c.signIn()
+	csrf := c.csrf()
+	form := func(name, secret, manager string) url.Values {
+		return url.Values{"csrf": {csrf}, "kind": {"service_app"}, "name": {name}, "appId": {w.app.AppID}, "clientId": {w.app.ClientID},
+			"clientSecret": {secret}, "targetOrgId": {w.app.OrgID}, "manager": {manager}}
+	}
+	same := map[string]string{"Origin": "same"}
+	wrong := "not-the-app-secret-" + randomHex(6)
+	w.Secret(wrong)
+
+	resp, body := c.send(http.MethodPost, "/admin/new", form("app", wrong, "mgr"), same)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Service App created, but not minted: ") ||
+		!strings.Contains(body, "does not match the application") {
+		t.Fatalf("create with a wrong client secret: got %d, want the page saying it was not minted and why: %.600s", resp.StatusCode, flashOf(body))
+	}
+	if d := w.Doc("app"); d["status"] != "config_error" || d["kind"] != "service_app" {
+		t.Fatalf("document after a refused mint: status %v kind %v, want config_error, service_app", d["status"], d["kind"])
+	}
+
+	f := form("app", w.app.ClientSecret, "mgr")
+	f.Del("name")
+	resp, _ = c.send(http.MethodPost, "/admin/token/app/config", f, same)
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/admin/token/app?done=saved_minted" {
+		t.Fatalf("saving the right client secret: got %d to %q, want a redirect saying it was minted", resp.StatusCode, loc)
+	}
+	if _, body := c.send(http.MethodGet, "/admin/token/app?done=saved_minted", nil, nil); !strings.Contains(flashOf(body), "Service App config saved and minted") {
+		t.Errorf("after saving: the page says %q", flashOf(body))
+	}
+	d := w.Doc("app")
+	w.Secret(d["accessToken"].(string), d["refreshToken"].(string))
+	if d["status"] != "active" {
+		t.Errorf("after saving the right secret: status %v, want active", d["status"])
+	}
+	if st := w.Webex.MintStats(); st.Calls != 2 || st.Minted != 1 {
+		t.Errorf("applications calls %+v, want the refused one and one mint", st)
+	}
+
+	resp, body = c.send(http.MethodPost, "/admin/new", form("app2", w.app.ClientSecret, "app"), same)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(flashOf(body), "itself a Service App") {
+		t.Errorf("a Service App as manager: got %d %q, want 400 saying it is itself a Service App", resp.StatusCode, flashOf(body))
+	}
+	if r := get(t, w.a.url+"/?name=app2", map[string]string{"x-token-passphrase": w.Env["TOKEN_PASSPHRASE"]}); r.code != 404 {
+		t.Errorf("the refused Service App exists: %d", r.code)
+	}
+}
+
+// flashOf is the text of a console page's message, or the whole page.
+func flashOf(body string) string {
+	i := strings.Index(body, `id="flash"`)
+	if i < 0 {
+		return body
+	}
+	rest := body[i:]
+	if j := strings.Index(rest, "</p>"); j >= 0 {
+		rest = rest[:j]
+	}
+	return html.UnescapeString(rest[strings.IndexByte(rest, '>')+1:])
 }
