@@ -159,9 +159,11 @@ func (s *server) putToken(c echo.Context) error {
 	return c.JSON(http.StatusOK, body)
 }
 
-// tokenSummary is one row of GET /admin/tokens: never a secret.
+// tokenSummary is one row of GET /admin/tokens: never a secret. AppID,
+// TargetOrgID and Manager are a Service App's; OrgID is there when known.
 type tokenSummary struct {
 	Name           string         `json:"name"`
+	Kind           token.Kind     `json:"kind"`
 	Status         string         `json:"status"`
 	Generation     int64          `json:"generation"`
 	ClientID       string         `json:"clientId"`
@@ -171,6 +173,10 @@ type tokenSummary struct {
 	RefreshExpires *int64         `json:"refreshExpires"`
 	LastRefresh    *int64         `json:"lastRefresh"`
 	LastError      map[string]any `json:"lastError"`
+	AppID          string         `json:"appId,omitempty"`
+	TargetOrgID    string         `json:"targetOrgId,omitempty"`
+	Manager        string         `json:"manager,omitempty"`
+	OrgID          string         `json:"orgId,omitempty"`
 }
 
 func millisOrNil(t time.Time) *int64 {
@@ -191,6 +197,10 @@ func (s *server) listTokens(c echo.Context) error {
 			Name: t.Name, Status: string(t.State()), Generation: t.Generation, ClientID: t.ClientID,
 			Scopes: t.Scopes, HasPassphrase: t.PassphraseHash != "",
 			AccessExpires: millisOrNil(t.AccessExpires), RefreshExpires: millisOrNil(t.RefreshExpires), LastRefresh: millisOrNil(t.LastRefresh),
+			Kind: token.KindIntegration, OrgID: t.Org(),
+		}
+		if t.IsServiceApp() {
+			row.Kind, row.AppID, row.TargetOrgID, row.Manager = token.KindServiceApp, t.AppID, t.TargetOrgID, t.Manager
 		}
 		if row.Scopes == nil {
 			row.Scopes = []string{}

@@ -167,6 +167,16 @@ func (b *browser) text(sel string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
+// value is the value of the form field sel matches.
+func (b *browser) value(sel string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`(function(){var e=document.querySelector(`+jsString(sel)+`);return e?e.value:""})()`))
+	if err != nil {
+		b.t.Fatalf("browser: value of %s: %v", sel, err)
+	}
+	return s
+}
+
 // has reports whether sel matches an element now.
 func (b *browser) has(sel string) bool {
 	b.t.Helper()

@@ -315,6 +315,7 @@ func (cs *console) overview(ctx context.Context) (*overviewSnapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	countBlocked(snap.rows)
 	slices.SortStableFunc(snap.rows, urgentFirst)
 	snap.sweep, err = cs.store.LastSweep(ctx)
 	if err != nil && !errors.Is(err, token.ErrNotFound) {
@@ -322,6 +323,24 @@ func (cs *console) overview(ctx context.Context) (*overviewSnapshot, error) {
 	}
 	cs.snap = snap
 	return snap, nil
+}
+
+// countBlocked sets each manager's count of the Service Apps waiting for it.
+func countBlocked(rows []tokenRow) {
+	waiting := map[string]int{}
+	for _, r := range rows {
+		if r.WaitsForManager {
+			waiting[r.Manager]++
+		}
+	}
+	if len(waiting) == 0 {
+		return
+	}
+	for i := range rows {
+		if !rows[i].ServiceApp {
+			rows[i].Blocked = waiting[rows[i].Name]
+		}
+	}
 }
 
 // invalidate makes the next overview list again: after a change made

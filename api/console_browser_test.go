@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/wxcc/tokenservice/shared/testing/testkit"
 )
 
 // screenshotDir is where the browser tests leave their screenshots (bin/
@@ -235,6 +237,152 @@ func TestConsoleInBrowser(t *testing.T) {
 	clean("throttle", "status of 401", "status of 429")
 
 	if foreign := b.foreignRequests(w.base, fake); len(foreign) > 0 {
+		t.Errorf("the console loaded from other origins: %q", foreign)
+	}
+}
+
+// TestConsoleServiceAppInBrowser: an operator creates a Service App from
+// the console with a healthy manager (minted at once: one applications
+// call, token.rotated with trigger mint), mints it again with Refresh
+// now, finds it on its manager's page, and creates a second one whose
+// manager needs re-authorization: the console names that manager
+// wherever the Service App shows.
+func TestConsoleServiceAppInBrowser(t *testing.T) {
+	t.Parallel()
+	w := newConsoleWorld(t, nil)
+	mgr := testkit.SeedManager(t, w.Firestore, w.Collection, "mgr", w.Webex.Fake, 10*time.Hour, 60*24*time.Hour)
+	old := testkit.SeedManager(t, w.Firestore, w.Collection, "old-mgr", w.Webex.Fake, -time.Minute, 60*24*time.Hour)
+	w.Secret(append(mgr.Secrets(), old.Secrets()...)...)
+	w.raw("old-mgr", map[string]any{"status": "reauth_required", "lastError": map[string]any{"at": time.Now().Add(-time.Hour).UnixMilli(),
+		"message": "webex refresh: HTTP 400 invalid_grant", "permanent": true}})
+	w.seed("wallboard", 10*time.Hour, 60*24*time.Hour, nil) // an integration without the scope
+	app, app2 := testkit.NewServiceApp(w.Webex.Fake), testkit.NewServiceApp(w.Webex.Fake)
+	w.Secret(app.ClientSecret, app2.ClientSecret)
+	b := newBrowser(t, "")
+	clean := func(step string, expected ...string) {
+		t.Helper()
+		if p := b.takeProblems(expected...); len(p) > 0 {
+			t.Errorf("%s: the browser logged errors: %q", step, p)
+		}
+	}
+	b.open(w.base + "/admin/")
+	b.run(chromedp.SendKeys(chromedp.ID("passphrase"), adminPass))
+	b.submit("#signin")
+
+	// New token, kind Service App: the name typed so far is kept.
+	create := func(name string, a testkit.ServiceApp, manager string) {
+		t.Helper()
+		b.open(w.base + "/admin/new")
+		b.run(chromedp.SendKeys(chromedp.ID("name"), name))
+		b.submit("#kind-service_app")
+		if got := b.value("#name"); got != name {
+			t.Errorf("switching to Service App lost the name: %q, want %q", got, name)
+		}
+		if b.has("#redirectUri") || b.has("#scopes") {
+			t.Error("the Service App form asks for a redirect URI or scopes")
+		}
+		b.run(
+			chromedp.SendKeys(chromedp.ID("appId"), a.AppID),
+			chromedp.SendKeys(chromedp.ID("clientId"), a.ClientID),
+			chromedp.SendKeys(chromedp.ID("clientSecret"), a.ClientSecret),
+			chromedp.SendKeys(chromedp.ID("targetOrgId"), a.OrgID),
+			chromedp.SetValue(chromedp.ID("manager"), manager),
+		)
+		b.submit("#create")
+		if got := b.text("#token-name"); got != name {
+			t.Fatalf("after creating the Service App the page shows %q", got)
+		}
+	}
+	create("queue-bot", app, "mgr")
+	if got := b.text("#flash"); !strings.Contains(got, "Service App created and minted") {
+		t.Errorf("after creating: message %q, want it minted", got)
+	}
+	for sel, want := range map[string]string{
+		"#token-status": "Active", "#kind": "Service App", "#app-id": app.AppID, "#target-org": app.OrgID,
+		"#manager-of": "mgr Active", "#org-id": app.OrgID, "#secret-state": "A client secret is set",
+	} {
+		if got := b.text(sel); !strings.Contains(got, want) {
+			t.Errorf("Service App page: %s shows %q, want %q", sel, got, want)
+		}
+	}
+	if b.has("#authorize") {
+		t.Error("a Service App's page offers Authorize with Webex")
+	}
+	if st := w.Webex.MintStats(); st.Calls != 1 || st.Minted != 1 {
+		t.Errorf("creating the Service App made %+v applications calls, want exactly one", st)
+	}
+	waitEvent(t, w.events, "queue-bot", "token.rotated", "mint")
+	w.Secret(docString(w, "queue-bot", "accessToken"), docString(w, "queue-bot", "refreshToken"))
+	for _, secret := range []string{app.ClientSecret, docString(w, "queue-bot", "accessToken"), docString(w, "queue-bot", "refreshToken"), mgr.AccessToken} {
+		if strings.Contains(b.html(), secret) {
+			t.Errorf("the Service App's page holds a secret (%.8s…)", secret)
+		}
+	}
+	t.Logf("Service App page screenshot: %s", b.screenshot(screenshotDir(), "console-serviceapp.png"))
+	clean("create Service App")
+
+	// Refresh now mints a new pair: one more applications call.
+	b.submit("#refresh")
+	if got := b.text("#flash"); !strings.Contains(got, "Minted") {
+		t.Errorf("after Refresh now: message %q", got)
+	}
+	if st := w.Webex.MintStats(); st.Calls != 2 {
+		t.Errorf("Refresh now on a Service App: %d applications calls in all, want 2", st.Calls)
+	}
+	if got := b.text("#token-status"); got != "Active" {
+		t.Errorf("after Refresh now: status %q", got)
+	}
+	clean("refresh Service App")
+
+	// Its manager's page lists the Service Apps it manages.
+	b.submit("#manager-of a")
+	if got := b.text("#token-name"); got != "mgr" {
+		t.Fatalf("the manager link leads to %q", got)
+	}
+	if got := b.text("#managed"); !strings.Contains(got, "queue-bot") || !strings.Contains(got, "Active") {
+		t.Errorf("the manager's page lists %q, want queue-bot, active", got)
+	}
+	t.Logf("manager page screenshot: %s", b.screenshot(screenshotDir(), "console-manager.png"))
+	clean("manager page")
+
+	// A manager that needs re-authorization: the Service App is created
+	// but not minted, and the console names the manager.
+	create("wallboard-bot", app2, "old-mgr")
+	if got := b.text("#flash"); !strings.Contains(got, "Service App created, but not minted: its manager old-mgr needs re-authorization") {
+		t.Errorf("creating with a manager that needs re-authorization: message %q", got)
+	}
+	if got := b.text("#token-status"); got != "Re-authorization required" {
+		t.Errorf("status %q, want Re-authorization required", got)
+	}
+	if got := b.text("#advice"); !strings.Contains(got, "Its manager old-mgr must be authorized again") {
+		t.Errorf("advice %q does not name the manager", got)
+	}
+	if got := b.text("#refresh-why"); !b.has("#refresh[disabled]") || !strings.Contains(got, "old-mgr") {
+		t.Errorf("Refresh now is offered (or its reason %q does not name the manager) while the manager needs re-authorization", got)
+	}
+	if st := w.Webex.MintStats(); st.Calls != 2 {
+		t.Errorf("a Service App whose manager needs re-authorization cost %d applications calls, want none", st.Calls-2)
+	}
+	t.Logf("waiting Service App screenshot: %s", b.screenshot(screenshotDir(), "console-serviceapp-waiting.png"))
+	clean("Service App waiting for its manager")
+
+	// The overview: the kind next to the name, the manager named.
+	b.open(w.base + "/admin/")
+	if got := b.text(`tr[data-name="queue-bot"] .tag`); got != "Service App" {
+		t.Errorf("overview: queue-bot's kind tag %q", got)
+	}
+	if b.has(`tr[data-name="mgr"] .tag`) {
+		t.Error("overview: the integration mgr is tagged")
+	}
+	if got := b.text(`tr[data-name="wallboard-bot"] td:nth-child(2)`); got != "Re-authorization required Manager old-mgr needs re-authorization" {
+		t.Errorf("overview: wallboard-bot's status shows %q, want the manager named", got)
+	}
+	if got := b.text(`tr[data-name="old-mgr"] td:nth-child(2)`); got != "Re-authorization required 1 Service App waits for it" {
+		t.Errorf("overview: old-mgr's status shows %q, want the Service App waiting for it counted", got)
+	}
+	t.Logf("overview screenshot: %s", b.screenshot(screenshotDir(), "console-overview-serviceapps.png"))
+	clean("overview")
+	if foreign := b.foreignRequests(w.base); len(foreign) > 0 {
 		t.Errorf("the console loaded from other origins: %q", foreign)
 	}
 }

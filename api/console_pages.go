@@ -134,13 +134,22 @@ func (s *server) overviewPage(c echo.Context) error {
 }
 
 // configForm is the client config form's content: the token's current
-// values, or what the admin sent when it was refused.
+// values, or what the admin sent when it was refused. ServiceApp picks
+// the Service App form (console_serviceapps.go) over the integration's.
 type configForm struct {
 	Name        string
 	ClientID    string
 	RedirectURI string
 	Scopes      string
 	SecretSet   bool
+
+	ServiceApp  bool
+	AppID       string
+	TargetOrgID string
+	Manager     string
+	// The integrations a Service App may choose as manager: those whose
+	// scopes hold spark:applications_token, then the others.
+	ManagersWithScope, OtherManagers []managerOption
 }
 
 type tokenView struct {
@@ -152,6 +161,14 @@ type tokenView struct {
 	// DefaultRedirect is this console's /callback, the redirect URI a
 	// new token most likely needs.
 	DefaultRedirect string
+	// Manager is a Service App's manager (nil: not read, or
+	// ManagerMissing: no token has its name).
+	Manager        *tokenRow
+	ManagerMissing bool
+	// Managed lists the Service Apps that an integration manages.
+	Managed []tokenRow
+	// KindURLs are the New token form's addresses for each kind.
+	KindURLs kindURLs
 }
 
 // consoleOrigin is the scheme and host the browser used.
@@ -169,6 +186,11 @@ func (s *server) tokenPage(c echo.Context) error {
 
 // tokenFlash is the message a redirect to the token page asked for.
 func (s *server) tokenFlash(c echo.Context, r tokenRow) *flash {
+	if r.ServiceApp {
+		if f := serviceAppFlash(c.QueryParam("done")); f != nil {
+			return f
+		}
+	}
 	switch c.QueryParam("done") {
 	case "created":
 		return &flash{"ok", "Token created. Next: Authorize with Webex."}
@@ -220,11 +242,13 @@ func (s *server) renderToken(c echo.Context, status int, name string, f *flash, 
 	}
 	row := newTokenRow(t, unreadable, s.now(), s.console.windows)
 	v := tokenView{Row: row, RefreshWhy: heldReason(row), DefaultRedirect: consoleOrigin(c.Request()) + "/callback",
-		Form: configForm{Name: name, ClientID: t.ClientID, RedirectURI: t.RedirectURI, Scopes: strings.Join(t.Scopes, " "), SecretSet: row.ClientSecretSet}}
+		Form: configForm{Name: name, ClientID: t.ClientID, RedirectURI: t.RedirectURI, Scopes: strings.Join(t.Scopes, " "), SecretSet: row.ClientSecretSet,
+			ServiceApp: row.ServiceApp, AppID: t.AppID, TargetOrgID: t.TargetOrgID, Manager: t.Manager}}
 	if form != nil {
 		v.Form = *form
 		v.Form.SecretSet = row.ClientSecretSet
 	}
+	s.serviceAppView(ctx, t, &v)
 	switch missing := t.MissingClientFields(); {
 	case slices.Contains(unreadable, "clientSecret"):
 		v.AuthorizeWhy = "Its client secret does not open with the configured keys: set a new one below first."
@@ -252,19 +276,26 @@ func (s *server) newTokenPage(c echo.Context) error {
 	if token.ValidateName(name) != nil {
 		name = ""
 	}
-	return s.renderNew(c, http.StatusOK, nil, configForm{Name: name, RedirectURI: consoleOrigin(c.Request()) + "/callback"})
+	return s.renderNew(c, http.StatusOK, nil, configForm{Name: name, RedirectURI: consoleOrigin(c.Request()) + "/callback",
+		ServiceApp: c.QueryParam("kind") == string(token.KindServiceApp)})
 }
 
 func (s *server) renderNew(c echo.Context, status int, f *flash, form configForm) error {
 	p := s.signedPage(c, "New token")
 	p.Flash = f
-	p.Data = tokenView{New: true, Form: form, DefaultRedirect: consoleOrigin(c.Request()) + "/callback"}
+	if form.ServiceApp {
+		s.managerOptions(c.Request().Context(), &form)
+	}
+	p.Data = tokenView{New: true, Form: form, DefaultRedirect: consoleOrigin(c.Request()) + "/callback", KindURLs: newKindURLs(form.Name)}
 	return s.render(c, status, "new", p)
 }
 
-// formConfig reads the client config form. The client secret is
-// write-only: left empty, it stays as it is.
+// formConfig reads the client config form, or a Service App's. The
+// client secret is write-only: left empty, it stays as it is.
 func formConfig(c echo.Context) (*clientConfig, configForm) {
+	if c.FormValue("kind") == string(token.KindServiceApp) {
+		return formServiceApp(c)
+	}
 	form := configForm{
 		Name:        strings.TrimSpace(c.FormValue("name")),
 		ClientID:    strings.TrimSpace(c.FormValue("clientId")),
@@ -299,6 +330,10 @@ func (s *server) createFromConsole(c echo.Context) error {
 	if pp := c.FormValue("passphrase"); pp != "" {
 		cc.Passphrase = &pp
 	}
+	if form.ServiceApp {
+		kind := string(token.KindServiceApp)
+		cc.Kind = &kind
+	}
 	if err := cc.validate(); err != nil {
 		return s.renderNew(c, http.StatusBadRequest, &flash{"error", err.Error()}, form)
 	}
@@ -311,7 +346,10 @@ func (s *server) createFromConsole(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
 	defer cancel()
-	_, changed, _, err := s.saveClientConfig(ctx, name, cc, hash, createOnly)
+	if ae := s.checkManager(ctx, name, cc.Manager); ae != nil {
+		return s.renderNew(c, ae.code, &flash{"error", "Not created: " + ae.message}, form)
+	}
+	_, changed, stored, err := s.saveClientConfig(ctx, name, cc, hash, createOnly)
 	if errors.Is(err, errTokenExists) {
 		return s.renderNew(c, http.StatusConflict, &flash{"error", "A token named " + name + " exists already: open it from the overview to change it."}, form)
 	}
@@ -323,6 +361,9 @@ func (s *server) createFromConsole(c echo.Context) error {
 	s.cache.drop(name)
 	s.console.invalidate()
 	s.logger.Info("admin action", "action", "put_token", "result", "created", "token", name, "fields", changed, "via", "console", "remote_ip", c.RealIP())
+	if form.ServiceApp {
+		return s.mintFromConsole(c, name, stored, "created")
+	}
 	return c.Redirect(http.StatusSeeOther, "/admin/token/"+name+"?done=created")
 }
 
@@ -333,6 +374,11 @@ func (s *server) saveConfigFromConsole(c echo.Context) error {
 	form.Name = name
 	if err := cc.validate(); err != nil {
 		return s.renderToken(c, http.StatusBadRequest, name, &flash{"error", "Not saved: " + err.Error()}, &form)
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
+	defer cancel()
+	if ae := s.checkManager(ctx, name, cc.Manager); ae != nil {
+		return s.renderToken(c, ae.code, name, &flash{"error", "Not saved: " + ae.message}, &form)
 	}
 	return s.saveFromConsole(c, name, cc, "", &form, "saved")
 }
@@ -364,7 +410,7 @@ func (s *server) savePassphraseFromConsole(c echo.Context) error {
 func (s *server) saveFromConsole(c echo.Context, name string, cc *clientConfig, hash string, form *configForm, done string) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
 	defer cancel()
-	_, changed, _, err := s.saveClientConfig(ctx, name, cc, hash, updateOnly)
+	_, changed, stored, err := s.saveClientConfig(ctx, name, cc, hash, updateOnly)
 	if err != nil {
 		if !errors.Is(err, token.ErrNotFound) {
 			s.logger.Warn("console update failed", "token", name, "error", err.Error())
@@ -381,16 +427,23 @@ func (s *server) saveFromConsole(c echo.Context, name string, cc *clientConfig, 
 	if len(changed) == 0 {
 		done = "unchanged"
 	}
+	if stored != nil && stored.IsServiceApp() {
+		return s.mintFromConsole(c, name, stored, done)
+	}
 	return c.Redirect(http.StatusSeeOther, "/admin/token/"+name+"?done="+done)
 }
 
 // refreshFromConsole is Refresh now.
 func (s *server) refreshFromConsole(c echo.Context) error {
 	name := c.Param("name")
-	if _, err := s.forceRefresh(c, name); err != nil {
+	since := s.now().Add(-time.Second) // stored times are in ms
+	if res, err := s.forceRefresh(c, name); err != nil {
 		ae := statusOf(err, name, s.now())
 		if ae.retryAfter > 0 {
 			writeRetryAfter(c, ae)
+		}
+		if res.Token != nil && res.Token.IsServiceApp() {
+			return s.renderToken(c, ae.code, name, &flash{"error", "Not minted: " + mintFailure(res.Token, since, ae.message)}, nil)
 		}
 		return s.renderToken(c, ae.code, name, &flash{"error", "Refresh failed: " + ae.message}, nil)
 	}

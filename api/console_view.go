@@ -14,9 +14,23 @@ import (
 // tokenRow is what the console shows of a token: never a secret, only
 // whether one is set.
 type tokenRow struct {
-	Name            string
-	Status          token.Status
-	Health          token.Health
+	Name   string
+	Status token.Status
+	Health token.Health
+	// ServiceApp: a Service App (DESIGN 5a), minted with the access token
+	// of Manager for TargetOrgID; else an integration.
+	ServiceApp  bool
+	AppID       string
+	TargetOrgID string
+	Manager     string
+	// WaitsForManager: a Service App that cannot be minted until its
+	// manager is authorized again.
+	WaitsForManager bool
+	// OrgID is the Webex org of its tokens, "" if unknown.
+	OrgID string
+	// Blocked counts, for an integration, the Service Apps that wait for
+	// it to be authorized again (set by the overview's listing).
+	Blocked         int
 	ClientID        string
 	RedirectURI     string
 	Scopes          []string
@@ -41,6 +55,10 @@ func newTokenRow(t *token.Token, unreadable []string, now time.Time, w token.Hea
 		HasPassphrase:   t.PassphraseHash != "",
 		AccessExpires:   t.AccessExpires, RefreshExpires: t.RefreshExpires, LastRefresh: t.LastRefresh,
 		Generation: t.Generation, Unreadable: unreadable, held: t.HeldBack(now),
+		ServiceApp: t.IsServiceApp(), OrgID: t.Org(), WaitsForManager: t.WaitsForManager(),
+	}
+	if r.ServiceApp {
+		r.AppID, r.TargetOrgID, r.Manager = t.AppID, t.TargetOrgID, t.Manager
 	}
 	if t.LastError != nil {
 		le := *t.LastError
@@ -89,13 +107,48 @@ var healthAdvice = map[token.Health]string{
 	token.HealthUnreadable:      "A stored secret does not open with the configured TOKEN_ENCRYPTION_KEYS, so the token is not served. Put the missing key back; or set a new client secret and Authorize with Webex again.",
 }
 
-// heldReason says in words why a token cannot be refreshed now, or "".
+// serviceAppAdvice is healthAdvice for a Service App, which no person
+// authorizes: its manager is, and it is minted. Waiting for its manager,
+// the page names the manager instead (managerAdvice).
+var serviceAppAdvice = map[token.Health]string{
+	token.HealthActive:          "Served to flows, refreshed automatically, and minted again with its manager's token whenever its refresh token lapses. Nothing to do.",
+	token.HealthRefreshingSoon:  healthAdvice[token.HealthRefreshingSoon],
+	token.HealthRefreshExpiring: "Its refresh token ends soon: the worker mints a new pair with the manager's token at its next sweep. Nothing to do; if it stays, check the last sweep and the manager.",
+	token.HealthPending:         "Not minted yet: the api mints it on the first request, the worker at the next sweep. Refresh now mints it at once.",
+	token.HealthReauthRequired:  "Its manager must be authorized again; then this Service App is minted again by itself.",
+	token.HealthConfigError:     "Webex refused to mint it: the app ID is unknown, the app is not authorized for the target org, or the client ID and secret are not the app's. Fix the Service App config: saving a change resumes it and mints it.",
+	token.HealthUnreadable:      "A stored secret does not open with the configured TOKEN_ENCRYPTION_KEYS, so it is not served. Put the missing key back; or set a new client secret in the Service App config.",
+}
+
+// rowAdvice says what r's status means and what to do about it.
+func rowAdvice(r tokenRow) string {
+	if !r.ServiceApp {
+		return healthAdvice[r.Health]
+	}
+	if r.WaitsForManager && r.Health == token.HealthReauthRequired {
+		return managerAdvice(r.Manager)
+	}
+	return serviceAppAdvice[r.Health]
+}
+
+// managerAdvice is what to do for a Service App waiting for manager.
+func managerAdvice(manager string) string {
+	return "Its manager " + manager + " must be authorized again (its refresh token died, or its token lacks spark:applications_token): open " +
+		manager + " and Authorize with Webex. This Service App is then minted again by itself at the next sweep; nothing to do on it."
+}
+
+// heldReason says in words why a token cannot be refreshed (a Service
+// App: minted) now, or "".
 func heldReason(r tokenRow) string {
 	switch {
 	case len(r.Unreadable) > 0:
 		return "Its secrets do not open with the configured keys."
 	case r.held == nil, isBackoff(r.held):
 		return "" // a forced refresh ignores the backoff
+	case r.WaitsForManager:
+		return "It waits for its manager " + r.Manager + ", which must be authorized again first."
+	case r.ServiceApp && r.Status == token.StatusConfigError:
+		return "Webex refused to mint it: fix the Service App config first."
 	case r.Status == token.StatusPending:
 		return "It has not been authorized yet: Authorize with Webex first."
 	case r.Status == token.StatusReauthRequired:
@@ -149,7 +202,7 @@ func relative(t, now time.Time) string {
 func (cs *console) parsePages() map[string]*template.Template {
 	funcs := template.FuncMap{
 		"label":  func(h token.Health) string { return healthLabels[h] },
-		"advice": func(h token.Health) string { return healthAdvice[h] },
+		"advice": rowAdvice,
 		"iso":    func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"fallback": func(t time.Time) string {
 			return relative(t, cs.now()) + " (" + t.UTC().Format("2 Jan 2006 15:04 MST") + ")"

@@ -74,13 +74,18 @@ func (s *server) saveClientConfig(ctx context.Context, name string, cc *clientCo
 }
 
 // authorizable reads name for an authorization and checks that it can
-// be authorized: a complete client config and at least one scope. A
+// be authorized: an integration (a Service App is minted), with a
+// complete client config and at least one scope. A
 // token whose access and refresh tokens do not open may be authorized
 // again (that repairs it).
 func (s *server) authorizable(ctx context.Context, name string) (*token.Token, error) {
 	t, err := token.ForReauthorization(s.store.Get(ctx, name))
 	if err != nil {
 		return nil, err
+	}
+	if t.IsServiceApp() {
+		return nil, errorf(http.StatusConflict, "token "+name+" is a Service App: Service Apps are minted with their manager's token, not authorized; "+
+			"POST /admin/tokens/"+name+"/refresh (Refresh now on its console page) mints a new pair")
 	}
 	if missing := t.MissingClientFields(); len(missing) > 0 {
 		return nil, errorf(http.StatusConflict, "token "+name+" has no complete client config (no "+strings.Join(missing, ", ")+"): set it first, with PUT /admin/tokens/"+name+" or on its console page")

@@ -1,8 +1,9 @@
 // The admin console's script: it only improves pages that work without
 // it. It shows times in the viewer's time zone, relative to now; reloads
 // the live parts of a page every so often (no full reload, and never the
-// forms); enables Delete once the name is typed; and moves on from the
-// page that /callback answers.
+// forms); enables Delete once the name is typed; keeps the name typed
+// when the New token form switches kind; and moves on from the page that
+// /callback answers.
 (function () {
   "use strict";
 
@@ -99,6 +100,20 @@
     update();
   }
 
+  // The New token form's kind links keep the name typed so far.
+  function kindLinks() {
+    var name = document.getElementById("name");
+    var links = document.querySelectorAll(".kinds a");
+    if (!name || !links.length) return;
+    name.addEventListener("input", function () {
+      links.forEach(function (a) {
+        var u = new URL(a.getAttribute("href"), window.location.href);
+        if (name.value) u.searchParams.set("name", name.value); else u.searchParams.delete("name");
+        a.setAttribute("href", u.pathname + u.search);
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var go = document.body.getAttribute("data-goto");
     if (go && go.charAt(0) === "/" && go.charAt(1) !== "/") {
@@ -112,6 +127,7 @@
     }
     localize(document);
     confirmDelete();
+    kindLinks();
     var every = parseInt(document.body.getAttribute("data-poll"), 10);
     if (every > 0) poll(every);
   });
