@@ -30,6 +30,7 @@ func errorf(code int, message string) *apiError { return &apiError{code: code, m
 func statusOf(err error, name string, now time.Time) *apiError {
 	var ae *apiError
 	var be *token.BackoffError
+	var me *token.ManagerError
 	switch {
 	case errors.As(err, &ae):
 		return ae
@@ -39,6 +40,10 @@ func statusOf(err error, name string, now time.Time) *apiError {
 		return errorf(http.StatusNotFound, "no token named "+name)
 	case errors.Is(err, token.ErrNotAuthorized):
 		return errorf(http.StatusConflict, "token "+name+" has not been authorized yet")
+	case errors.As(err, &me) && me.Reauth:
+		return errorf(http.StatusConflict, "Service App "+name+" cannot be minted: its manager "+me.Manager+" must be authorized again")
+	case errors.Is(err, token.ErrWaitingForManager):
+		return errorf(http.StatusConflict, "Service App "+name+" waits for its manager, which must be authorized again")
 	case errors.Is(err, token.ErrReauthRequired):
 		return errorf(http.StatusConflict, "token "+name+" must be authorized again: its refresh token expired or was revoked")
 	case errors.Is(err, token.ErrConfigError):

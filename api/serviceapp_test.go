@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	gfs "cloud.google.com/go/firestore"
 	"github.com/wxcc/tokenservice/shared/testing/testkit"
 )
 
@@ -332,5 +333,32 @@ func TestTokenBodyOrgID(t *testing.T) {
 		if n := testing.AllocsPerRun(100, func() { tokenBody(&tt.tok, now) }); n != 1 && tt.name != "odd characters escaped" {
 			t.Errorf("%s: tokenBody allocates %v times, want 1", tt.name, n)
 		}
+	}
+}
+
+// TestServiceAppWaitingForManagerSaysSo: a Service App whose manager
+// must be authorized again (and has no usable access token left) answers
+// 409 naming that, on the JSON Refresh now and on GET, never the
+// integration's "its refresh token expired or was revoked".
+func TestServiceAppWaitingForManagerSaysSo(t *testing.T) {
+	t.Parallel()
+	w := newServiceAppWorld(t, -time.Minute)
+	if _, err := w.Firestore.Collection(w.Collection).Doc("mgr").Set(context.Background(),
+		map[string]any{"status": "reauth_required"}, gfs.MergeAll); err != nil {
+		t.Fatal(err)
+	}
+	r := w.put("app", w.app.Put("mgr"))
+	if r.code != 200 || r.body["minted"] == true {
+		t.Fatalf("PUT: got %d %s, want created but not minted", r.code, r.raw)
+	}
+	r = do(t, http.MethodPost, w.a.url+"/admin/tokens/app/refresh", "", admin(nil))
+	if r.code != 409 || !strings.Contains(r.str("message"), "manager") {
+		t.Fatalf("refresh now: got %d %s, want 409 naming the manager", r.code, r.raw)
+	}
+	if r := w.token(w.a, "app"); r.code != 409 || !strings.Contains(r.str("message"), "manager") {
+		t.Fatalf("GET: got %d %s, want 409 naming the manager", r.code, r.raw)
+	}
+	if n := w.Webex.MintStats().Calls; n != 0 {
+		t.Fatalf("got %d applications calls while the manager needs re-authorization, want 0", n)
 	}
 }
