@@ -3,12 +3,14 @@ package main
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/wxcc/tokenservice/shared/clientip"
 	"github.com/wxcc/tokenservice/shared/config"
 	"github.com/wxcc/tokenservice/shared/oauthstate"
+	"github.com/wxcc/tokenservice/shared/throttle"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -47,6 +49,41 @@ func (s *server) throttleKey(c echo.Context) string {
 	return clientip.Key(s.clients.ClientAddr(c.Request()))
 }
 
+// authFailures counts failed passphrases twice: per (address, name), so
+// that one misconfigured flow locks out only itself, and per address across
+// names (AUTH_FAILURE_LIMIT distinct names per AUTH_FAILURE_WINDOW), so
+// that changing the name does not reset the count. Requests for unknown
+// names count against the per-address budget too: each costs a store read
+// and a place in the cache.
+type authFailures struct {
+	pairs  *throttle.Throttle
+	budget *throttle.Budget
+}
+
+func newAuthFailures(limit int, window time.Duration, now func() time.Time) *authFailures {
+	return &authFailures{
+		pairs:  throttle.New(limit, window, now),
+		budget: throttle.NewBudget(limit, window, now),
+	}
+}
+
+// Blocked reports whether addr may not try name now, and for how long.
+func (f *authFailures) Blocked(addr, name string) (time.Duration, bool) {
+	if wait, blocked := f.pairs.Blocked(addr, name); blocked {
+		return wait, true
+	}
+	return f.budget.Blocked(addr)
+}
+
+// Fail records a wrong or missing passphrase from addr for name.
+func (f *authFailures) Fail(addr, name string) {
+	f.pairs.Fail(addr, name)
+	f.budget.Fail(addr, name)
+}
+
+// Miss records a request from addr for a name that does not exist.
+func (f *authFailures) Miss(addr, name string) { f.budget.Fail(addr, name) }
+
 // throttled is the 429 for addr and name while they failed too often, or nil.
 func (s *server) throttled(addr, name string) *apiError {
 	if wait, blocked := s.throttle.Blocked(addr, name); blocked {
@@ -59,7 +96,8 @@ func (s *server) throttled(addr, name string) *apiError {
 // checkTokenPassphrase checks the caller's x-token-passphrase for name and
 // returns the token it opens, read through the cache. A token with its own
 // passphrase accepts only that one; others accept TOKEN_PASSPHRASE or
-// TOKEN_PASSPHRASE_PREVIOUS. Failures count towards the throttle.
+// TOKEN_PASSPHRASE_PREVIOUS. Failures count towards the throttle, and so
+// does a name that does not exist.
 func (s *server) checkTokenPassphrase(c echo.Context, name string) (*token.Token, error) {
 	addr := s.throttleKey(c)
 	if ae := s.throttled(addr, name); ae != nil {
@@ -80,6 +118,7 @@ func (s *server) checkTokenPassphrase(c echo.Context, name string) (*token.Token
 			s.throttle.Fail(addr, name)
 			return nil, errorf(http.StatusUnauthorized, "wrong passphrase")
 		}
+		s.throttle.Miss(addr, name)
 		return nil, err
 	case err != nil:
 		return nil, err

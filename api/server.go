@@ -17,7 +17,6 @@ import (
 	"github.com/wxcc/tokenservice/shared/metrics"
 	"github.com/wxcc/tokenservice/shared/oauthstate"
 	"github.com/wxcc/tokenservice/shared/passphrase"
-	"github.com/wxcc/tokenservice/shared/throttle"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -47,7 +46,7 @@ type server struct {
 	tokenKeys passphrase.Configured // TOKEN_PASSPHRASE and _PREVIOUS
 	adminKey  passphrase.Configured // ADMIN_PASSPHRASE
 	verifier  *passphrase.Verifier  // per-token passphrases, memoised
-	throttle  *throttle.Throttle
+	throttle  *authFailures
 	clients   clientip.Resolver
 	signer    oauthstate.Signer
 }
@@ -58,11 +57,11 @@ func newServer(d deps) *server {
 	}
 	s := &server{
 		deps:      d,
-		cache:     newTokenCache(),
+		cache:     newTokenCache(maxMissing),
 		tokenKeys: passphrase.NewConfigured(d.cfg.TokenPassphrase, d.cfg.PreviousPassphrase),
 		adminKey:  passphrase.NewConfigured(d.cfg.AdminPassphrase, ""),
 		verifier:  passphrase.NewVerifier(0),
-		throttle:  throttle.New(d.cfg.AuthFailureLimit, d.cfg.AuthFailureWindow, d.now),
+		throttle:  newAuthFailures(d.cfg.AuthFailureLimit, d.cfg.AuthFailureWindow, d.now),
 		clients:   clientip.Resolver{TrustedHops: d.cfg.TrustedProxyHops, Allowed: d.cfg.AllowedCIDRs},
 		signer:    oauthstate.Signer{Key: stateKey(d.cfg), Now: d.now},
 	}
