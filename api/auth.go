@@ -134,17 +134,24 @@ func (s *server) checkTokenPassphrase(c echo.Context, name string) (*token.Token
 	return t, nil
 }
 
-// requireAdmin guards the admin endpoints with x-admin-passphrase.
+// requireAdmin guards the admin endpoints with x-admin-passphrase. A
+// wrong passphrase counts towards the throttle and is logged; a request
+// without one (a browser following a link) is refused without either,
+// since it guesses nothing.
 func (s *server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		addr := s.throttleKey(c)
 		if ae := s.throttled(addr, adminThrottleName); ae != nil {
 			return writeError(c, ae)
 		}
-		if !s.adminKey.Match(c.Request().Header.Get("x-admin-passphrase")) {
+		given := c.Request().Header.Get("x-admin-passphrase")
+		if given == "" {
+			return writeError(c, errorf(http.StatusUnauthorized, "missing x-admin-passphrase header"))
+		}
+		if !s.adminKey.Match(given) {
 			s.throttle.Fail(addr, adminThrottleName)
 			s.logger.Warn("admin passphrase rejected", "route", c.Path(), "remote_ip", c.RealIP())
-			return writeError(c, errorf(http.StatusUnauthorized, "missing or wrong x-admin-passphrase header"))
+			return writeError(c, errorf(http.StatusUnauthorized, "wrong x-admin-passphrase header"))
 		}
 		return next(c)
 	}

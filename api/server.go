@@ -73,56 +73,109 @@ func newServer(d deps) *server {
 	e.Use(s.requestLog)
 	e.Use(s.allowedNetworks)
 	e.Use(securityHeaders)
-	e.Use(s.bareOptions)
-	e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
-		AllowOrigins: d.cfg.CORSAllowOrigins,
-		AllowMethods: corsMethods,
-		AllowHeaders: corsHeaders,
-		MaxAge:       600,
-	}))
-	e.GET("/", s.getToken)
-	e.GET("/init", s.initToken)
-	e.GET("/callback", s.callback)
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
-	if d.cfg.AdminPassphrase != "" && d.admin != nil {
-		admin := e.Group("", s.requireAdmin)
-		admin.PUT("/admin/tokens/:name", s.putToken)
-		admin.GET("/admin/tokens", s.listTokens)
-		admin.GET("/authorize", s.authorizeLink)
-	}
-	if d.metrics != nil {
-		e.GET("/metrics", echo.WrapHandler(d.metrics.Handler()))
-	}
+	e.Use(s.crossOrigin())
 	s.echo = e
+	s.routes()
 	return s
+}
+
+// routes registers every route. Middleware that guards a route is given
+// to that route, never to a group: Echo gives a group with middleware a
+// catch-all route, which would run the middleware (and count a failed
+// admin sign-in) for every unknown path. Unknown paths answer 404 and
+// wrong methods 405, from the router, in the JSON shape of every failure.
+func (s *server) routes() {
+	s.get("/", s.getToken)
+	s.get("/init", s.initToken)
+	s.get("/callback", s.callback)
+	s.get("/healthz", s.healthz)
+	s.get("/readyz", s.readyz)
+	if s.cfg.AdminPassphrase != "" && s.admin != nil {
+		s.get("/authorize", s.authorizeLink, s.requireAdmin)
+		s.get("/admin/tokens", s.listTokens, s.requireAdmin)
+		s.echo.PUT("/admin/tokens/:name", s.putToken, s.requireAdmin)
+	}
+	if s.metrics != nil {
+		s.get("/metrics", echo.WrapHandler(s.metrics.Handler()))
+	}
+}
+
+// get registers h for GET and HEAD: Echo does not answer HEAD by itself,
+// and uptime probes use it. net/http drops the body of a HEAD answer.
+func (s *server) get(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
+	s.echo.GET(path, h, m...)
+	s.echo.HEAD(path, h, m...)
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
 
+// CORS covers the routes a browser page (an agent-desktop widget) calls:
+// GET / and /init with x-token-passphrase.
 var (
-	corsMethods = []string{http.MethodGet, http.MethodPut, http.MethodOptions}
-	corsHeaders = []string{"x-token-passphrase", "x-admin-passphrase", "content-type"}
+	corsMethods = []string{http.MethodGet, http.MethodHead, http.MethodOptions}
+	corsHeaders = []string{"x-token-passphrase", "content-type"}
 )
 
-// bareOptions answers an OPTIONS request without an Origin header (not a
-// browser's preflight, which the CORS middleware answers) as the sample
-// did: 204 with the CORS headers, whatever the path.
-func (s *server) bareOptions(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		r := c.Request()
-		if r.Method != http.MethodOptions || r.Header.Get("Origin") != "" {
+// corsRoute reports whether CORS applies to the route path.
+func corsRoute(path string) bool { return path == "/" || path == "/init" }
+
+// adminPath reports whether the request is for an admin endpoint, by its
+// route or, for paths without one, by its URL.
+func adminPath(c echo.Context) bool {
+	for _, p := range [2]string{c.Path(), c.Request().URL.Path} {
+		if p == "/authorize" || p == "/admin" || strings.HasPrefix(p, "/admin/") {
+			return true
+		}
+	}
+	return false
+}
+
+// crossOrigin applies CORS_ALLOW_ORIGINS to the token routes only. Admin
+// endpoints never grant another origin: no Access-Control-Allow-Origin on
+// their answers, and a browser's preflight for them is refused (403), so a
+// page on another origin can neither send x-admin-passphrase nor read an
+// answer. Elsewhere a preflight gets no grant either. An OPTIONS request
+// without Origin (not a browser's preflight) is answered as the sample
+// did: 204 with the CORS headers, except for admin paths.
+func (s *server) crossOrigin() echo.MiddlewareFunc {
+	cors := middleware.CORSWithConfig(middleware.CORSConfig{
+		AllowOrigins: s.cfg.CORSAllowOrigins,
+		AllowMethods: corsMethods,
+		AllowHeaders: corsHeaders,
+		MaxAge:       600,
+	})
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		withCORS := cors(next)
+		return func(c echo.Context) error {
+			r := c.Request()
+			options, fromBrowser := r.Method == http.MethodOptions, r.Header.Get("Origin") != ""
+			switch {
+			case adminPath(c):
+				if options && fromBrowser {
+					return writeError(c, errorf(http.StatusForbidden, "admin endpoints cannot be called from another origin"))
+				}
+				return next(c)
+			case options && !fromBrowser:
+				return s.bareOptions(c)
+			case corsRoute(c.Path()):
+				return withCORS(c)
+			}
 			return next(c)
 		}
-		h := c.Response().Header()
-		if s.cfg.CORSAllowsAll() {
-			h.Set("Access-Control-Allow-Origin", "*")
-		}
-		h.Set("Access-Control-Allow-Methods", strings.Join(corsMethods, ","))
-		h.Set("Access-Control-Allow-Headers", strings.Join(corsHeaders, ","))
-		h.Set("Access-Control-Max-Age", "600")
-		return c.NoContent(http.StatusNoContent)
 	}
+}
+
+// bareOptions answers an OPTIONS request without an Origin header as the
+// sample did: 204 with the CORS headers, whatever the path.
+func (s *server) bareOptions(c echo.Context) error {
+	h := c.Response().Header()
+	if s.cfg.CORSAllowsAll() {
+		h.Set("Access-Control-Allow-Origin", "*")
+	}
+	h.Set("Access-Control-Allow-Methods", strings.Join(corsMethods, ","))
+	h.Set("Access-Control-Allow-Headers", strings.Join(corsHeaders, ","))
+	h.Set("Access-Control-Max-Age", "600")
+	return c.NoContent(http.StatusNoContent)
 }
 
 // staticHeaders go on every answer: no cache between us and the caller
