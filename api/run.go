@@ -18,12 +18,6 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 		return err
 	}
 	log := logging.New(logOut, logging.ParseLevel(getenv("LOG_LEVEL")))
-	if cfg.CORSAllowsAll() {
-		log.Warn("CORS_ALLOW_ORIGINS is *: any web page may call this api from a browser; set it to your agent desktop origins")
-	}
-	if cfg.LegacyState {
-		log.Warn("LEGACY_STATE=true: /callback accepts a raw token name as state, so anyone can bind their own Webex account to a token (login CSRF)")
-	}
 
 	core, err := bootstrap.Open(ctx, cfg, bootstrap.Options{Kind: "api", Logger: log, Getenv: getenv})
 	if err != nil {
@@ -33,6 +27,9 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 
 	srv := newServer(deps{cfg: cfg, store: core.Store, refresher: core.Refresher, ping: core.Store.Ping,
 		admin: core.Store, authorizeURL: core.Webex.AuthorizeURL, logger: log, metrics: core.Metrics})
+	for _, w := range srv.startWarnings {
+		log.Warn(w)
+	}
 
 	ln, err := httpserve.Listen(cfg.Port)
 	if err != nil {

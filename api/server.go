@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -49,6 +50,10 @@ type server struct {
 	throttle  *authFailures
 	clients   clientip.Resolver
 	signer    oauthstate.Signer
+	// startWarnings are the weaknesses of the configuration, one short
+	// sentence each for an operator (never a secret): logged at every
+	// start, shown on /admin/status and the console.
+	startWarnings []string
 }
 
 func newServer(d deps) *server {
@@ -64,6 +69,8 @@ func newServer(d deps) *server {
 		throttle:  newAuthFailures(d.cfg.AuthFailureLimit, d.cfg.AuthFailureWindow, d.now),
 		clients:   clientip.Resolver{TrustedHops: d.cfg.TrustedProxyHops, Allowed: d.cfg.AllowedCIDRs},
 		signer:    oauthstate.Signer{Key: stateKey(d.cfg), Now: d.now},
+
+		startWarnings: startWarnings(d.cfg),
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -105,6 +112,27 @@ func (s *server) routes() {
 func (s *server) get(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
 	s.echo.GET(path, h, m...)
 	s.echo.HEAD(path, h, m...)
+}
+
+// startWarnings lists what in cfg an operator should fix: settings that
+// work, for compatibility with the sample, but weaken the service.
+func startWarnings(cfg *config.Config) []string {
+	var w []string
+	if passphrase.Short(cfg.TokenPassphrase) {
+		w = append(w, fmt.Sprintf("TOKEN_PASSPHRASE is shorter than %d characters: it opens every token without a passphrase of its own and is easier to guess; "+
+			"rotate to a longer one (TOKEN_PASSPHRASE_PREVIOUS keeps the old one working while flows are updated)", passphrase.MinChars))
+	}
+	if cfg.PreviousPassphrase != "" && passphrase.Short(cfg.PreviousPassphrase) {
+		w = append(w, fmt.Sprintf("TOKEN_PASSPHRASE_PREVIOUS is shorter than %d characters: remove it once every flow sends TOKEN_PASSPHRASE", passphrase.MinChars))
+	}
+	if cfg.CORSAllowsAll() {
+		w = append(w, "CORS_ALLOW_ORIGINS is *: a web page on any origin may call GET / and /init from a browser (it still needs the passphrase); "+
+			"set it to your agent desktop's origins")
+	}
+	if cfg.LegacyState {
+		w = append(w, "LEGACY_STATE=true: /callback accepts a raw token name as state, so anyone can bind their own Webex account to a token (login CSRF)")
+	}
+	return w
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
