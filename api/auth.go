@@ -10,6 +10,7 @@ import (
 	"github.com/wxcc/tokenservice/shared/clientip"
 	"github.com/wxcc/tokenservice/shared/config"
 	"github.com/wxcc/tokenservice/shared/oauthstate"
+	"github.com/wxcc/tokenservice/shared/passphrase"
 	"github.com/wxcc/tokenservice/shared/throttle"
 	"github.com/wxcc/tokenservice/shared/token"
 )
@@ -108,7 +109,8 @@ func (s *server) checkTokenPassphrase(c echo.Context, name string) (*token.Token
 		s.throttle.Fail(addr, name)
 		return nil, errorf(http.StatusUnauthorized, "missing x-token-passphrase header")
 	}
-	t, err := s.cached(c.Request().Context(), name)
+	ctx := c.Request().Context()
+	t, err := s.cached(ctx, name)
 	var ok bool
 	switch {
 	case errors.Is(err, token.ErrNotFound):
@@ -123,7 +125,16 @@ func (s *server) checkTokenPassphrase(c echo.Context, name string) (*token.Token
 	case err != nil:
 		return nil, err
 	case t.PassphraseHash != "":
-		ok = s.verifier.Verify(given, t.PassphraseHash)
+		ok, err = s.verifier.Check(ctx, passphrase.Caller{Key: addr, Priority: s.checkPriority(addr, name)}, given, t.PassphraseHash)
+		switch {
+		case errors.Is(err, passphrase.ErrBusy):
+			return nil, &apiError{code: http.StatusTooManyRequests, retryAfter: time.Second,
+				message: "too many passphrase checks waiting; retry in a second"}
+		case errors.Is(err, passphrase.ErrMalformedHash):
+			s.logger.Warn("token passphraseHash is malformed: set the passphrase again", "token", name)
+		case err != nil:
+			return nil, err
+		}
 	default:
 		ok = s.tokenKeys.Match(given)
 	}
@@ -131,7 +142,24 @@ func (s *server) checkTokenPassphrase(c echo.Context, name string) (*token.Token
 		s.throttle.Fail(addr, name)
 		return nil, errorf(http.StatusUnauthorized, "wrong passphrase")
 	}
+	s.successes.Record(addr)
 	return t, nil
+}
+
+// checkPriority is the place of addr's check of name's own passphrase in
+// the argon2id queue: first for an address that recently presented a
+// right passphrase and has not failed for this name; then for addresses
+// without recent failures; last for the rest, one check at a time each.
+func (s *server) checkPriority(addr, name string) passphrase.Priority {
+	switch {
+	case s.throttle.pairs.Failures(addr, name) > 0:
+		return passphrase.Suspect
+	case s.successes.Recent(addr):
+		return passphrase.Vouched
+	case s.throttle.budget.Names(addr) == 0:
+		return passphrase.Unknown
+	}
+	return passphrase.Suspect
 }
 
 // requireAdmin guards the admin endpoints with x-admin-passphrase. A

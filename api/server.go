@@ -18,6 +18,7 @@ import (
 	"github.com/wxcc/tokenservice/shared/metrics"
 	"github.com/wxcc/tokenservice/shared/oauthstate"
 	"github.com/wxcc/tokenservice/shared/passphrase"
+	"github.com/wxcc/tokenservice/shared/throttle"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -38,6 +39,13 @@ type deps struct {
 	now          func() time.Time
 }
 
+// An address that presented a right passphrase keeps its argon2id checks
+// first for vouchedFor; at most maxVouched addresses are remembered.
+const (
+	vouchedFor = time.Hour
+	maxVouched = 10_000
+)
+
 // server is the api: Echo routes over the token cache and the refresh protocol.
 type server struct {
 	deps
@@ -46,8 +54,11 @@ type server struct {
 	loads     singleflight.Group
 	tokenKeys passphrase.Configured // TOKEN_PASSPHRASE and _PREVIOUS
 	adminKey  passphrase.Configured // ADMIN_PASSPHRASE
-	verifier  *passphrase.Verifier  // per-token passphrases, memoised
+	verifier  *passphrase.Verifier  // per-token passphrases, memoised, queued
 	throttle  *authFailures
+	// successes are the addresses that recently presented a right
+	// passphrase: their argon2id checks go first.
+	successes *throttle.Successes
 	clients   clientip.Resolver
 	signer    oauthstate.Signer
 	// startWarnings are the weaknesses of the configuration, one short
@@ -65,7 +76,8 @@ func newServer(d deps) *server {
 		cache:     newTokenCache(maxMissing),
 		tokenKeys: passphrase.NewConfigured(d.cfg.TokenPassphrase, d.cfg.PreviousPassphrase),
 		adminKey:  passphrase.NewConfigured(d.cfg.AdminPassphrase, ""),
-		verifier:  passphrase.NewVerifier(0),
+		verifier:  passphrase.NewVerifier(0, nil),
+		successes: throttle.NewSuccesses(vouchedFor, maxVouched, d.now),
 		throttle:  newAuthFailures(d.cfg.AuthFailureLimit, d.cfg.AuthFailureWindow, d.now),
 		clients:   clientip.Resolver{TrustedHops: d.cfg.TrustedProxyHops, Allowed: d.cfg.AllowedCIDRs},
 		signer:    oauthstate.Signer{Key: stateKey(d.cfg), Now: d.now},
