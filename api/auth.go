@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -88,10 +90,55 @@ func (f *authFailures) Miss(addr, name string) { f.budget.Fail(addr, name) }
 // throttled is the 429 for addr and name while they failed too often, or nil.
 func (s *server) throttled(addr, name string) *apiError {
 	if wait, blocked := s.throttle.Blocked(addr, name); blocked {
-		return &apiError{code: http.StatusTooManyRequests, retryAfter: wait,
+		return &apiError{code: http.StatusTooManyRequests, retryAfter: wait, hold: s.refusals.hold,
 			message: "too many failed passphrases from this address; retry later"}
 	}
 	return nil
+}
+
+// refusalPacer slows refusals down once there are many: a client that
+// ignores 429 and asks again at once, from one connection or a hundred,
+// would otherwise get answers as fast as it can send and turn refusing it
+// into the load that slows everyone else. Up to perSecond refusals a
+// second (per instance) are answered at once; past that each is held for
+// holdFor first, at most maxHeld at a time (past that, answered at once:
+// a held refusal costs a goroutine and a connection's buffers).
+type refusalPacer struct {
+	perSecond int64
+	holdFor   time.Duration
+	maxHeld   int64
+	now       func() time.Time
+
+	second atomic.Int64 // the unix second counted
+	count  atomic.Int64 // refusals in it
+	held   atomic.Int64
+}
+
+func newRefusalPacer() *refusalPacer {
+	return &refusalPacer{perSecond: 100, holdFor: time.Second, maxHeld: 500, now: time.Now}
+}
+
+// hold returns at once, or after holdFor (or when ctx ends) while
+// refusals are many.
+func (p *refusalPacer) hold(ctx context.Context) {
+	if now := p.now().Unix(); p.second.Load() != now {
+		p.second.Store(now) // racing resets only lose a few counts
+		p.count.Store(0)
+	}
+	if p.count.Add(1) <= p.perSecond {
+		return
+	}
+	if p.held.Add(1) > p.maxHeld {
+		p.held.Add(-1)
+		return
+	}
+	defer p.held.Add(-1)
+	t := time.NewTimer(p.holdFor)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // checkTokenPassphrase checks the caller's x-token-passphrase for name and
@@ -128,7 +175,7 @@ func (s *server) checkTokenPassphrase(c echo.Context, name string) (*token.Token
 		ok, err = s.verifier.Check(ctx, passphrase.Caller{Key: addr, Priority: s.checkPriority(addr, name)}, given, t.PassphraseHash)
 		switch {
 		case errors.Is(err, passphrase.ErrBusy):
-			return nil, &apiError{code: http.StatusTooManyRequests, retryAfter: time.Second,
+			return nil, &apiError{code: http.StatusTooManyRequests, retryAfter: time.Second, hold: s.refusals.hold,
 				message: "too many passphrase checks waiting; retry in a second"}
 		case errors.Is(err, passphrase.ErrMalformedHash):
 			s.logger.Warn("token passphraseHash is malformed: set the passphrase again", "token", name)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,5 +92,40 @@ func TestPassphraseChecksQueueFairly(t *testing.T) {
 	// by it (one failure so far, limit 10).
 	if r := ask(otherGuesser, "guarded", own); r.code != 200 {
 		t.Errorf("the right passphrase from the refused address: got %d, want 200", r.code)
+	}
+}
+
+// Past perSecond refusals in a second, refusals are held (here until
+// their request ends), at most maxHeld at once; the next second starts
+// afresh.
+func TestRefusalPacer(t *testing.T) {
+	t.Parallel()
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix())
+	p := &refusalPacer{perSecond: 3, holdFor: time.Hour, maxHeld: 2, now: func() time.Time { return time.Unix(clock.Load(), 0) }}
+	ctx, cancel := context.WithCancel(context.Background())
+	for i := range 3 {
+		p.hold(ctx) // returns at once, or the test hangs
+		if h := p.held.Load(); h != 0 {
+			t.Fatalf("refusal %d: got %d held, want 0", i+1, h)
+		}
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { p.hold(ctx) })
+	}
+	for p.held.Load() != 2 {
+		time.Sleep(time.Millisecond)
+	}
+	p.hold(ctx) // a third over the limit is not held: maxHeld is 2
+	clock.Add(1)
+	p.hold(ctx) // a new second
+	if h := p.held.Load(); h != 2 {
+		t.Fatalf("got %d held, want 2", h)
+	}
+	cancel()
+	wg.Wait()
+	if h := p.held.Load(); h != 0 {
+		t.Fatalf("after the requests ended: got %d held, want 0", h)
 	}
 }

@@ -59,6 +59,7 @@ type server struct {
 	// successes are the addresses that recently presented a right
 	// passphrase: their argon2id checks go first.
 	successes *throttle.Successes
+	refusals  *refusalPacer
 	clients   clientip.Resolver
 	signer    oauthstate.Signer
 	// startWarnings are the weaknesses of the configuration, one short
@@ -78,6 +79,7 @@ func newServer(d deps) *server {
 		adminKey:  passphrase.NewConfigured(d.cfg.AdminPassphrase, ""),
 		verifier:  passphrase.NewVerifier(0, nil),
 		successes: throttle.NewSuccesses(vouchedFor, maxVouched, d.now),
+		refusals:  newRefusalPacer(),
 		throttle:  newAuthFailures(d.cfg.AuthFailureLimit, d.cfg.AuthFailureWindow, d.now),
 		clients:   clientip.Resolver{TrustedHops: d.cfg.TrustedProxyHops, Allowed: d.cfg.AllowedCIDRs},
 		signer:    oauthstate.Signer{Key: stateKey(d.cfg), Now: d.now},
