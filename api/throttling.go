@@ -21,10 +21,15 @@ type authFailures struct {
 	budget *throttle.Budget
 }
 
+// maxBudgetAddrs caps the addresses the per-address budget tracks (about
+// 300 bytes each at a limit of 10). Past it, addresses with the fewest
+// failures are forgotten first; blocked ones are kept.
+const maxBudgetAddrs = 20_000
+
 func newAuthFailures(limit int, window time.Duration, now func() time.Time) *authFailures {
 	return &authFailures{
 		pairs:  throttle.New(limit, window, now),
-		budget: throttle.NewBudget(limit, window, now),
+		budget: throttle.NewBudget(limit, window, now, throttle.WithMaxPairs(maxBudgetAddrs)),
 	}
 }
 

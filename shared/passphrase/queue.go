@@ -54,6 +54,11 @@ type QueueConfig struct {
 	MaxWait time.Duration
 	// Limits per priority. Defaults: DefaultLaneLimits.
 	Limits [numPriorities]LaneLimits
+	// SuspectShare is the most of the workers' time Suspect checks may
+	// take, between 0 and 1; after each, Suspect checks wait so long that
+	// this share holds (the others do not). Default 0.5: guessing never
+	// takes all the CPU the checks may use, and runs at half speed.
+	SuspectShare float64
 }
 
 // DefaultLaneLimits leave room for a burst of first requests from flows
@@ -67,7 +72,8 @@ var DefaultLaneLimits = [numPriorities]LaneLimits{
 
 // A Queue runs expensive checks a few at a time, in priority order, and
 // round-robin among caller keys within a priority, so that no address gets
-// more than its turn. What cannot wait gets ErrBusy at once rather than a
+// more than its turn; Suspect checks take at most a share of the workers'
+// time. What cannot wait gets ErrBusy at once rather than a
 // place in an ever longer line: the memory a burst can take is bounded by
 // the limits (a waiting check holds a goroutine; only running ones hold
 // argon2id's memory). A Queue is safe for concurrent use.
@@ -75,10 +81,17 @@ type Queue struct {
 	workers int
 	maxWait time.Duration
 	limits  [numPriorities]LaneLimits
+	// suspectRest is how long Suspect checks rest after one that took 1s.
+	suspectRest float64
+	now         func() time.Time
 
 	mu      sync.Mutex
 	running int
 	lanes   [numPriorities]lane
+	// suspectNext is when the next Suspect check may start; wake is set
+	// while a timer will dispatch one then.
+	suspectNext time.Time
+	wake        *time.Timer
 }
 
 // lane holds the checks waiting at one priority.
@@ -98,7 +111,11 @@ func NewQueue(cfg QueueConfig) *Queue {
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = time.Second
 	}
-	q := &Queue{workers: cfg.Workers, maxWait: cfg.MaxWait, limits: cfg.Limits}
+	if cfg.SuspectShare <= 0 || cfg.SuspectShare > 1 {
+		cfg.SuspectShare = 0.5
+	}
+	q := &Queue{workers: cfg.Workers, maxWait: cfg.MaxWait, limits: cfg.Limits,
+		suspectRest: (1/cfg.SuspectShare - 1) / float64(cfg.Workers), now: time.Now}
 	for p := range q.lanes {
 		if q.limits[p] == (LaneLimits{}) {
 			q.limits[p] = DefaultLaneLimits[p]
@@ -112,20 +129,22 @@ func NewQueue(cfg QueueConfig) *Queue {
 // ErrBusy (no room to wait, or no turn within MaxWait) or ctx's error
 // without running it.
 func (q *Queue) Run(ctx context.Context, c Caller, fn func()) error {
+	if c.Priority >= numPriorities {
+		c.Priority = Suspect
+	}
 	if err := q.acquire(ctx, c); err != nil {
 		return err
 	}
-	defer q.release()
+	start := q.now()
+	defer func() { q.release(c.Priority, q.now().Sub(start)) }()
 	fn()
 	return nil
 }
 
 func (q *Queue) acquire(ctx context.Context, c Caller) error {
-	if c.Priority >= numPriorities {
-		c.Priority = Suspect
-	}
 	q.mu.Lock()
-	if q.running < q.workers { // then nothing waits either
+	// With a worker free, nothing but resting Suspect checks waits.
+	if q.running < q.workers && (c.Priority != Suspect || q.lanes[Suspect].waiting == 0 && !q.now().Before(q.suspectNext)) {
 		q.running++
 		q.mu.Unlock()
 		return nil
@@ -141,6 +160,7 @@ func (q *Queue) acquire(ctx context.Context, c Caller) error {
 	}
 	l.byKey[c.Key] = append(l.byKey[c.Key], w)
 	l.waiting++
+	q.dispatch() // a resting Suspect check needs the timer
 	q.mu.Unlock()
 
 	timer := time.NewTimer(q.maxWait)
@@ -165,16 +185,46 @@ func (q *Queue) acquire(ctx context.Context, c Caller) error {
 	return err
 }
 
-func (q *Queue) release() {
+func (q *Queue) release(p Priority, took time.Duration) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.running--
-	for p := range q.lanes {
-		if w := q.lanes[p].next(); w != nil {
-			q.running++
-			close(w.ready)
+	if p == Suspect {
+		q.suspectNext = q.now().Add(time.Duration(float64(took) * q.suspectRest))
+	}
+	q.dispatch()
+}
+
+// dispatch gives free workers to waiting checks, by priority; Suspect
+// checks only once they have rested, else a timer comes back for them.
+// Called with q.mu held.
+func (q *Queue) dispatch() {
+	for q.running < q.workers {
+		var w *waiter
+		for p := range Suspect {
+			if w = q.lanes[p].next(); w != nil {
+				break
+			}
+		}
+		if w == nil && q.lanes[Suspect].waiting > 0 {
+			if wait := q.suspectNext.Sub(q.now()); wait > 0 {
+				if q.wake == nil {
+					q.wake = time.AfterFunc(wait, func() {
+						q.mu.Lock()
+						defer q.mu.Unlock()
+						q.wake = nil
+						q.dispatch()
+					})
+				}
+				return
+			}
+			w = q.lanes[Suspect].next()
+		}
+		if w == nil {
 			return
 		}
+		q.running++
+		close(w.ready)
 	}
 }
 

@@ -185,3 +185,66 @@ func TestVerifierBusy(t *testing.T) {
 	free()
 	wg.Wait()
 }
+
+// After a Suspect check, Suspect checks rest (here as long as it took:
+// a share of 0.5), while the others run at once; then the resting one runs.
+func TestQueueSuspectsRest(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	q := NewQueue(QueueConfig{Workers: 1, MaxWait: time.Minute, SuspectShare: 0.5})
+	q.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	// A guess that takes a second (of the test's clock).
+	if err := q.Run(context.Background(), Caller{Key: "g1", Priority: Suspect}, func() { clock.Add(int64(time.Second)) }); err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	queued(t, q, Caller{Key: "g2", Priority: Suspect}, "suspect", &order, &mu, &wg)
+	if err := q.Run(context.Background(), Caller{Key: "flows", Priority: Vouched}, func() {
+		mu.Lock()
+		order = append(order, "vouched")
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Run(context.Background(), Caller{Key: "new", Priority: Unknown}, func() {
+		mu.Lock()
+		order = append(order, "unknown")
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	got := fmt.Sprint(order)
+	mu.Unlock()
+	if got != "[vouched unknown]" {
+		t.Fatalf("while suspects rest: got %s, want [vouched unknown]", got)
+	}
+	clock.Add(int64(time.Second)) // the rest is over; the queue's timer notices
+	wg.Wait()
+	if fmt.Sprint(order) != "[vouched unknown suspect]" {
+		t.Fatalf("got %v, want [vouched unknown suspect]", order)
+	}
+}
+
+// A Suspect check that arrives while nothing runs but suspects rest is
+// run once the rest is over, not left waiting for another check to end.
+func TestQueueRestingSuspectRunsWithoutOtherTraffic(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	q := NewQueue(QueueConfig{Workers: 1, MaxWait: time.Minute, SuspectShare: 0.5})
+	q.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	if err := q.Run(context.Background(), Caller{Key: "g1", Priority: Suspect}, func() { clock.Add(int64(100 * time.Millisecond)) }); err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	queued(t, q, Caller{Key: "g2", Priority: Suspect}, "suspect", &order, &mu, &wg)
+	clock.Add(int64(100 * time.Millisecond))
+	wg.Wait()
+	if fmt.Sprint(order) != "[suspect]" {
+		t.Fatalf("got %v, want [suspect]", order)
+	}
+}
