@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -49,6 +48,9 @@ func (cc *clientConfig) validate() error {
 		return errors.New("clientSecret must be 1-512 printable characters without spaces")
 	}
 	if cc.RedirectURI != nil {
+		if strings.Contains(*cc.RedirectURI, "#") {
+			return errors.New("redirectUri must not contain a fragment (#): RFC 6749 section 3.1.2")
+		}
 		u, err := url.Parse(*cc.RedirectURI)
 		local := err == nil && (u.Hostname() == "localhost" || u.Hostname() == "127.0.0.1")
 		if err != nil || len(*cc.RedirectURI) > 2048 || u.Host == "" || !(u.Scheme == "https" || u.Scheme == "http" && local) {
@@ -117,11 +119,8 @@ func (s *server) putToken(c echo.Context) error {
 		return writeError(c, statusOf(err, name, s.now()))
 	}
 	var cc clientConfig
-	dec := json.NewDecoder(c.Request().Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cc); err != nil || dec.More() {
-		return writeError(c, errorf(http.StatusBadRequest,
-			`body must be one JSON object with clientId, clientSecret, redirectUri, scopes and optionally passphrase`))
+	if ae := decodeBody(c, &cc); ae != nil {
+		return writeError(c, ae)
 	}
 	if err := cc.validate(); err != nil {
 		return writeError(c, errorf(http.StatusBadRequest, err.Error()))

@@ -21,10 +21,10 @@ type opsStore interface {
 
 // adminActionRoutes adds the JSON endpoints behind the console, usable by
 // scripts too, with x-admin-passphrase or a console session.
-func (s *server) adminActionRoutes(e *echo.Echo) {
-	e.POST("/admin/tokens/:name/refresh", s.refreshNow, s.requireAdmin)
-	e.DELETE("/admin/tokens/:name", s.deleteTokenJSON, s.requireAdmin)
-	e.GET("/admin/status", s.adminStatus, s.requireAdmin)
+func (s *server) adminActionRoutes() {
+	s.echo.POST("/admin/tokens/:name/refresh", s.refreshNow, s.requireAdmin)
+	s.echo.DELETE("/admin/tokens/:name", s.deleteTokenJSON, s.requireAdmin)
+	s.get("/admin/status", s.adminStatus, s.requireAdmin)
 }
 
 // refreshNow is POST /admin/tokens/N/refresh: a forced refresh through the

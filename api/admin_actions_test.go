@@ -143,7 +143,9 @@ func TestDeletePublishes(t *testing.T) {
 
 func TestAdminStatus(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, map[string]string{"ADMIN_PASSPHRASE": adminPass})
+	// A configuration without weaknesses: no start-up warnings.
+	h := newHarness(t, map[string]string{"ADMIN_PASSPHRASE": adminPass,
+		"CORS_ALLOW_ORIGINS": "https://desktop.example.com", "ALLOWED_CIDRS": "127.0.0.0/8"})
 	h.Secret(adminPass)
 	a := h.startAPI(nil)
 	url := a.url + "/admin/status"

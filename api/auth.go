@@ -3,12 +3,14 @@ package main
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/wxcc/tokenservice/shared/clientip"
 	"github.com/wxcc/tokenservice/shared/config"
 	"github.com/wxcc/tokenservice/shared/oauthstate"
+	"github.com/wxcc/tokenservice/shared/passphrase"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -56,19 +58,11 @@ func (s *server) throttleKey(c echo.Context) string {
 	return clientip.Key(s.clients.ClientAddr(c.Request()))
 }
 
-// throttled is the 429 for addr and name while they failed too often, or nil.
-func (s *server) throttled(addr, name string) *apiError {
-	if wait, blocked := s.throttle.Blocked(addr, name); blocked {
-		return &apiError{code: http.StatusTooManyRequests, retryAfter: wait,
-			message: "too many failed passphrases from this address; retry later"}
-	}
-	return nil
-}
-
 // checkTokenPassphrase checks the caller's x-token-passphrase for name and
 // returns the token it opens, read through the cache. A token with its own
 // passphrase accepts only that one; others accept TOKEN_PASSPHRASE or
-// TOKEN_PASSPHRASE_PREVIOUS. Failures count towards the throttle.
+// TOKEN_PASSPHRASE_PREVIOUS. Failures count towards the throttle, and so
+// does a name that does not exist.
 func (s *server) checkTokenPassphrase(c echo.Context, name string) (*token.Token, error) {
 	addr := s.throttleKey(c)
 	if ae := s.throttled(addr, name); ae != nil {
@@ -79,7 +73,8 @@ func (s *server) checkTokenPassphrase(c echo.Context, name string) (*token.Token
 		s.throttle.Fail(addr, name)
 		return nil, errorf(http.StatusUnauthorized, "missing x-token-passphrase header")
 	}
-	t, err := s.cached(c.Request().Context(), name)
+	ctx := c.Request().Context()
+	t, err := s.cached(ctx, name)
 	var ok bool
 	switch {
 	case errors.Is(err, token.ErrNotFound):
@@ -89,11 +84,21 @@ func (s *server) checkTokenPassphrase(c echo.Context, name string) (*token.Token
 			s.throttle.Fail(addr, name)
 			return nil, errorf(http.StatusUnauthorized, "wrong passphrase")
 		}
+		s.throttle.Miss(addr, name)
 		return nil, err
 	case err != nil:
 		return nil, err
 	case t.PassphraseHash != "":
-		ok = s.verifier.Verify(given, t.PassphraseHash)
+		ok, err = s.verifier.Check(ctx, passphrase.Caller{Key: addr, Priority: s.checkPriority(addr, name)}, given, t.PassphraseHash)
+		switch {
+		case errors.Is(err, passphrase.ErrBusy):
+			return nil, &apiError{code: http.StatusTooManyRequests, retryAfter: time.Second, hold: s.refusals.hold,
+				message: "too many passphrase checks waiting; retry in a second"}
+		case errors.Is(err, passphrase.ErrMalformedHash):
+			s.logger.Warn("token passphraseHash is malformed: set the passphrase again", "token", name)
+		case err != nil:
+			return nil, err
+		}
 	default:
 		ok = s.tokenKeys.Match(given)
 	}
@@ -101,11 +106,14 @@ func (s *server) checkTokenPassphrase(c echo.Context, name string) (*token.Token
 		s.throttle.Fail(addr, name)
 		return nil, errorf(http.StatusUnauthorized, "wrong passphrase")
 	}
+	s.successes.Record(addr)
 	return t, nil
 }
 
 // requireAdmin guards the admin endpoints with x-admin-passphrase or a
-// console session (adminBySession).
+// console session (adminBySession). A wrong passphrase counts towards the
+// throttle and is logged; a request without one (a browser following a
+// link) is refused without either, since it guesses nothing.
 func (s *server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if handled, ae := s.adminBySession(c); handled {
@@ -118,10 +126,14 @@ func (s *server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		if ae := s.throttled(addr, adminThrottleName); ae != nil {
 			return writeError(c, ae)
 		}
-		if !s.adminKey.Match(c.Request().Header.Get("x-admin-passphrase")) {
+		given := c.Request().Header.Get("x-admin-passphrase")
+		if given == "" {
+			return writeError(c, errorf(http.StatusUnauthorized, "missing x-admin-passphrase header"))
+		}
+		if !s.adminKey.Match(given) {
 			s.throttle.Fail(addr, adminThrottleName)
 			s.logger.Warn("admin passphrase rejected", "route", c.Path(), "remote_ip", c.RealIP())
-			return writeError(c, errorf(http.StatusUnauthorized, "missing or wrong x-admin-passphrase header"))
+			return writeError(c, errorf(http.StatusUnauthorized, "wrong x-admin-passphrase header"))
 		}
 		return next(c)
 	}

@@ -108,23 +108,24 @@ func newConsole(s *server) *console {
 }
 
 // consoleRoutes adds the console's pages.
-func (s *server) consoleRoutes(e *echo.Echo) {
+func (s *server) consoleRoutes() {
 	s.console = newConsole(s)
+	e := s.echo
 	page, signed := s.consoleHeaders, s.consolePage
-	e.GET("/admin", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/admin/") })
-	e.GET("/admin/", s.consoleHome, page)
-	e.GET("/admin/signin", s.signinPage, page)
+	s.get("/admin", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/admin/") })
+	s.get("/admin/", s.consoleHome, page)
+	s.get("/admin/signin", s.signinPage, page)
 	e.POST("/admin/signin", s.signin, page)
 	e.POST("/admin/signout", s.signout, page, signed)
-	e.GET("/admin/new", s.newTokenPage, page, signed)
+	s.get("/admin/new", s.newTokenPage, page, signed)
 	e.POST("/admin/new", s.createFromConsole, page, signed)
-	e.GET("/admin/token/:name", s.tokenPage, page, signed)
+	s.get("/admin/token/:name", s.tokenPage, page, signed)
 	e.POST("/admin/token/:name/config", s.saveConfigFromConsole, page, signed)
 	e.POST("/admin/token/:name/passphrase", s.savePassphraseFromConsole, page, signed)
 	e.POST("/admin/token/:name/refresh", s.refreshFromConsole, page, signed)
 	e.POST("/admin/token/:name/authorize", s.authorizeFromConsole, page, signed)
 	e.POST("/admin/token/:name/delete", s.deleteFromConsole, page, signed)
-	e.GET("/admin/static/:file", s.consoleAsset, page)
+	s.get("/admin/static/:file", s.consoleAsset, page)
 }
 
 // consoleHeaders puts the console's Content-Security-Policy on its answers.

@@ -19,6 +19,9 @@ type apiError struct {
 	code       int
 	message    string
 	retryAfter time.Duration
+	// hold, when set, is called before the answer is written (a refusal
+	// that may have to wait: see refusalPacer).
+	hold func(context.Context)
 }
 
 func (e *apiError) Error() string { return e.message }
@@ -66,6 +69,9 @@ func statusOf(err error, name string, now time.Time) *apiError {
 
 // writeError sends ae as the JSON body every failure has.
 func writeError(c echo.Context, ae *apiError) error {
+	if ae.hold != nil {
+		ae.hold(c.Request().Context())
+	}
 	if ae.retryAfter > 0 || ae.code == http.StatusServiceUnavailable || ae.code == http.StatusTooManyRequests {
 		secs := int(math.Ceil(ae.retryAfter.Seconds()))
 		c.Response().Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))

@@ -20,15 +20,6 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 		return err
 	}
 	log := logging.New(logOut, logging.ParseLevel(getenv("LOG_LEVEL")))
-	if cfg.CORSAllowsAll() {
-		log.Warn("CORS_ALLOW_ORIGINS is *: any web page may call this api from a browser; set it to your agent desktop origins")
-	}
-	if cfg.MetricsAddr == "" && len(cfg.AllowedCIDRs) == 0 {
-		log.Warn("/metrics is served on the public port to every address and lists every token name with its expiry; set METRICS_ADDR=127.0.0.1:9090 (scraped by a sidecar) or ALLOWED_CIDRS")
-	}
-	if cfg.LegacyState {
-		log.Warn("LEGACY_STATE=true: /callback accepts a raw token name as state, so anyone can bind their own Webex account to a token (login CSRF)")
-	}
 
 	core, err := bootstrap.Open(ctx, cfg, bootstrap.Options{Kind: "api", Logger: log, Getenv: getenv})
 	if err != nil {
@@ -37,6 +28,9 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 	defer core.Close()
 
 	srv := newAPI(cfg, core, log, time.Now)
+	for _, w := range srv.startWarnings {
+		log.Warn(w)
+	}
 
 	metrics, err := httpserve.ListenMetrics(cfg.MetricsAddr, core.Metrics.Handler())
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wxcc/tokenservice/shared/passphrase"
 )
 
 // Config is everything either binary reads. Fields used by only one binary
@@ -103,6 +105,12 @@ func Load(b Binary, getenv func(string) string) (*Config, error) {
 	}
 	if b == API {
 		c.TokenPassphrase = r.required("TOKEN_PASSPHRASE")
+		// TOKEN_PASSPHRASE must keep the value existing flows send (the
+		// api warns when it is short); ADMIN_PASSPHRASE is new, so it can
+		// be held to the rule of a token's own passphrase.
+		if c.AdminPassphrase != "" && passphrase.Short(c.AdminPassphrase) {
+			r.errs = append(r.errs, fmt.Errorf("ADMIN_PASSPHRASE is shorter than %d characters: choose a longer one (it guards every client config)", passphrase.MinChars))
+		}
 	}
 	r.positive("REFRESH_THRESHOLD", c.RefreshThreshold)
 	r.positive("WEBEX_TIMEOUT", c.WebexTimeout)

@@ -104,3 +104,35 @@ func TestMetricsAddr(t *testing.T) {
 		}
 	}
 }
+
+func TestAdminPassphraseLength(t *testing.T) {
+	tests := []struct {
+		name    string
+		admin   string
+		b       Binary
+		wantErr bool
+	}{
+		{"unset: admin endpoints off", "", API, false},
+		{"one character", "b", API, true},
+		{"15 characters", "fifteen-chars-x", API, true},
+		{"15 characters, some of them multi-byte", "ééééééééééééééé", API, true},
+		{"16 characters", "sixteen-chars-xy", API, false},
+		{"the worker ignores it", "b", Worker, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(tc.b, env(map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_PASSPHRASE": "a", "ADMIN_PASSPHRASE": tc.admin}))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("got %v, want error %v", err, tc.wantErr)
+			}
+			if err != nil {
+				if !strings.Contains(err.Error(), "ADMIN_PASSPHRASE") || !strings.Contains(err.Error(), "16 characters") {
+					t.Errorf("got %q, want it to name ADMIN_PASSPHRASE and the 16 characters", err)
+				}
+				if len(tc.admin) >= 8 && strings.Contains(err.Error(), tc.admin) {
+					t.Errorf("got %q, which shows the passphrase", err)
+				}
+			}
+		})
+	}
+}
