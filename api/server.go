@@ -190,7 +190,8 @@ func adminPath(c echo.Context) bool {
 
 // crossOrigin applies CORS_ALLOW_ORIGINS to the token routes only. Admin
 // endpoints never grant another origin: no Access-Control-Allow-Origin on
-// their answers, and a browser's preflight for them is refused (403), so a
+// their answers, and a browser's preflight for them gets none (a 204
+// without Access-Control-Allow-*), so a
 // page on another origin can neither send x-admin-passphrase nor read an
 // answer. Elsewhere a preflight gets no grant either. An OPTIONS request
 // without Origin (not a browser's preflight) is answered as the sample
@@ -210,7 +211,9 @@ func (s *server) crossOrigin() echo.MiddlewareFunc {
 			switch {
 			case adminPath(c):
 				if options && fromBrowser {
-					return writeError(c, errorf(http.StatusForbidden, "admin endpoints cannot be called from another origin"))
+					// 204 as every OPTIONS gets (DESIGN: OPTIONS *), but
+					// without a grant: the browser refuses the request.
+					return c.NoContent(http.StatusNoContent)
 				}
 				return next(c)
 			case options && !fromBrowser:
