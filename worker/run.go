@@ -115,7 +115,7 @@ func newSweeper(cfg *config.Config, store sweepStore, r *token.Refresher, ob eve
 	return &sweeper{
 		store: store, refresher: r, relay: ob, log: log, now: time.Now, metrics: m,
 		lead: cfg.RefreshLead, concurrency: cfg.RefreshConcurrency, timeout: cfg.SweepTimeout,
-		expiryWarning: cfg.ExpiryWarning, brakeAfter: 5, pageSize: 300, jitter: 100 * time.Millisecond,
+		expiryWarning: cfg.ExpiryWarning, brakeAfter: 5, pageSize: 1000, jitter: 100 * time.Millisecond,
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +29,9 @@ type Outbox interface {
 	// DeleteEvent removes the event with this ID. Removing one that is
 	// already gone is not an error.
 	DeleteEvent(ctx context.Context, id string) error
+	// HasEvent reports whether the event with this ID is still in the
+	// outbox: one point read, where PendingFor is a query.
+	HasEvent(ctx context.Context, id string) (bool, error)
 }
 
 // Defaults of Options.
@@ -96,10 +98,16 @@ type Stats struct {
 // the outbox only after Pub/Sub accepted it) and that, within this
 // process, a token's events are published in commit order, one at a time,
 // as Pub/Sub's ordering keys need. That takes one lock per token: whoever
-// holds it (a Deliver, the retry loop or Drain) reads the token's pending
-// events from the outbox and publishes them in order, so that two calls
-// never publish the same token at once, and none publishes again what
-// another call already published and removed.
+// holds it publishes that token's events in order, so that two calls
+// never publish the same token at once, and first makes sure they are
+// still in the outbox, so that none publishes again what another call
+// already published and removed. The retry loop and Drain read the
+// token's pending events (a query); Deliver publishes the events just
+// committed, each checked with a point read, unless this instance
+// already failed to deliver earlier events of the token: then it too
+// takes all of the token's pending events, older first. Events another
+// instance left behind are Drain's, and may arrive after newer ones,
+// which subscribers handle by ordering on generation.
 type Relay struct {
 	pub    *gps.Publisher
 	outbox Outbox
@@ -192,11 +200,12 @@ func (r *Relay) Stats() Stats {
 	}
 }
 
-// Deliver publishes the pending events of the tokens of events, just
-// committed to the outbox, older ones first, and deletes each from the
-// outbox after Pub/Sub accepted it. When that fails, the token's events
-// stay in the outbox, the failure is logged and the retry loop tries
-// again. Every wait is bounded by ctx and PublishTimeout.
+// Deliver publishes events, just committed to the outbox, in order per
+// token, and deletes each from the outbox after Pub/Sub accepted it; a
+// token whose earlier delivery this instance failed has all its pending
+// events published, older first. When that fails, the token's events stay
+// in the outbox, the failure is logged and the retry loop tries again.
+// Every wait is bounded by ctx and PublishTimeout.
 func (r *Relay) Deliver(ctx context.Context, events []token.Event) {
 	if len(events) == 0 {
 		return
@@ -204,17 +213,50 @@ func (r *Relay) Deliver(ctx context.Context, events []token.Event) {
 	r.delivering.Add(1)
 	defer r.delivering.Add(-1)
 	var names []string
+	byName := map[string][]token.Event{}
 	for _, e := range events {
-		if !slices.Contains(names, e.Name) {
+		if _, ok := byName[e.Name]; !ok {
 			names = append(names, e.Name)
 		}
+		byName[e.Name] = append(byName[e.Name], e)
 	}
-	res := r.deliver(ctx, names, false)
+	res := r.deliverEach(ctx, names, false, func(name string) keyOutcome {
+		if r.retry.has(name) {
+			return r.deliverToken(ctx, name)
+		}
+		return r.deliverCommitted(ctx, name, byName[name])
+	})
 	if err := res.err(); err != nil {
 		r.o.Logger.Warn("events not published; they wait in the outbox and are retried",
 			"topic", r.Topic(), "published", res.published, "pending", res.failed, "error", err.Error())
 		r.retryLater(res.failedKeys)
 	}
+}
+
+// deliverCommitted publishes one token's just-committed events, holding
+// its lock, skipping those another call already published and removed.
+func (r *Relay) deliverCommitted(ctx context.Context, name string, evs []token.Event) (out keyOutcome) {
+	if err := r.locks.lock(ctx, name); err != nil {
+		out.err = fmt.Errorf("publish events of %s: wait for a concurrent publish: %w", name, err)
+		out.left = len(evs)
+		return out
+	}
+	defer r.locks.unlock(name)
+	var still []token.Event
+	for i, e := range evs {
+		sctx, cancel := context.WithTimeout(ctx, r.o.StoreTimeout)
+		ok, err := r.outbox.HasEvent(sctx, e.ID)
+		cancel()
+		if err != nil {
+			out.err = fmt.Errorf("read pending event %s: %w", e.ID, err)
+			out.left = len(evs) - i
+			return out
+		}
+		if ok {
+			still = append(still, e)
+		}
+	}
+	return r.publishInOrder(ctx, still)
 }
 
 // Drain publishes what is in the outbox, oldest first and in order per
@@ -315,6 +357,12 @@ func (o outcome) err() error {
 // parallel. With stopAtFailure, it starts no further token once one
 // failed and returns the ones it did not start as untried.
 func (r *Relay) deliver(ctx context.Context, names []string, stopAtFailure bool) outcome {
+	return r.deliverEach(ctx, names, stopAtFailure, func(name string) keyOutcome { return r.deliverToken(ctx, name) })
+}
+
+// deliverEach runs one delivery per named token, tokens in parallel (at
+// most Concurrency at once), and sums up their outcomes.
+func (r *Relay) deliverEach(ctx context.Context, names []string, stopAtFailure bool, one func(name string) keyOutcome) outcome {
 	var (
 		mu  sync.Mutex
 		out outcome
@@ -334,7 +382,7 @@ func (r *Relay) deliver(ctx context.Context, names []string, stopAtFailure bool)
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			k := r.deliverToken(ctx, name)
+			k := one(name)
 			mu.Lock()
 			defer mu.Unlock()
 			out.published += k.published
