@@ -27,21 +27,13 @@ func stateKey(cfg *config.Config) []byte {
 	return oauthstate.DeriveKey(cfg.AdminPassphrase)
 }
 
-// allowedNetworks answers 403 to addresses outside ALLOWED_CIDRS. Health
-// probes stay open: Cloud Run sends them from inside.
-func (s *server) allowedNetworks(next echo.HandlerFunc) echo.HandlerFunc {
-	if len(s.cfg.AllowedCIDRs) == 0 {
-		return next
+// allowedNetworks is the 403 for an address outside ALLOWED_CIDRS, or
+// nil. Health probes stay open: Cloud Run sends them from inside.
+func (s *server) allowedNetworks(c echo.Context) *apiError {
+	if len(s.cfg.AllowedCIDRs) == 0 || isProbe(c.Path()) || s.clients.Allows(s.clients.ClientAddr(c.Request())) {
+		return nil
 	}
-	return func(c echo.Context) error {
-		if isProbe(c.Path()) {
-			return next(c)
-		}
-		if !s.clients.Allows(s.clients.ClientAddr(c.Request())) {
-			return writeError(c, errorf(http.StatusForbidden, "this address may not use the token service"))
-		}
-		return next(c)
-	}
+	return errorf(http.StatusForbidden, "this address may not use the token service")
 }
 
 // isProbe reports whether path is a health probe's.
@@ -68,7 +60,7 @@ func (s *server) checkTokenPassphrase(c echo.Context, name string) (*token.Token
 	if ae := s.throttled(addr, name); ae != nil {
 		return nil, ae
 	}
-	given := c.Request().Header.Get("x-token-passphrase")
+	given := header(c.Request(), "X-Token-Passphrase")
 	if given == "" {
 		s.throttle.Fail(addr, name)
 		return nil, errorf(http.StatusUnauthorized, "missing x-token-passphrase header")

@@ -239,3 +239,17 @@ func sendable(s string) bool {
 	}
 	return true
 }
+
+// FuzzQueryValue: the hot path's query reading answers what
+// url.Values.Get would, for any raw query.
+func FuzzQueryValue(f *testing.F) {
+	for _, q := range []string{"name=demo", "name=a&name=b", "x=1&name=", "name", "name=%41", "name=a+b", "a=1;name=2", "&&name==x", ""} {
+		f.Add(q)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u := &url.URL{RawQuery: raw}
+		if got, want := queryValue(u, "name"), u.Query().Get("name"); got != want {
+			t.Fatalf("queryValue(%q) = %q, want %q", raw, got, want)
+		}
+	})
+}
