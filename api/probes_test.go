@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"net"
 	"net/http"
 	"strings"
@@ -61,7 +60,7 @@ func TestMetricsAddr(t *testing.T) {
 	running := testkit.StartRun(t, func(ctx context.Context, ready chan<- string) error {
 		return run(ctx, h.Getenv, h.Logs, ready)
 	})
-	metricsAddr := loggedMetricsAddr(t, h.Logs.String())
+	metricsAddr := testkit.LoggedMetricsAddr(t, h.Logs.String())
 	if !strings.HasPrefix(metricsAddr, "127.0.0.1:") {
 		t.Fatalf("metrics listen on %q, want 127.0.0.1", metricsAddr)
 	}
@@ -120,19 +119,6 @@ func TestPublicMetricsWarning(t *testing.T) {
 			}
 		})
 	}
-}
-
-// loggedMetricsAddr finds the address of the metrics listener in the log.
-func loggedMetricsAddr(t *testing.T, logs string) string {
-	t.Helper()
-	for _, line := range strings.Split(logs, "\n") {
-		var l struct{ Message, Addr string }
-		if json.Unmarshal([]byte(line), &l) == nil && l.Message == "serving /metrics" {
-			return l.Addr
-		}
-	}
-	t.Fatalf("no \"serving /metrics\" line in the log:\n%s", logs)
-	return ""
 }
 
 // TestDeployedProbesAreServed: every path a probe of the Cloud Run

@@ -37,7 +37,7 @@ func TestProbesAndMetricsAddr(t *testing.T) {
 	if r := testkit.Do(t, http.MethodGet, running.Base+"/metrics", "", nil); r.Code != 404 {
 		t.Fatalf("/metrics on the public port: got %d, want 404", r.Code)
 	}
-	addr := loggedMetricsAddr(t, h.Logs.String())
+	addr := testkit.LoggedMetricsAddr(t, h.Logs.String())
 	r := testkit.Do(t, http.MethodGet, "http://"+addr+"/metrics", "", nil)
 	if r.Code != 200 || !strings.Contains(string(r.Body), `sweeps_total{result="ok"} 1`) {
 		t.Fatalf("/metrics on METRICS_ADDR: got %d %.300q", r.Code, r.Body)
@@ -98,19 +98,6 @@ func closedAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
-}
-
-// loggedMetricsAddr finds the address of the metrics listener in the log.
-func loggedMetricsAddr(t *testing.T, logs string) string {
-	t.Helper()
-	for _, line := range strings.Split(logs, "\n") {
-		var l struct{ Message, Addr string }
-		if json.Unmarshal([]byte(line), &l) == nil && l.Message == "serving /metrics" {
-			return l.Addr
-		}
-	}
-	t.Fatalf("no \"serving /metrics\" line in the log:\n%s", logs)
-	return ""
 }
 
 // TestDeployedProbesAreServed: every path a probe of the Cloud Run

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -319,4 +320,18 @@ func Do(t testing.TB, method, url, body string, headers map[string]string) Respo
 		t.Fatalf("%s %s: reading the body: %v", method, url, err)
 	}
 	return Response{Code: resp.StatusCode, Header: resp.Header, Body: raw}
+}
+
+// LoggedMetricsAddr finds the address of a binary's metrics listener
+// (METRICS_ADDR) in its JSON log.
+func LoggedMetricsAddr(t testing.TB, logs string) string {
+	t.Helper()
+	for _, line := range strings.Split(logs, "\n") {
+		var l struct{ Message, Addr string }
+		if json.Unmarshal([]byte(line), &l) == nil && l.Message == "serving /metrics" {
+			return l.Addr
+		}
+	}
+	t.Fatalf("no \"serving /metrics\" line in the log:\n%s", logs)
+	return ""
 }
