@@ -55,7 +55,7 @@ func (s *server) throttleKey(c echo.Context) string {
 // passphrase accepts only that one; others accept TOKEN_PASSPHRASE or
 // TOKEN_PASSPHRASE_PREVIOUS. Failures count towards the throttle, and so
 // does a name that does not exist.
-func (s *server) checkTokenPassphrase(c echo.Context, name string) (*token.Token, error) {
+func (s *server) checkTokenPassphrase(c echo.Context, name string, budget time.Time) (*token.Token, error) {
 	addr := s.throttleKey(c)
 	if ae := s.throttled(addr, name); ae != nil {
 		return nil, ae
@@ -66,7 +66,7 @@ func (s *server) checkTokenPassphrase(c echo.Context, name string) (*token.Token
 		return nil, errorf(http.StatusUnauthorized, "missing x-token-passphrase header")
 	}
 	ctx := c.Request().Context()
-	t, err := s.cached(ctx, name)
+	t, err := s.cached(ctx, name, budget)
 	var ok bool
 	switch {
 	case errors.Is(err, token.ErrNotFound):

@@ -92,3 +92,36 @@ func TestFirestoreUnreachable(t *testing.T) {
 		t.Fatalf("got %d after %s, want a fast 200 from the cache", r.code, time.Since(start))
 	}
 }
+
+// TestFirestoreUnreachableDueToken: a cached token that has come inside
+// the refresh threshold is served within INLINE_REFRESH_TIMEOUT while
+// Firestore does not answer: the store read and the inline refresh share
+// that budget, and no refresh is tried while the store is known down (it
+// took twice the timeout when both waited in turn).
+func TestFirestoreUnreachableDueToken(t *testing.T) {
+	t.Parallel()
+	const inline = 2 * time.Second
+	h := newHarness(t, map[string]string{"CACHE_MAX_AGE": "1m", "INLINE_REFRESH_TIMEOUT": inline.String()})
+	client, proxy := partitionableClient(t)
+	a := h.startAPI(client)
+	at, _ := h.seed("fading", 3*time.Hour, 30*24*time.Hour, nil)
+	if r := h.token(a, "fading"); r.code != 200 || r.str("token") != at {
+		t.Fatalf("got %d %s", r.code, r.raw)
+	}
+	proxy.Cut()
+	h.Clock.Advance(2 * time.Hour) // past CACHE_MAX_AGE, and 1 h left: due
+	for i := 0; i < 3; i++ {
+		start := time.Now()
+		r := h.token(a, "fading")
+		took := time.Since(start)
+		if r.code != 200 || r.str("token") != at {
+			t.Fatalf("request %d: got %d %s, want 200 with the cached token", i, r.code, r.raw)
+		}
+		if took > inline+time.Second {
+			t.Fatalf("request %d took %s, want at most INLINE_REFRESH_TIMEOUT (%s) and a little", i, took.Round(time.Millisecond), inline)
+		}
+	}
+	if n := h.Webex.Stats().Calls; n != 0 {
+		t.Fatalf("got %d webex calls while Firestore was unreachable, want 0", n)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -53,13 +54,17 @@ const (
 // server is the api: Echo routes over the token cache and the refresh protocol.
 type server struct {
 	deps
-	echo      *echo.Echo
-	cache     *tokenCache
-	loads     singleflight.Group
-	tokenKeys passphrase.Configured // TOKEN_PASSPHRASE and _PREVIOUS
-	adminKey  passphrase.Configured // ADMIN_PASSPHRASE
-	verifier  *passphrase.Verifier  // per-token passphrases, memoised, queued
-	throttle  *authFailures
+	echo  *echo.Echo
+	cache *tokenCache
+	loads singleflight.Group
+	// storeDownUntil (unix ns) is set when the store failed to answer a
+	// read: until then no inline refresh is tried (it would only make
+	// callers wait for the store too).
+	storeDownUntil atomic.Int64
+	tokenKeys      passphrase.Configured // TOKEN_PASSPHRASE and _PREVIOUS
+	adminKey       passphrase.Configured // ADMIN_PASSPHRASE
+	verifier       *passphrase.Verifier  // per-token passphrases, memoised, queued
+	throttle       *authFailures
 	// successes are the addresses that recently presented a right
 	// passphrase: their argon2id checks go first.
 	successes *throttle.Successes

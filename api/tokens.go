@@ -34,9 +34,12 @@ func (s *server) getToken(c echo.Context) error {
 	if err := token.ValidateName(name); err != nil {
 		return writeError(c, statusOf(err, name, s.now()))
 	}
-	t, err := s.checkTokenPassphrase(c, name)
+	// The store read and an inline refresh share one budget: a flow
+	// waits INLINE_REFRESH_TIMEOUT at most, whatever is slow.
+	budget := time.Now().Add(s.cfg.InlineTimeout)
+	t, err := s.checkTokenPassphrase(c, name, budget)
 	if err == nil {
-		t, err = s.servable(c.Request().Context(), t)
+		t, err = s.servable(c.Request().Context(), t, budget)
 	}
 	if err != nil {
 		return writeError(c, statusOf(err, name, s.now()))
@@ -59,9 +62,10 @@ var jsonContentType = []string{echo.MIMEApplicationJSON}
 var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // cached returns name's token from the cache while it is younger than
-// CACHE_MAX_AGE, else from the store. While the store fails, a cached
-// token is still returned as long as it is servable.
-func (s *server) cached(ctx context.Context, name string) (*token.Token, error) {
+// CACHE_MAX_AGE, else from the store, waiting for it until budget. While
+// the store fails, a cached token is still returned as long as it is
+// servable.
+func (s *server) cached(ctx context.Context, name string, budget time.Time) (*token.Token, error) {
 	now := s.now()
 	e := s.cache.get(name)
 	if e != nil && !now.After(e.checkAfter) {
@@ -73,9 +77,10 @@ func (s *server) cached(ctx context.Context, name string) (*token.Token, error) 
 		if e != nil && e.tok == nil {
 			e = nil // a stale "missing" says nothing while the store fails
 		}
-		t, err := s.load(ctx, name)
+		t, err := s.load(ctx, name, budget)
 		switch {
 		case err == nil:
+			s.storeDownUntil.Store(0)
 			s.metrics.Cache("miss")
 			e = s.cache.put(t, now.Add(s.cfg.CacheMaxAge))
 		case errors.Is(err, token.ErrNotFound):
@@ -86,6 +91,7 @@ func (s *server) cached(ctx context.Context, name string) (*token.Token, error) 
 			// and do not make every request wait for the store meanwhile.
 			s.logger.Warn("store unreachable; serving cached token", "token", name, "error", err.Error())
 			s.cache.postpone(e, s.now().Add(storeRetry))
+			s.storeDownUntil.Store(s.now().Add(storeRetry).UnixNano())
 			s.metrics.Cache("stale")
 			if e.tok.Servable(now, s.cfg.MinTokenValidity) {
 				return e.tok, nil
@@ -93,6 +99,7 @@ func (s *server) cached(ctx context.Context, name string) (*token.Token, error) 
 			return nil, fmt.Errorf("read %s: %w", name, token.ErrUnavailable)
 		default:
 			s.logger.Warn("store unreachable", "token", name, "error", err.Error())
+			s.storeDownUntil.Store(s.now().Add(storeRetry).UnixNano())
 			return nil, fmt.Errorf("read %s: %w", name, token.ErrUnavailable)
 		}
 	}
@@ -102,7 +109,7 @@ func (s *server) cached(ctx context.Context, name string) (*token.Token, error) 
 // servable returns t, or a token refreshed inline when t is below the
 // threshold (within INLINE_REFRESH_TIMEOUT), as long as it has
 // MIN_TOKEN_VALIDITY left; else why not.
-func (s *server) servable(ctx context.Context, t *token.Token) (*token.Token, error) {
+func (s *server) servable(ctx context.Context, t *token.Token, budget time.Time) (*token.Token, error) {
 	now := s.now()
 	name := t.Name
 	if !t.HasAccessToken() && !t.IsServiceApp() { // a Service App is minted
@@ -120,7 +127,15 @@ func (s *server) servable(ctx context.Context, t *token.Token) (*token.Token, er
 		}
 		return nil, err
 	}
-	rctx, cancel := context.WithTimeout(ctx, s.cfg.InlineTimeout)
+	if now.UnixNano() < s.storeDownUntil.Load() {
+		// The store just failed to answer: a refresh, which reads and
+		// writes it, would only make the caller wait.
+		if t.Servable(now, s.cfg.MinTokenValidity) {
+			return t, nil
+		}
+		return nil, fmt.Errorf("refresh %s: store unreachable: %w", name, token.ErrUnavailable)
+	}
+	rctx, cancel := context.WithDeadline(ctx, budget)
 	defer cancel()
 	res, err := s.refresher.Refresh(rctx, name, token.RefreshOptions{Trigger: token.TriggerInline, WaitForOthers: true})
 	if res.Token != nil {
@@ -140,16 +155,21 @@ func (s *server) servable(ctx context.Context, t *token.Token) (*token.Token, er
 }
 
 // load reads name from the store, one read per name at a time, bounded by
-// the inline timeout so that a hung store never holds a caller.
-func (s *server) load(ctx context.Context, name string) (*token.Token, error) {
+// the inline timeout so that a hung store never holds a caller, who waits
+// until budget at most.
+func (s *server) load(ctx context.Context, name string, budget time.Time) (*token.Token, error) {
 	ch := s.loads.DoChan(name, func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.InlineTimeout)
 		defer cancel()
 		return s.store.Get(lctx, name)
 	})
+	wait := time.NewTimer(time.Until(budget))
+	defer wait.Stop()
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-wait.C:
+		return nil, fmt.Errorf("read %s: %w", name, context.DeadlineExceeded)
 	case r := <-ch:
 		if r.Err != nil {
 			return nil, r.Err
