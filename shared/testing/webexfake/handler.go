@@ -78,15 +78,18 @@ func (f *Fake) serveToken(w http.ResponseWriter, r *http.Request) {
 	f.mu.Unlock()
 
 	if latency > 0 && !wait(r, latency, stop) {
+		f.noteUnanswered(form)
 		return // the client gave up
 	}
 	if faulted && fault.Kind != FaultLostAnswer {
+		f.noteUnanswered(form)
 		answerFault(w, r, fault, stop)
 		return
 	}
 
 	f.mu.Lock()
 	a := f.grantLocked(form)
+	f.noteGrantLocked(form, a, faulted)
 	f.mu.Unlock()
 
 	if faulted { // lost answer: the grant is made, the client never hears of it
@@ -103,6 +106,7 @@ func (f *Fake) countLocked(form url.Values) {
 	case "refresh_token":
 		f.stats.Refreshes++
 		f.stats.ByRefreshToken[form.Get("refresh_token")]++
+		f.notePresentedLocked(form.Get("refresh_token"))
 	case "authorization_code":
 		f.stats.Exchanges++
 	}
@@ -166,9 +170,11 @@ func (f *Fake) refreshLocked(clientID, rt string) answer {
 	case f.omitRefreshToken:
 		return answer{http.StatusOK, a}
 	case f.rotate:
+		f.retireLocked(rt, RetiredByRotation)
 		delete(f.refresh, rt)
 		rt = random(RefreshTokenPrefix)
 		f.refresh[rt] = g
+		f.issuedRefreshLocked(rt, g)
 	}
 	a.RefreshToken = rt
 	a.RefreshTokenExpiresIn = seconds(g.expires.Sub(now))
@@ -192,6 +198,7 @@ func (f *Fake) exchangeLocked(clientID, code, redirectURI string) answer {
 	a := f.issueAccessLocked(clientID, now)
 	rt := random(RefreshTokenPrefix)
 	f.refresh[rt] = refreshGrant{clientID: clientID, expires: now.Add(f.refreshExpiresIn)}
+	f.issuedRefreshLocked(rt, f.refresh[rt])
 	a.RefreshToken = rt
 	a.RefreshTokenExpiresIn = seconds(f.refreshExpiresIn)
 	return answer{http.StatusOK, a}
@@ -200,6 +207,7 @@ func (f *Fake) exchangeLocked(clientID, code, redirectURI string) answer {
 func (f *Fake) issueAccessLocked(clientID string, now time.Time) tokenAnswer {
 	at := random(AccessTokenPrefix)
 	f.access[at] = accessGrant{clientID: clientID, expires: now.Add(f.expiresIn)}
+	f.issued = append(f.issued, at)
 	return tokenAnswer{AccessToken: at, ExpiresIn: *seconds(f.expiresIn), TokenType: "Bearer"}
 }
 
