@@ -38,6 +38,8 @@ type campaign struct {
 	emu  *emulators
 	dir  string // this profile's logs
 	say  func(format string, args ...any)
+	// stalls measures how long the machine gave no CPU (shared by the profiles).
+	stalls *stallClock
 
 	project, coll, topic, sub string
 	fs                        *gfs.Client
@@ -85,10 +87,10 @@ type campaign struct {
 func (c *campaign) apis() []*proc    { return c.procs[:apiInstances] }
 func (c *campaign) workers() []*proc { return c.procs[apiInstances:] }
 
-func newCampaign(s settings, p profile, bins binaries, emu *emulators, dir string, say func(string, ...any)) *campaign {
+func newCampaign(s settings, p profile, bins binaries, emu *emulators, dir string, stalls *stallClock, say func(string, ...any)) *campaign {
 	tag := fmt.Sprintf("soak-%s-%d-%s", p.Name, s.Seed, randomText(4))
 	c := &campaign{
-		s: s, p: p, bins: bins, emu: emu, dir: dir, say: say,
+		s: s, p: p, bins: bins, emu: emu, dir: dir, say: say, stalls: stalls,
 		project: emulator.Project(), coll: tag, topic: tag + "-events", sub: tag + "-sub",
 		tokenPassphrase: "soak-flows-" + randomText(12),
 		adminPassphrase: "soak-admin-" + randomText(12),

@@ -30,7 +30,11 @@ const (
 )
 
 // plannedFault is one fault of the schedule: what, when (after t0), for
-// how long, on which instance.
+// how long, on which instance. Process faults never hit the first api
+// and the first worker: they live through the whole run, so that
+// invariant 6 always has long-lived processes to test (as a service
+// scaled on Cloud Run has some instances that live long and some that
+// come and go).
 type plannedFault struct {
 	Kind   string
 	At     time.Duration
@@ -58,23 +62,38 @@ func isProcessFault(kind string) bool {
 	return false
 }
 
-// recoveryDeadlines are when, by invariant 4, the service must be whole
-// again after a fault of kind that started at start and ended at end:
-// every token with a valid grant active and servable within two sweep
-// intervals (plus the protocol's backoff floor, which the configuration
-// cannot compress), and the outbox empty within one sweep interval.
-// After a SIGKILL the clock starts when the dead process's lease has
-// expired; after a process fault, when its orphaned events are old enough
-// for a sweep to publish them (the outbox settle time).
-func recoveryDeadlines(kind string, start, end time.Time) (tokens, outbox time.Time) {
-	tokensFrom, outboxFrom := end, end
+// Invariant 4's bounds, counted from the clocks recoveryClocks gives:
+// every token with a valid grant active within two sweep intervals, and
+// servable within that plus the protocol's backoff floor (which the
+// configuration cannot compress); the outbox empty within one sweep
+// interval, plus the period of the health samples that measure it.
+const (
+	activeWithin   = 2 * sweepInterval
+	servableWithin = 2*sweepInterval + backoffFloor
+	outboxWithin   = sweepInterval + time.Second
+)
+
+// recoveryClocks are when invariant 4's clocks start after a fault of kind
+// that started at start and ended at end: at its end, except that after a
+// SIGKILL the tokens' clock starts when the dead process's leases have
+// expired, and after any process fault the outbox's clock starts when
+// the events it left behind are old enough for a sweep to publish them
+// (the outbox settle time).
+func recoveryClocks(kind string, start, end time.Time) (tokens, outbox time.Time) {
+	tokens, outbox = end, end
 	if kind == faultKillAPI || kind == faultKillWorker {
-		tokensFrom = later(end, start.Add(leaseTTL))
+		tokens = later(end, start.Add(leaseTTL))
 	}
 	if isProcessFault(kind) {
-		outboxFrom = later(end, start.Add(outboxSettle))
+		outbox = later(end, start.Add(outboxSettle))
 	}
-	return tokensFrom.Add(2*sweepInterval + backoffFloor), outboxFrom.Add(sweepInterval)
+	return tokens, outbox
+}
+
+// recoveredBy is when invariant 4 wants everything whole after a fault.
+func recoveredBy(kind string, start, end time.Time) time.Time {
+	tokens, outbox := recoveryClocks(kind, start, end)
+	return later(tokens.Add(servableWithin), outbox.Add(outboxWithin))
 }
 
 func later(a, b time.Time) time.Time {
@@ -85,58 +104,33 @@ func later(a, b time.Time) time.Time {
 }
 
 // planFaults draws the schedule of one profile from seed: faults one
-// after the other with gaps, some overlapping the previous one, each
-// placed so that its recovery deadline falls inside the run.
+// after the other with gaps, some overlapping the previous one, and last
+// a Pub/Sub outage longer than a publish's timeout (so that deliveries
+// fail and events wait in the outbox) with another fault in its middle:
+// the recovery after the last fault (invariant 4) then always covers both
+// the tokens and the outbox.
 func planFaults(seed uint64, stream uint64, d time.Duration) []plannedFault {
 	rng := rand.New(rand.NewPCG(seed, stream))
-	total := 0
-	for _, k := range kindWeights {
-		total += k.weight
+	var t0 time.Time
+	fits := func(f plannedFault, horizon time.Duration) bool {
+		return recoveredBy(f.Kind, t0.Add(f.At), t0.Add(f.At+f.For)).Sub(t0)+faultTail <= horizon
 	}
+	final := plannedFault{Kind: faultPubSub, For: seconds(rng, 12, 17)}
+	final.At = max(faultWarmup, d-faultTail-recoveredBy(final.Kind, t0, t0.Add(final.For)).Sub(t0))
+
 	var out []plannedFault
 	at := faultWarmup
 	lost := 0
 	for misses := 0; misses < 20; {
-		n := rng.IntN(total)
-		var kind string
-		for _, k := range kindWeights {
-			if n < k.weight {
-				kind = k.kind
-				break
-			}
-			n -= k.weight
+		f := drawFault(rng, at, kindWeights)
+		if f.Kind == faultWebexLost && lost >= 1+int(d/(3*time.Minute)) {
+			continue // each lost answer spends a token's grant for good: keep them rare
 		}
-		f := plannedFault{Kind: kind, At: at}
-		switch kind {
-		case faultKillAPI, faultTermAPI:
-			f.Target, f.For = rng.IntN(apiInstances), seconds(rng, 1, 4)
-		case faultKillWorker, faultTermWorker:
-			f.Target, f.For = rng.IntN(workerInstances), seconds(rng, 1, 4)
-		case faultFirestore:
-			f.For = seconds(rng, 3, 12)
-		case faultPubSub:
-			f.For = seconds(rng, 4, 15)
-		case faultWebex5xx:
-			f.For, f.Param = seconds(rng, 2, 9), []string{"500", "502", "503"}[rng.IntN(3)]
-		case faultWebex429:
-			f.For, f.Param = seconds(rng, 2, 9), []string{"1", "3", "5"}[rng.IntN(3)]
-		case faultWebexSlow, faultWebexReset:
-			f.For = seconds(rng, 2, 8)
-		case faultWebexLost:
-			// One lost answer spends one token's refresh token for good
-			// (rotation is on): rare, so the population stays mostly alive.
-			if lost >= 1+int(d/(3*time.Minute)) {
-				continue
-			}
-			f.For = webexTimeout
-		}
-		var t0 time.Time
-		tokens, outbox := recoveryDeadlines(kind, t0.Add(f.At), t0.Add(f.At+f.For))
-		if later(tokens, outbox).Sub(t0)+faultTail > d {
+		if !fits(f, d) || f.At+f.For+3*time.Second > final.At {
 			misses++ // a kind that needs less time to recover may still fit
 			continue
 		}
-		if kind == faultWebexLost {
+		if f.Kind == faultWebexLost {
 			lost++
 		}
 		out = append(out, f)
@@ -146,7 +140,62 @@ func planFaults(seed uint64, stream uint64, d time.Duration) []plannedFault {
 			at = f.At + f.For + seconds(rng, 3, 10)
 		}
 	}
+	out = append(out, final)
+	companions := []struct {
+		kind   string
+		weight int
+	}{
+		{faultWebex5xx, 1}, {faultWebex429, 1}, {faultWebexSlow, 1}, {faultWebexReset, 1},
+		{faultFirestore, 1}, {faultKillWorker, 1}, {faultTermAPI, 1},
+	}
+	for range 20 {
+		f := drawFault(rng, final.At+time.Duration(rng.Int64N(int64(final.For/3))), companions)
+		if f.At+f.For <= final.At+final.For && fits(f, d) {
+			out = append(out, f)
+			break
+		}
+	}
 	return out
+}
+
+// drawFault draws a fault of one of kinds, by weight, starting at at.
+func drawFault(rng *rand.Rand, at time.Duration, kinds []struct {
+	kind   string
+	weight int
+}) plannedFault {
+	total := 0
+	for _, k := range kinds {
+		total += k.weight
+	}
+	n := rng.IntN(total)
+	var kind string
+	for _, k := range kinds {
+		if n < k.weight {
+			kind = k.kind
+			break
+		}
+		n -= k.weight
+	}
+	f := plannedFault{Kind: kind, At: at}
+	switch kind {
+	case faultKillAPI, faultTermAPI:
+		f.Target, f.For = 1+rng.IntN(apiInstances-1), seconds(rng, 1, 4)
+	case faultKillWorker, faultTermWorker:
+		f.Target, f.For = 1+rng.IntN(workerInstances-1), seconds(rng, 1, 4)
+	case faultFirestore:
+		f.For = seconds(rng, 3, 12)
+	case faultPubSub:
+		f.For = seconds(rng, 4, 15)
+	case faultWebex5xx:
+		f.For, f.Param = seconds(rng, 2, 9), []string{"500", "502", "503"}[rng.IntN(3)]
+	case faultWebex429:
+		f.For, f.Param = seconds(rng, 2, 9), []string{"1", "3", "5"}[rng.IntN(3)]
+	case faultWebexSlow, faultWebexReset:
+		f.For = seconds(rng, 2, 8)
+	case faultWebexLost:
+		f.For = webexTimeout
+	}
+	return f
 }
 
 func seconds(rng *rand.Rand, lo, hi int) time.Duration {
@@ -245,11 +294,13 @@ func (c *campaign) inject(ctx context.Context, pf plannedFault) {
 	}
 	switch pf.Kind {
 	case faultKillAPI, faultKillWorker, faultTermAPI, faultTermWorker:
-		p := c.workers()[min(pf.Target, len(c.workers())-1)]
-		sig := syscall.SIGKILL
+		var p *proc
 		if pf.Kind == faultKillAPI || pf.Kind == faultTermAPI {
 			p = c.apis()[pf.Target]
+		} else {
+			p = c.workers()[pf.Target]
 		}
+		sig := syscall.SIGKILL
 		if pf.Kind == faultTermAPI || pf.Kind == faultTermWorker {
 			sig = syscall.SIGTERM
 		}
@@ -273,11 +324,11 @@ func (c *campaign) inject(ctx context.Context, pf plannedFault) {
 	case faultFirestore:
 		c.fsProxy.Cut()
 		hold()
-		c.fsProxy.Restore()
+		c.fsProxy.Heal()
 	case faultPubSub:
 		c.psProxy.Cut()
 		hold()
-		c.psProxy.Restore()
+		c.psProxy.Heal()
 	case faultWebex5xx:
 		status := 500
 		fmt.Sscan(pf.Param, &status)

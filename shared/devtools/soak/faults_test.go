@@ -20,10 +20,19 @@ func TestPlanFaults(t *testing.T) {
 		}
 		var t0 time.Time
 		for _, f := range a {
-			tk, ob := recoveryDeadlines(f.Kind, t0.Add(f.At), t0.Add(f.At+f.For))
-			if f.At < faultWarmup || later(tk, ob).Sub(t0) > d {
-				t.Errorf("%v: %+v starts before the warm-up or recovers after the end (%v)", d, f, later(tk, ob).Sub(t0))
+			by := recoveredBy(f.Kind, t0.Add(f.At), t0.Add(f.At+f.For))
+			if f.At < faultWarmup || by.Sub(t0) > d {
+				t.Errorf("%v: %+v starts before the warm-up or recovers after the end (%v)", d, f, by.Sub(t0))
 			}
+		}
+		final := -1
+		for i, f := range a {
+			if f.Kind == faultPubSub && f.For >= 12*time.Second {
+				final = i
+			}
+		}
+		if final < len(a)-2 {
+			t.Errorf("%v: the schedule does not end with a Pub/Sub outage longer than a publish's timeout: %+v", d, a)
 		}
 	}
 	kinds := map[string]bool{}

@@ -75,6 +75,10 @@ func run(ctx context.Context, args []string, getenv func(string) string) int {
 	}
 	defer emu.Stop()
 
+	stalls := &stallClock{}
+	stallCtx, stopStalls := context.WithCancel(ctx)
+	defer stopStalls()
+	go stalls.run(stallCtx)
 	var cs []*campaign
 	for _, name := range s.Profiles {
 		logDir := filepath.Join(dir, "logs", name)
@@ -82,7 +86,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) int {
 			say("%v", err)
 			return 1
 		}
-		cs = append(cs, newCampaign(s, profileByName[name], bins, emu, logDir, say))
+		cs = append(cs, newCampaign(s, profileByName[name], bins, emu, logDir, stalls, say))
 	}
 	var wg sync.WaitGroup
 	for _, c := range cs {

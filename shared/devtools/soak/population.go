@@ -226,9 +226,9 @@ func (c *campaign) seedAfterStart(ctx context.Context) error {
 		var err error
 		switch {
 		case t.Group == groupOnboard:
-			err = c.onboard(ctx, t)
+			err = retrying(ctx, func() error { return c.onboard(ctx, t) })
 		case t.Passphrase != "":
-			err = c.givePassphrase(ctx, t)
+			err = retrying(ctx, func() error { return c.givePassphrase(ctx, t) })
 		}
 		if err != nil {
 			return err
@@ -250,6 +250,24 @@ func (c *campaign) seedAtT0(ctx context.Context, t0 time.Time) error {
 		}
 	}
 	return nil
+}
+
+// retrying runs a setup step until it succeeds, at most five times with
+// a growing pause: on a shared machine the emulators are sometimes too
+// slow for the api's own deadlines while everything starts.
+func retrying(ctx context.Context, step func() error) error {
+	var err error
+	for attempt := range 5 {
+		if err = step(); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(1<<attempt) * time.Second):
+		}
+	}
+	return err
 }
 
 // setFakeLifetimes compresses time at the fake Webex and turns rotation

@@ -36,6 +36,11 @@ func writeReport(dir string, s settings, cs []*campaign, started time.Time) (str
 	b.WriteString("- time compressed: access tokens live " + accessLifetime.String() +
 		fmt.Sprintf("; REFRESH_THRESHOLD %v, REFRESH_LEAD %v, SWEEP_INTERVAL %v, SWEEP_TIMEOUT %v, MIN_TOKEN_VALIDITY %v, CACHE_MAX_AGE %v, INLINE_REFRESH_TIMEOUT %v, WEBEX_TIMEOUT %v, REFRESH_EXPIRY_WARNING %v; not configurable: backoff floor %v, lease %v, outbox settle %v\n",
 			refreshThreshold, refreshLead, sweepInterval, sweepTimeout, minValidity, cacheMaxAge, inlineTimeout, webexTimeout, expiryWarning, backoffFloor, leaseTTL, outboxSettle))
+	if len(cs) > 0 {
+		n, total, longest := cs[0].stalls.summary(started, time.Now())
+		fmt.Fprintf(&b, "- the machine stalled (this process woke up %v or more late) %d times, %v in all, the longest %v; bounds on time are stretched by the stalls in their window\n",
+			stallMin, n, total.Round(time.Millisecond), longest.Round(time.Millisecond))
+	}
 	fmt.Fprintf(&b, "- per profile: %d api and %d worker processes, %d flow clients at %d GET/s each, an administrator every ~%v, the fake Webex rotating refresh tokens\n\n",
 		apiInstances, workerInstances, flowClients, flowRate, adminEvery)
 
