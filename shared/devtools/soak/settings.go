@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/wxcc/tokenservice/shared/pubsub"
 )
 
 // Time compressed through configuration (DESIGN section 6 names): a token
@@ -39,8 +37,10 @@ const (
 	// transient failure (token.RefresherConfig.BackoffBase's default).
 	backoffFloor = 15 * time.Second
 	// outboxSettle is how old an event must be before a sweep publishes
-	// it for an instance that may have died.
-	outboxSettle = pubsub.DefaultSettle
+	// it for an instance that may have died (the relay's settle time
+	// before issue 10; since, the worker's drain publishes at once, and
+	// this allowance is only generous).
+	outboxSettle = 30 * time.Second
 	// storeRetry is how long the api serves a cached token without asking
 	// Firestore again after Firestore failed to answer.
 	storeRetry = 5 * time.Second
