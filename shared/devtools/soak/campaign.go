@@ -234,6 +234,7 @@ func (c *campaign) runPhases(ctx context.Context) error {
 	}
 	c.runFaults(loadCtx, c.t0, &load)
 	c.runRevocations(loadCtx, c.t0, &load)
+	c.runLateOnboarding(loadCtx, c.t0, &load)
 	<-loadCtx.Done()
 	stopLoad()
 	load.Wait()

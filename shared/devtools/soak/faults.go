@@ -103,19 +103,27 @@ func later(a, b time.Time) time.Time {
 	return b
 }
 
+// finalParam marks the last Pub/Sub outage of a schedule.
+const finalParam = "final"
+
+// lateOnboardingRoom is how long after the final Pub/Sub outage begins
+// the late tokens are onboarded, before any other fault joins it.
+const lateOnboardingRoom = 3 * time.Second
+
 // planFaults draws the schedule of one profile from seed: faults one
 // after the other with gaps, some overlapping the previous one, and last
-// a Pub/Sub outage longer than a publish's timeout (so that deliveries
-// fail and events wait in the outbox) with another fault in its middle:
-// the recovery after the last fault (invariant 4) then always covers both
-// the tokens and the outbox.
+// a Pub/Sub outage longer than a publish's timeout with another fault in
+// its middle. Early in that outage, an administrator onboards the late
+// tokens, whose events cannot be delivered then: the recovery after the
+// last fault (invariant 4) always covers both the tokens and an outbox
+// with events in it.
 func planFaults(seed uint64, stream uint64, d time.Duration) []plannedFault {
 	rng := rand.New(rand.NewPCG(seed, stream))
 	var t0 time.Time
 	fits := func(f plannedFault, horizon time.Duration) bool {
 		return recoveredBy(f.Kind, t0.Add(f.At), t0.Add(f.At+f.For)).Sub(t0)+faultTail <= horizon
 	}
-	final := plannedFault{Kind: faultPubSub, For: seconds(rng, 12, 17)}
+	final := plannedFault{Kind: faultPubSub, For: seconds(rng, 14, 18), Param: finalParam}
 	final.At = max(faultWarmup, d-faultTail-recoveredBy(final.Kind, t0, t0.Add(final.For)).Sub(t0))
 
 	var out []plannedFault
@@ -149,7 +157,7 @@ func planFaults(seed uint64, stream uint64, d time.Duration) []plannedFault {
 		{faultFirestore, 1}, {faultKillWorker, 1}, {faultTermAPI, 1},
 	}
 	for range 20 {
-		f := drawFault(rng, final.At+time.Duration(rng.Int64N(int64(final.For/3))), companions)
+		f := drawFault(rng, final.At+lateOnboardingRoom+time.Duration(rng.Int64N(int64(final.For/3))), companions)
 		if f.At+f.For <= final.At+final.For && fits(f, d) {
 			out = append(out, f)
 			break

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	gfs "cloud.google.com/go/firestore"
@@ -24,6 +25,7 @@ const (
 	groupLapseRead  = "lapse-read"  // refresh tokens lapse during the run; read by flows
 	groupLapseBatch = "lapse-batch" // refresh tokens lapse together, access tokens due together; idle
 	groupRevoke     = "revoke"      // the user revokes the integration during the run
+	groupLate       = "late"        // onboarded while Pub/Sub is unreachable (the final outage)
 
 	// Service Apps (DESIGN section 5a, issue 9) are not in this tree yet.
 	// To add them: a group created with PUT {"kind":"service_app",
@@ -34,13 +36,13 @@ const (
 	// reauth_required) in expectReauth and in the invariants that use it.
 )
 
-// groupSizes is the population: 57 tokens.
+// groupSizes is the population: 59 tokens.
 var groupSizes = []struct {
 	group string
 	n     int
 }{
 	{groupPlain, 24}, {groupOwn, 8}, {groupLong, 3}, {groupOnboard, 3},
-	{groupMigrate, 6}, {groupLapseRead, 3}, {groupLapseBatch, 6}, {groupRevoke, 4},
+	{groupMigrate, 6}, {groupLapseRead, 3}, {groupLapseBatch, 6}, {groupRevoke, 4}, {groupLate, 2},
 }
 
 // soakToken is one token of the population and what the campaign does
@@ -88,7 +90,7 @@ func planPopulation(rng *rand.Rand, d time.Duration, faultFrom, faultTo time.Dur
 				ClientID:     "soak-client-" + randomHex(rng, 6),
 				ClientSecret: "soak-csecret-" + randomHex(rng, 12),
 				RedirectURI:  "https://flows.example.com/callback",
-				Read:         g.group != groupLapseBatch,
+				Read:         g.group != groupLapseBatch && g.group != groupLate,
 			}
 			switch g.group {
 			case groupPlain:
@@ -235,6 +237,31 @@ func (c *campaign) seedAfterStart(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// runLateOnboarding onboards the late tokens early in the final Pub/Sub
+// outage, retrying while other faults get in the way.
+func (c *campaign) runLateOnboarding(ctx context.Context, t0 time.Time, wg *sync.WaitGroup) {
+	var at time.Duration
+	for _, f := range c.plan {
+		if f.Param == finalParam {
+			at = f.At + 500*time.Millisecond
+		}
+	}
+	wg.Go(func() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(t0.Add(at))):
+		}
+		for _, t := range c.tokens {
+			if t.Group == groupLate {
+				if err := retrying(ctx, func() error { return c.onboard(ctx, t) }); err != nil {
+					c.say("%s: late onboarding of %s: %v", c.p.Name, t.Name, err)
+				}
+			}
+		}
+	})
 }
 
 // seedAtT0 writes the documents of the lapse groups, as a migration
