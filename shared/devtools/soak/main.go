@@ -63,10 +63,12 @@ func run(ctx context.Context, args []string, getenv func(string) string) int {
 	say("seed %d (replay with SOAK_SEED=%d), %v per profile, profiles %s; report in %s",
 		s.Seed, s.Seed, s.Duration, strings.Join(s.Profiles, ", "), dir)
 
-	bins, err := build(ctx, root, s.Race)
-	if err != nil {
-		say("%v", err)
-		return 1
+	bins := binaries{API: filepath.Join(s.Binaries, "api"), Worker: filepath.Join(s.Binaries, "worker")}
+	if s.Binaries == "" {
+		if bins, err = build(ctx, root, s.Race); err != nil {
+			say("%v", err)
+			return 1
+		}
 	}
 	emu, err := startEmulators(ctx, getenv)
 	if err != nil {

@@ -77,6 +77,9 @@ type settings struct {
 	Race bool
 	// Profiles are the profiles to run, by name.
 	Profiles []string
+	// Binaries, if set, is a directory holding api and worker built
+	// beforehand: the campaign then builds nothing.
+	Binaries string
 }
 
 // defaultDuration is what `make soak` runs.
@@ -108,6 +111,7 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 		}
 		s.Race = b
 	}
+	s.Binaries = getenv("SOAK_BINARIES")
 	profiles := strings.Join(s.Profiles, ",")
 	if v := getenv("SOAK_PROFILES"); v != "" {
 		profiles = v
@@ -119,6 +123,7 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	fl.StringVar(&s.ReportRoot, "reports", s.ReportRoot, "directory for the report directories (SOAK_REPORT_DIR)")
 	fl.BoolVar(&s.Race, "race", s.Race, "build the binaries with the race detector (SOAK_RACE)")
 	fl.StringVar(&profiles, "profiles", profiles, "profiles to run: plain, encrypted (SOAK_PROFILES)")
+	fl.StringVar(&s.Binaries, "binaries", s.Binaries, "directory with api and worker built beforehand; empty: build them (SOAK_BINARIES)")
 	if err := fl.Parse(args); err != nil {
 		return s, err
 	}

@@ -40,6 +40,8 @@ type RefreshTokenUse struct {
 	// sent it after rotation retired it, after it was revoked, and at or
 	// after its expiry.
 	AfterRotation, AfterRevocation, AfterExpiry int
+	// FirstAfterExpiry is when the first call at or after its expiry came.
+	FirstAfterExpiry time.Time
 }
 
 // RefreshTokenUses returns the ledger of every refresh token the fake
@@ -135,7 +137,10 @@ func (f *Fake) notePresentedLocked(rt string) {
 	case RetiredByRevocation:
 		u.AfterRevocation++
 	}
-	if !u.Expires.IsZero() && !f.now().Before(u.Expires) {
+	if now := f.now(); !u.Expires.IsZero() && !now.Before(u.Expires) {
+		if u.AfterExpiry == 0 {
+			u.FirstAfterExpiry = now
+		}
 		u.AfterExpiry++
 	}
 }

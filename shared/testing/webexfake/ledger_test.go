@@ -45,7 +45,7 @@ func TestLedger(t *testing.T) {
 	old := s.IssueRefreshToken(clientID, time.Minute)
 	now = now.Add(2 * time.Minute)
 	mustPost(t, s.TokenURL, refreshForm(old))
-	if u := s.RefreshTokenUses()[old]; u.AfterExpiry != 1 || u.Granted != 0 {
+	if u := s.RefreshTokenUses()[old]; u.AfterExpiry != 1 || u.Granted != 0 || !u.FirstAfterExpiry.Equal(now) {
 		t.Errorf("expired: got %+v, want one presentation after expiry, no grant", u)
 	}
 	other := s.IssueRefreshToken(clientID, time.Hour)
