@@ -61,6 +61,9 @@ type campaign struct {
 	revokedMu    sync.Mutex
 
 	t0, tEnd time.Time
+	// settled is when the final state was recorded, before the
+	// processes were stopped.
+	settled  time.Time
 	stopping bool
 	stopMu   sync.Mutex
 
@@ -242,6 +245,7 @@ func (c *campaign) runPhases(ctx context.Context) error {
 	interrupted := ctx.Err() != nil
 
 	c.settle(context.WithoutCancel(ctx))
+	c.settled = time.Now()
 	c.stopProcs()
 	c.ledger = c.fake.RefreshTokenUses()
 	c.stats = c.fake.Stats()

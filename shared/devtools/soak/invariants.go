@@ -540,7 +540,7 @@ func (c *campaign) checkRecovery() result {
 			}
 		}
 	}
-	last := hs[len(hs)-1]
+	last := sampleAt(hs, c.settled)
 	if !last.tokensHealthy() {
 		r.fail("at the end (%s): not active %v, not servable %v", c.rel(last.At), last.Inactive, last.Unservable)
 	}

@@ -28,6 +28,7 @@ func testCampaign(t *testing.T) *campaign {
 		logs:    logFacts{StoreFailed: map[string][]time.Time{}},
 	}
 	c.tEnd = c.t0.Add(90 * time.Second)
+	c.settled = c.tEnd.Add(time.Second)
 	for i := range apiInstances + workerInstances {
 		p, err := newProc("api", "p", "/bin/true", t.TempDir(), nil, nil)
 		if err != nil {
