@@ -74,7 +74,7 @@ func TestCheckRequests(t *testing.T) {
 	c.reqs.add(request{Kind: "get", Token: "a", Start: c.at(50), End: c.at(55), Err: "timeout"}) // a hang
 
 	r := c.checkRequests()
-	for _, want := range []string{"at t0+20.0s: 503 although Firestore held", "503 after 4s while Firestore was unreachable",
+	for _, want := range []string{"at t0+20.0s: 503 although Firestore held", "503 after 4s (Firestore unreachable), later than a flow waits",
 		"Webex never issued", "at t0+50.0s: no answer (timeout)"} {
 		if !hasViolation(r, want) {
 			t.Errorf("no violation %q in %q", want, r.Violations)

@@ -37,8 +37,9 @@
 //
 //  1. Every GET of a token whose Firestore document held a token with
 //     MIN_TOKEN_VALIDITY (+1 s) left got 200, except 503s while Firestore
-//     was unreachable (answered within INLINE_REFRESH_TIMEOUT + 2 s);
-//     never a 5xx other than 503, never no answer within 5 s. Every 200
+//     was unreachable; every GET answered within 2 s (what a flow waits:
+//     INLINE_REFRESH_TIMEOUT plus a little); never a 5xx other than 503,
+//     never no answer within 5 s. Every 200
 //     carried a token Webex issued and that had not expired; a token with
 //     its own passphrase refused TOKEN_PASSPHRASE; after the sample wrote
 //     a token, no api served an older one once CACHE_MAX_AGE had passed.
