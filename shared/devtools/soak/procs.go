@@ -246,10 +246,9 @@ func (p *proc) snapshot(l *life) life {
 // first life was ready, from the moment the campaign told a life to end
 // (or it ended by itself) until the next life was ready.
 func (p *proc) downWindows(end time.Time) []window {
-	lives := p.Lives()
 	var out []window
 	var downSince time.Time
-	for i, l := range lives {
+	for i, l := range p.Lives() {
 		s := p.snapshot(l)
 		if i == 0 {
 			downSince = s.Started
@@ -262,8 +261,8 @@ func (p *proc) downWindows(end time.Time) []window {
 		if stop.IsZero() || (!s.Ended.IsZero() && s.Ended.Before(stop)) {
 			stop = s.Ended
 		}
-		if !stop.IsZero() {
-			downSince = stop
+		if !stop.IsZero() && downSince.IsZero() {
+			downSince = stop // a life that never got ready does not move it
 		}
 	}
 	if !downSince.IsZero() {
