@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -72,8 +73,50 @@ func writeReport(dir string, s settings, cs []*campaign, started time.Time) (str
 			return "", err
 		}
 	}
+	if err := writeSummary(dir, s, cs); err != nil {
+		return "", err
+	}
 	path := filepath.Join(dir, "report.md")
 	return path, os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// writeSummary writes summary.json: the verdicts and violations, for tools
+// that compare runs.
+func writeSummary(dir string, s settings, cs []*campaign) error {
+	type check struct {
+		ID         string   `json:"id"`
+		Title      string   `json:"title"`
+		Pass       bool     `json:"pass"`
+		Summary    string   `json:"summary"`
+		Violations []string `json:"violations"`
+		Notes      []string `json:"notes"`
+	}
+	type prof struct {
+		Name   string  `json:"name"`
+		Error  string  `json:"error,omitempty"`
+		Checks []check `json:"checks"`
+	}
+	out := struct {
+		Seed     uint64 `json:"seed"`
+		Duration string `json:"duration"`
+		Pass     bool   `json:"pass"`
+		Profiles []prof `json:"profiles"`
+	}{Seed: s.Seed, Duration: s.Duration.String(), Pass: passed(cs)}
+	for _, c := range cs {
+		p := prof{Name: c.p.Name}
+		if c.err != nil {
+			p.Error = c.err.Error()
+		}
+		for _, r := range c.results {
+			p.Checks = append(p.Checks, check{ID: r.ID, Title: r.Title, Pass: r.Pass(), Summary: r.Summary, Violations: r.Violations, Notes: r.Notes})
+		}
+		out.Profiles = append(out.Profiles, p)
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "summary.json"), b, 0o644)
 }
 
 func passed(cs []*campaign) bool {
