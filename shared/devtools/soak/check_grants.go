@@ -59,7 +59,12 @@ func (c *campaign) analyzeGrants() grants {
 		case near(kills, u.FirstGrant, -100*time.Millisecond, webexTimeout+5*time.Second):
 			x.Excuse = "the answer was lost with a process killed (SIGKILL) before it could store it"
 		case near(c.logs.StoreFailed[name], u.FirstGrant, 0, 15*time.Second):
-			x.Excuse = "the answer arrived but could not be stored (the process logged \"new token could not be stored\")"
+			logged := first(c.logs.StoreFailed[name], u.FirstGrant)
+			if stalled := c.stalls.in(u.FirstGrant, logged); stalled >= time.Second {
+				x.Excuse = fmt.Sprintf("the answer arrived but could not be stored while the machine stalled %v", stalled.Round(time.Millisecond))
+				break
+			}
+			x.Why = fmt.Sprintf("the answer arrived but was dropped: the process logged \"new token could not be stored\" at %s (Firestore did not answer within the commit's deadline), and the spent refresh token was presented again", c.rel(logged))
 		default:
 			x.Why = "presented again after Webex had rotated it"
 		}
@@ -70,6 +75,17 @@ func (c *campaign) analyzeGrants() grants {
 	}
 	sort.Slice(g.reused, func(i, j int) bool { return g.reused[i].Granted.Before(g.reused[j].Granted) })
 	return g
+}
+
+// first returns the earliest t in ts at or after at.
+func first(ts []time.Time, at time.Time) time.Time {
+	var out time.Time
+	for _, t := range ts {
+		if !t.Before(at) && (out.IsZero() || t.Before(out)) {
+			out = t
+		}
+	}
+	return out
 }
 
 // near says whether some t in ts lies in [at+from, at+to].

@@ -98,10 +98,13 @@ func TestCheckRefreshTokens(t *testing.T) {
 	c.ledger["rt-sample"] = webexfake.RefreshTokenUse{ClientID: "client-a", Granted: 1, AfterRotation: 1, FirstGrant: c.at(30)}
 	c.ledger["rt-fine"] = webexfake.RefreshTokenUse{ClientID: "client-a", Granted: 1, Presented: 3, Unanswered: 2}
 	c.sample.add(sampleWrite{Token: "a", At: c.at(30), OldRefresh: "rt-sample"})
+	c.ledger["rt-dropped"] = webexfake.RefreshTokenUse{ClientID: "client-a", Granted: 1, AfterRotation: 1, FirstGrant: c.at(40)}
+	c.logs.StoreFailed["a"] = []time.Time{c.at(45)}
 	g := c.analyzeGrants()
 	r := c.checkRefreshTokens(g)
-	if len(r.Violations) != 2 || !hasViolation(r, "presented again after Webex had rotated it") || !hasViolation(r, "the sample had replaced it") {
-		t.Errorf("got %q, want the token presented twice and the one the sample replaced", r.Violations)
+	if len(r.Violations) != 3 || !hasViolation(r, "presented again after Webex had rotated it") || !hasViolation(r, "the sample had replaced it") ||
+		!hasViolation(r, "the answer arrived but was dropped") {
+		t.Errorf("got %q, want the token presented twice, the one the sample replaced and the grant dropped", r.Violations)
 	}
 	if g.casualties["a"] == "" || len(r.Notes) != 1 {
 		t.Errorf("the retry after a lost answer is not counted apart: casualties %v, notes %q", g.casualties, r.Notes)

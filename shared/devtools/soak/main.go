@@ -45,8 +45,10 @@
 //     a token, no api served an older one once CACHE_MAX_AGE had passed.
 //  2. No refresh token was presented to Webex after rotation retired it,
 //     except a retry after a lost answer (also: an answer lost with a
-//     SIGKILLed process, or one the process logged it could not store),
-//     counted apart; never one the sample had replaced.
+//     SIGKILLed process, or one the process could not store while the
+//     machine stalled), counted apart; never one the sample had replaced,
+//     never one whose grant the process dropped because Firestore did not
+//     answer in time.
 //  3. Every generation of the final documents has its token.rotated
 //     received on an ordered subscription (distinct by ce-id); no event
 //     for a generation never committed, or carrying other expiries than
