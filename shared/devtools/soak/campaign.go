@@ -342,7 +342,7 @@ func (c *campaign) settle(ctx context.Context) {
 				c.final[name] = c.decodeDoc(name, time.Now(), d)
 			}
 			h := c.healthNow(ctx)
-			if h.OutboxLen == 0 && !h.OutboxErr && len(c.missingRotations()) == 0 {
+			if len(h.Outbox) == 0 && !h.OutboxErr && len(c.missingRotations()) == 0 {
 				break
 			}
 		}

@@ -64,6 +64,11 @@ type episode struct {
 	End time.Time
 	// Tokens and Outbox are when the clocks start (see recoveryClocks).
 	Tokens, Outbox time.Time
+	// Orphans is when its last process fault began: only events
+	// committed before it may have been left by a dead process and wait
+	// for the outbox settle time; the others are the live instances' to
+	// deliver within one sweep interval of the episode's end.
+	Orphans time.Time
 }
 
 // by is when everything must be whole again.
@@ -83,13 +88,17 @@ func (c *campaign) episodes() []episode {
 			end = c.tEnd
 		}
 		tk, ob := recoveryClocks(f.Kind, f.Start, end)
+		var orphans time.Time
+		if isProcessFault(f.Kind) {
+			orphans = f.Start
+		}
 		if n := len(out); n > 0 && f.Start.Before(out[n-1].by()) {
 			e := &out[n-1]
 			e.Faults = append(e.Faults, f)
-			e.End, e.Tokens, e.Outbox = later(e.End, end), later(e.Tokens, tk), later(e.Outbox, ob)
+			e.End, e.Tokens, e.Outbox, e.Orphans = later(e.End, end), later(e.Tokens, tk), later(e.Outbox, ob), later(e.Orphans, orphans)
 			continue
 		}
-		out = append(out, episode{Faults: []fault{f}, End: end, Tokens: tk, Outbox: ob})
+		out = append(out, episode{Faults: []fault{f}, End: end, Tokens: tk, Outbox: ob, Orphans: orphans})
 	}
 	return out
 }
@@ -134,12 +143,22 @@ func (c *campaign) checkRecovery() result {
 				r.fail("%s: tokens with a valid grant still without a servable token at %s: %s", what, c.rel(by), strings.Join(sampleAt(hs, by).Unservable, ", "))
 			}
 		}
-		if by := c.stalls.stretch(e.Outbox, e.Outbox.Add(outboxWithin)); by.Before(c.tEnd) {
-			if at, ok := first(e.Outbox, func(h healthSample) bool { return h.outboxClearOf(e.End) }); !ok || at.After(by) {
-				s := sampleAt(hs, by)
-				r.fail("%s: the outbox still held %d events at %s, the oldest committed at %s",
-					what, s.OutboxLen, c.rel(by), c.rel(s.OutboxOldest))
+		outbox := func(from, to, clock time.Time, whose string) {
+			by := c.stalls.stretch(clock, clock.Add(outboxWithin))
+			if !by.Before(c.tEnd) {
+				return
 			}
+			if at, ok := first(clock, func(h healthSample) bool { return h.outboxClear(from, to) }); !ok || at.After(by) {
+				s := sampleAt(hs, by)
+				r.fail("%s: the outbox still held %s events at %s (%d in all, the oldest committed at %s)",
+					what, whose, c.rel(by), len(s.Outbox), c.rel(s.outboxOldest()))
+			}
+		}
+		if e.Orphans.IsZero() {
+			outbox(time.Time{}, e.End, e.Outbox, "the episode's")
+		} else {
+			outbox(time.Time{}, e.Orphans, e.Outbox, "a stopped instance's")
+			outbox(e.Orphans, e.End, e.End, "live instances'")
 		}
 	}
 	last := sampleAt(hs, c.settled)

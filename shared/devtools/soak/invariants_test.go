@@ -156,22 +156,41 @@ func TestCheckRecovery(t *testing.T) {
 	for s := 0.0; s <= 90; s++ {
 		h := healthSample{At: c.at(s), ProcsUp: true}
 		if s < 70 { // an event committed during the outage is published 30 s after it ended
-			h.OutboxOldest, h.OutboxLen = c.at(25), 1
+			h.Outbox = []time.Time{c.at(25)}
 		}
 		c.health.list = append(c.health.list, h)
 	}
-	if r := c.checkRecovery(); !hasViolation(r, "the outbox still held 1 events at t0+51.0s") {
+	if r := c.checkRecovery(); !hasViolation(r, "the outbox still held the episode's events at t0+51.0s") {
 		t.Errorf("got %q, want the outbox not empty one sweep interval after the outage", r.Violations)
 	}
 	c.health.list = nil
 	for s := 0.0; s <= 90; s++ {
 		h := healthSample{At: c.at(s), ProcsUp: true}
 		if s < 48 {
-			h.OutboxOldest, h.OutboxLen = c.at(25), 1
+			h.Outbox = []time.Time{c.at(25)}
 		}
 		c.health.list = append(c.health.list, h)
 	}
 	if r := c.checkRecovery(); !r.Pass() {
 		t.Errorf("an outbox emptied 8 s after the outage: got %q", r.Violations)
+	}
+
+	// A SIGKILL shortly before the outage: its orphans may wait for the
+	// settle time, but not what live instances committed after it.
+	c.faults.add(&fault{plannedFault: plannedFault{Kind: faultKillWorker}, Start: c.at(15), End: c.at(17)})
+	c.health.list = nil
+	for s := 0.0; s <= 90; s++ {
+		h := healthSample{At: c.at(s), ProcsUp: true}
+		if s < 55 {
+			h.Outbox = []time.Time{c.at(14)} // an orphan: out by 15+30+11 = 56 s
+		}
+		if s < 60 {
+			h.Outbox = append(h.Outbox, c.at(25)) // a live instance's: due by 40+11 = 51 s
+		}
+		c.health.list = append(c.health.list, h)
+	}
+	r := c.checkRecovery()
+	if !hasViolation(r, "the outbox still held live instances' events at t0+51.0s") || hasViolation(r, "stopped instance's") {
+		t.Errorf("got %q, want only the live instances' event late", r.Violations)
 	}
 }

@@ -323,26 +323,44 @@ type healthSample struct {
 	// Inactive names tokens with a valid grant whose status is not
 	// active; Unservable those with a valid grant and no servable token.
 	Inactive, Unservable []string
-	// OutboxOldest is the commit time of the oldest event in the outbox
-	// (zero when empty); OutboxErr is set when the outbox could not be read.
-	OutboxOldest time.Time
-	OutboxLen    int
-	OutboxErr    bool
+	// Outbox holds the commit time of every event in the outbox;
+	// OutboxErr is set when the outbox could not be read.
+	Outbox    []time.Time
+	OutboxErr bool
 }
 
 // tokensHealthy says whether every token with a valid grant is active
 // and servable.
 func (h healthSample) tokensHealthy() bool { return len(h.Inactive) == 0 && len(h.Unservable) == 0 }
 
-// outboxClearOf says whether no event committed at or before t is left.
-func (h healthSample) outboxClearOf(t time.Time) bool {
-	return !h.OutboxErr && (h.OutboxOldest.IsZero() || h.OutboxOldest.After(t))
+// outboxClear says whether no event committed in (from, to] is left.
+func (h healthSample) outboxClear(from, to time.Time) bool {
+	if h.OutboxErr {
+		return false
+	}
+	for _, at := range h.Outbox {
+		if at.After(from) && !at.After(to) {
+			return false
+		}
+	}
+	return true
+}
+
+// outboxOldest is the commit time of the oldest event left (zero if none).
+func (h healthSample) outboxOldest() time.Time {
+	var oldest time.Time
+	for _, at := range h.Outbox {
+		if oldest.IsZero() || at.Before(oldest) {
+			oldest = at
+		}
+	}
+	return oldest
 }
 
 // healthy is full health: every instance up, every token with a valid
 // grant active and servable, no event older than a few seconds waiting.
 func (h healthSample) healthy() bool {
-	return h.ProcsUp && h.tokensHealthy() && h.outboxClearOf(h.At.Add(-5*time.Second))
+	return h.ProcsUp && h.tokensHealthy() && h.outboxClear(time.Time{}, h.At.Add(-5*time.Second))
 }
 
 type healthLog struct {
@@ -401,12 +419,8 @@ func (c *campaign) healthNow(ctx context.Context) healthSample {
 		h.OutboxErr = true
 		return h
 	}
-	h.OutboxLen = len(snaps)
 	for _, s := range snaps {
-		at := msTime(millisField(s.Data(), "time"))
-		if h.OutboxOldest.IsZero() || at.Before(h.OutboxOldest) {
-			h.OutboxOldest = at
-		}
+		h.Outbox = append(h.Outbox, msTime(millisField(s.Data(), "time")))
 	}
 	return h
 }

@@ -212,7 +212,7 @@ func (c *campaign) givePassphrase(ctx context.Context, t *soakToken) error {
 // seedBefore writes the documents that exist when the processes start.
 func (c *campaign) seedBefore(ctx context.Context) error {
 	for _, t := range c.tokens {
-		if t.Group == groupOnboard || t.seededAtT0() {
+		if t.Group == groupOnboard || t.Group == groupLate || t.seededAtT0() {
 			continue
 		}
 		if err := c.seedDoc(ctx, t); err != nil {
