@@ -34,6 +34,11 @@ func TestPlanFaults(t *testing.T) {
 		if final < len(a)-2 {
 			t.Errorf("%v: the schedule does not end with a Pub/Sub outage longer than a publish's timeout: %+v", d, a)
 		}
+		for _, f := range a[final+1:] {
+			if isProcessFault(f.Kind) {
+				t.Errorf("%v: a process fault inside the final Pub/Sub outage: %+v", d, f)
+			}
+		}
 	}
 	kinds := map[string]bool{}
 	for seed := range uint64(30) {
