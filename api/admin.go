@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -26,13 +25,18 @@ type adminStore interface {
 const adminTimeout = 10 * time.Second
 
 // clientConfig is the body of PUT /admin/tokens/N. Pointers tell an
-// omitted field (unchanged) from an empty one.
+// omitted field (unchanged) from an empty one. Kind, AppID, TargetOrgID
+// and Manager are a Service App's (serviceapps.go).
 type clientConfig struct {
 	ClientID     *string   `json:"clientId"`
 	ClientSecret *string   `json:"clientSecret"`
 	RedirectURI  *string   `json:"redirectUri"`
 	Scopes       *[]string `json:"scopes"`
 	Passphrase   *string   `json:"passphrase"`
+	Kind         *string   `json:"kind"`
+	AppID        *string   `json:"appId"`
+	TargetOrgID  *string   `json:"targetOrgId"`
+	Manager      *string   `json:"manager"`
 }
 
 // validate checks every field present; it never echoes a secret.
@@ -44,6 +48,9 @@ func (cc *clientConfig) validate() error {
 		return errors.New("clientSecret must be 1-512 printable characters without spaces")
 	}
 	if cc.RedirectURI != nil {
+		if strings.Contains(*cc.RedirectURI, "#") {
+			return errors.New("redirectUri must not contain a fragment (#): RFC 6749 section 3.1.2")
+		}
 		u, err := url.Parse(*cc.RedirectURI)
 		local := err == nil && (u.Hostname() == "localhost" || u.Hostname() == "127.0.0.1")
 		if err != nil || len(*cc.RedirectURI) > 2048 || u.Host == "" || !(u.Scheme == "https" || u.Scheme == "http" && local) {
@@ -65,7 +72,7 @@ func (cc *clientConfig) validate() error {
 			return fmt.Errorf("passphrase: %w", err)
 		}
 	}
-	return nil
+	return cc.validateServiceApp()
 }
 
 func printable(s string, minLen, maxLen int) bool {
@@ -112,11 +119,8 @@ func (s *server) putToken(c echo.Context) error {
 		return writeError(c, statusOf(err, name, s.now()))
 	}
 	var cc clientConfig
-	dec := json.NewDecoder(c.Request().Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cc); err != nil || dec.More() {
-		return writeError(c, errorf(http.StatusBadRequest,
-			`body must be one JSON object with clientId, clientSecret, redirectUri, scopes and optionally passphrase`))
+	if ae := decodeBody(c, &cc); ae != nil {
+		return writeError(c, ae)
 	}
 	if err := cc.validate(); err != nil {
 		return writeError(c, errorf(http.StatusBadRequest, err.Error()))
@@ -131,34 +135,11 @@ func (s *server) putToken(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
 	defer cancel()
+	if ae := s.checkManager(ctx, name, cc.Manager); ae != nil {
+		return writeError(c, ae)
+	}
 
-	var changed []string
-	update := func(t *token.Token) ([]token.Event, error) {
-		before := token.ClientFingerprint(t.ClientID, t.ClientSecret)
-		changed = cc.apply(t, hash)
-		if t.Status == token.StatusConfigError && token.ClientFingerprint(t.ClientID, t.ClientSecret) != before {
-			t.Status = token.StatusPending
-			if t.HasAccessToken() {
-				t.Status = token.StatusActive
-			}
-			t.ConfigFingerprint, t.LastError, t.NextAttempt, t.Failures = "", nil, time.Time{}, 0
-			changed = append(changed, "status")
-		}
-		return nil, nil
-	}
-	created := false
-	_, err := s.store.Update(ctx, name, update)
-	if errors.Is(err, token.ErrNotFound) {
-		if cc.ClientID == nil || cc.ClientSecret == nil || cc.RedirectURI == nil {
-			return writeError(c, errorf(http.StatusBadRequest, "a new token needs clientId, clientSecret and redirectUri"))
-		}
-		t := &token.Token{Name: name, Status: token.StatusPending}
-		update(t)
-		created, err = s.store.Create(ctx, t)
-		if err == nil && !created { // created by someone else meanwhile
-			_, err = s.store.Update(ctx, name, update)
-		}
-	}
+	created, changed, stored, err := s.saveClientConfig(ctx, name, &cc, hash, createOrUpdate)
 	if err != nil {
 		s.logger.Warn("admin update failed", "token", name, "error", err.Error())
 		return writeError(c, statusOf(err, name, s.now()))
@@ -170,13 +151,18 @@ func (s *server) putToken(c echo.Context) error {
 	}
 	s.logger.Info("admin action", "action", "put_token", "result", action, "token", name,
 		"fields", changed, "remote_ip", c.RealIP())
-	return c.JSON(http.StatusOK, map[string]any{"status": "200", "name": name, "created": created,
-		"message": "token " + name + " " + action})
+	body := map[string]any{"status": "200", "name": name, "created": created, "message": "token " + name + " " + action}
+	for k, v := range s.mintAfterPut(c.Request().Context(), name, stored) {
+		body[k] = v
+	}
+	return c.JSON(http.StatusOK, body)
 }
 
-// tokenSummary is one row of GET /admin/tokens: never a secret.
+// tokenSummary is one row of GET /admin/tokens: never a secret. AppID,
+// TargetOrgID and Manager are a Service App's; OrgID is there when known.
 type tokenSummary struct {
 	Name           string         `json:"name"`
+	Kind           token.Kind     `json:"kind"`
 	Status         string         `json:"status"`
 	Generation     int64          `json:"generation"`
 	ClientID       string         `json:"clientId"`
@@ -186,6 +172,10 @@ type tokenSummary struct {
 	RefreshExpires *int64         `json:"refreshExpires"`
 	LastRefresh    *int64         `json:"lastRefresh"`
 	LastError      map[string]any `json:"lastError"`
+	AppID          string         `json:"appId,omitempty"`
+	TargetOrgID    string         `json:"targetOrgId,omitempty"`
+	Manager        string         `json:"manager,omitempty"`
+	OrgID          string         `json:"orgId,omitempty"`
 }
 
 func millisOrNil(t time.Time) *int64 {
@@ -206,6 +196,10 @@ func (s *server) listTokens(c echo.Context) error {
 			Name: t.Name, Status: string(t.State()), Generation: t.Generation, ClientID: t.ClientID,
 			Scopes: t.Scopes, HasPassphrase: t.PassphraseHash != "",
 			AccessExpires: millisOrNil(t.AccessExpires), RefreshExpires: millisOrNil(t.RefreshExpires), LastRefresh: millisOrNil(t.LastRefresh),
+			Kind: token.KindIntegration, OrgID: t.Org(),
+		}
+		if t.IsServiceApp() {
+			row.Kind, row.AppID, row.TargetOrgID, row.Manager = token.KindServiceApp, t.AppID, t.TargetOrgID, t.Manager
 		}
 		if row.Scopes == nil {
 			row.Scopes = []string{}
@@ -233,19 +227,9 @@ func (s *server) authorizeLink(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
 	defer cancel()
-	t, err := s.store.Get(ctx, name)
-	var sealed *token.SealedError
-	if errors.As(err, &sealed) && !sealed.Sealed("clientSecret") {
-		t, err = sealed.Token, nil // the new authorization replaces the tokens no key opens
-	}
+	t, err := s.authorizable(ctx, name)
 	if err != nil {
 		return writeError(c, statusOf(err, name, s.now()))
-	}
-	if t.ClientID == "" || t.ClientSecret == "" || t.RedirectURI == "" {
-		return writeError(c, errorf(http.StatusConflict, "token "+name+" has no complete client config: PUT /admin/tokens/"+name+" first"))
-	}
-	if len(t.Scopes) == 0 {
-		return writeError(c, errorf(http.StatusConflict, "token "+name+" has no scopes: PUT /admin/tokens/"+name+` with "scopes"`))
 	}
 	state, _, expires, err := s.signer.Issue(name)
 	if err != nil {

@@ -3,12 +3,14 @@ package main
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/wxcc/tokenservice/shared/clientip"
 	"github.com/wxcc/tokenservice/shared/config"
 	"github.com/wxcc/tokenservice/shared/oauthstate"
+	"github.com/wxcc/tokenservice/shared/passphrase"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -32,7 +34,7 @@ func (s *server) allowedNetworks(next echo.HandlerFunc) echo.HandlerFunc {
 		return next
 	}
 	return func(c echo.Context) error {
-		if p := c.Path(); p == "/healthz" || p == "/readyz" {
+		if isProbe(c.Path()) {
 			return next(c)
 		}
 		if !s.clients.Allows(s.clients.ClientAddr(c.Request())) {
@@ -42,24 +44,25 @@ func (s *server) allowedNetworks(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// isProbe reports whether path is a health probe's.
+func isProbe(path string) bool {
+	switch path {
+	case "/healthz", "/readyz", "/health", "/ready":
+		return true
+	}
+	return false
+}
+
 // throttleKey is the client part of the throttle key.
 func (s *server) throttleKey(c echo.Context) string {
 	return clientip.Key(s.clients.ClientAddr(c.Request()))
 }
 
-// throttled is the 429 for addr and name while they failed too often, or nil.
-func (s *server) throttled(addr, name string) *apiError {
-	if wait, blocked := s.throttle.Blocked(addr, name); blocked {
-		return &apiError{code: http.StatusTooManyRequests, retryAfter: wait,
-			message: "too many failed passphrases from this address; retry later"}
-	}
-	return nil
-}
-
 // checkTokenPassphrase checks the caller's x-token-passphrase for name and
 // returns the token it opens, read through the cache. A token with its own
 // passphrase accepts only that one; others accept TOKEN_PASSPHRASE or
-// TOKEN_PASSPHRASE_PREVIOUS. Failures count towards the throttle.
+// TOKEN_PASSPHRASE_PREVIOUS. Failures count towards the throttle, and so
+// does a name that does not exist.
 func (s *server) checkTokenPassphrase(c echo.Context, name string) (*token.Token, error) {
 	addr := s.throttleKey(c)
 	if ae := s.throttled(addr, name); ae != nil {
@@ -70,7 +73,8 @@ func (s *server) checkTokenPassphrase(c echo.Context, name string) (*token.Token
 		s.throttle.Fail(addr, name)
 		return nil, errorf(http.StatusUnauthorized, "missing x-token-passphrase header")
 	}
-	t, err := s.cached(c.Request().Context(), name)
+	ctx := c.Request().Context()
+	t, err := s.cached(ctx, name)
 	var ok bool
 	switch {
 	case errors.Is(err, token.ErrNotFound):
@@ -80,11 +84,21 @@ func (s *server) checkTokenPassphrase(c echo.Context, name string) (*token.Token
 			s.throttle.Fail(addr, name)
 			return nil, errorf(http.StatusUnauthorized, "wrong passphrase")
 		}
+		s.throttle.Miss(addr, name)
 		return nil, err
 	case err != nil:
 		return nil, err
 	case t.PassphraseHash != "":
-		ok = s.verifier.Verify(given, t.PassphraseHash)
+		ok, err = s.verifier.Check(ctx, passphrase.Caller{Key: addr, Priority: s.checkPriority(addr, name)}, given, t.PassphraseHash)
+		switch {
+		case errors.Is(err, passphrase.ErrBusy):
+			return nil, &apiError{code: http.StatusTooManyRequests, retryAfter: time.Second, hold: s.refusals.hold,
+				message: "too many passphrase checks waiting; retry in a second"}
+		case errors.Is(err, passphrase.ErrMalformedHash):
+			s.logger.Warn("token passphraseHash is malformed: set the passphrase again", "token", name)
+		case err != nil:
+			return nil, err
+		}
 	default:
 		ok = s.tokenKeys.Match(given)
 	}
@@ -92,20 +106,34 @@ func (s *server) checkTokenPassphrase(c echo.Context, name string) (*token.Token
 		s.throttle.Fail(addr, name)
 		return nil, errorf(http.StatusUnauthorized, "wrong passphrase")
 	}
+	s.successes.Record(addr)
 	return t, nil
 }
 
-// requireAdmin guards the admin endpoints with x-admin-passphrase.
+// requireAdmin guards the admin endpoints with x-admin-passphrase or a
+// console session (adminBySession). A wrong passphrase counts towards the
+// throttle and is logged; a request without one (a browser following a
+// link) is refused without either, since it guesses nothing.
 func (s *server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if handled, ae := s.adminBySession(c); handled {
+			if ae != nil {
+				return writeError(c, ae)
+			}
+			return next(c)
+		}
 		addr := s.throttleKey(c)
 		if ae := s.throttled(addr, adminThrottleName); ae != nil {
 			return writeError(c, ae)
 		}
-		if !s.adminKey.Match(c.Request().Header.Get("x-admin-passphrase")) {
+		given := c.Request().Header.Get("x-admin-passphrase")
+		if given == "" {
+			return writeError(c, errorf(http.StatusUnauthorized, "missing x-admin-passphrase header"))
+		}
+		if !s.adminKey.Match(given) {
 			s.throttle.Fail(addr, adminThrottleName)
 			s.logger.Warn("admin passphrase rejected", "route", c.Path(), "remote_ip", c.RealIP())
-			return writeError(c, errorf(http.StatusUnauthorized, "missing or wrong x-admin-passphrase header"))
+			return writeError(c, errorf(http.StatusUnauthorized, "wrong x-admin-passphrase header"))
 		}
 		return next(c)
 	}

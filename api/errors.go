@@ -19,6 +19,9 @@ type apiError struct {
 	code       int
 	message    string
 	retryAfter time.Duration
+	// hold, when set, is called before the answer is written (a refusal
+	// that may have to wait: see refusalPacer).
+	hold func(context.Context)
 }
 
 func (e *apiError) Error() string { return e.message }
@@ -30,6 +33,7 @@ func errorf(code int, message string) *apiError { return &apiError{code: code, m
 func statusOf(err error, name string, now time.Time) *apiError {
 	var ae *apiError
 	var be *token.BackoffError
+	var me *token.ManagerError
 	switch {
 	case errors.As(err, &ae):
 		return ae
@@ -39,6 +43,10 @@ func statusOf(err error, name string, now time.Time) *apiError {
 		return errorf(http.StatusNotFound, "no token named "+name)
 	case errors.Is(err, token.ErrNotAuthorized):
 		return errorf(http.StatusConflict, "token "+name+" has not been authorized yet")
+	case errors.As(err, &me) && me.Reauth:
+		return errorf(http.StatusConflict, "Service App "+name+" cannot be minted: its manager "+me.Manager+" must be authorized again")
+	case errors.Is(err, token.ErrWaitingForManager):
+		return errorf(http.StatusConflict, "Service App "+name+" waits for its manager, which must be authorized again")
 	case errors.Is(err, token.ErrReauthRequired):
 		return errorf(http.StatusConflict, "token "+name+" must be authorized again: its refresh token expired or was revoked")
 	case errors.Is(err, token.ErrConfigError):
@@ -61,6 +69,9 @@ func statusOf(err error, name string, now time.Time) *apiError {
 
 // writeError sends ae as the JSON body every failure has.
 func writeError(c echo.Context, ae *apiError) error {
+	if ae.hold != nil {
+		ae.hold(c.Request().Context())
+	}
 	if ae.retryAfter > 0 || ae.code == http.StatusServiceUnavailable || ae.code == http.StatusTooManyRequests {
 		secs := int(math.Ceil(ae.retryAfter.Seconds()))
 		c.Response().Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))

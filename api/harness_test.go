@@ -12,15 +12,15 @@ import (
 	"time"
 
 	gfs "cloud.google.com/go/firestore"
+	gps "cloud.google.com/go/pubsub/v2"
 
+	"github.com/wxcc/tokenservice/shared/bootstrap"
 	"github.com/wxcc/tokenservice/shared/config"
 	"github.com/wxcc/tokenservice/shared/firestore"
 	"github.com/wxcc/tokenservice/shared/logging"
-	"github.com/wxcc/tokenservice/shared/metrics"
 	"github.com/wxcc/tokenservice/shared/testing/emulator"
 	"github.com/wxcc/tokenservice/shared/testing/testkit"
 	"github.com/wxcc/tokenservice/shared/token"
-	"github.com/wxcc/tokenservice/shared/webex"
 )
 
 func TestMain(m *testing.M) { os.Exit(emulator.Main(m, emulator.Firestore, emulator.PubSub)) }
@@ -29,15 +29,33 @@ func TestMain(m *testing.M) { os.Exit(emulator.Main(m, emulator.Firestore, emula
 // instances ("processes") over the same collection.
 type harness struct {
 	*testkit.World
+	ps *gps.Client
+	// events receives what the api instances publish, on an ordered
+	// subscription of the harness's own topic.
+	events *testkit.Receiver
 }
 
 func newHarness(t testing.TB, env map[string]string) *harness {
 	t.Helper()
 	h := &harness{World: testkit.NewWorld(t)}
 	h.Env["TOKEN_PASSPHRASE"] = "flow-pass-" + randomHex(8)
+	h.Env["EVENTS_TOPIC"] = "t-" + h.Collection
 	maps.Copy(h.Env, env)
 	h.Secret(h.Env["TOKEN_PASSPHRASE"])
+	h.ps = pubsubClient(t)
+	testkit.CreateTopic(t, h.ps, h.Env["EVENTS_TOPIC"], "s-"+h.Collection)
+	h.events = testkit.Receive(t, h.ps, "s-"+h.Collection)
 	return h
+}
+
+func pubsubClient(t testing.TB) *gps.Client {
+	t.Helper()
+	c, err := gps.NewClient(context.Background(), emulator.Project())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // api is one running api instance.
@@ -47,11 +65,16 @@ type api struct {
 	store *firestore.Store
 }
 
-// startAPI starts an api instance with its own Firestore client, cache and
-// refresher, as a separate process would have.
-func (h *harness) startAPI(client *gfs.Client) *api {
+// startAPI starts an api instance with its own Firestore client (nil: a
+// new one), cache and refresher, as a separate process would have, built
+// as run builds it, on the harness's clock.
+func (h *harness) startAPI(client *gfs.Client) *api { return h.startAPIWith(client, nil) }
+
+// startAPIWith is startAPI with prepare (if not nil) called on the server
+// before it serves.
+func (h *harness) startAPIWith(client *gfs.Client, prepare func(*server)) *api {
 	h.T.Helper()
-	cfg, err := config.Load(config.API, func(k string) string { return h.Env[k] })
+	cfg, err := config.Load(config.API, h.Getenv)
 	if err != nil {
 		h.T.Fatal(err)
 	}
@@ -59,25 +82,19 @@ func (h *harness) startAPI(client *gfs.Client) *api {
 		client = emulator.FirestoreClient(h.T)
 	}
 	log := logging.New(h.Logs, logging.ParseLevel(h.Env["LOG_LEVEL"]))
-	sealer, _, err := firestore.WithKeys(cfg.EncryptionKeys)
-	if err != nil {
-		h.T.Fatal(err)
-	}
-	store := firestore.New(client, cfg.Collection, sealer, firestore.WithLogger(log))
-	issuer, err := webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, AuthorizeURL: cfg.WebexAuthorizeURL, Timeout: cfg.WebexTimeout})
-	if err != nil {
-		h.T.Fatal(err)
-	}
-	m := metrics.New()
-	r := token.NewRefresher(token.RefresherConfig{
-		Store: store, Issuer: issuer, Holder: "api-" + randomHex(4), Threshold: cfg.RefreshThreshold,
-		WebexTimeout: cfg.WebexTimeout, Logger: log, OnRefresh: m.Refresh,
+	core, err := bootstrap.Open(context.Background(), cfg, bootstrap.Options{
+		Kind: "api", Logger: log, Getenv: h.Getenv, Firestore: client, PubSub: h.ps, Now: h.Clock.Now,
 	})
-	srv := newServer(deps{cfg: cfg, store: store, refresher: r, ping: store.Ping,
-		admin: store, authorizeURL: issuer.AuthorizeURL, logger: log, metrics: m})
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	srv := newAPI(cfg, core, log, h.Clock.Now)
+	if prepare != nil {
+		prepare(srv)
+	}
 	hs := httptest.NewServer(srv)
-	h.T.Cleanup(func() { hs.Close(); r.Close() })
-	return &api{url: hs.URL, srv: srv, store: store}
+	h.T.Cleanup(func() { hs.Close(); core.Close() })
+	return &api{url: hs.URL, srv: srv, store: core.Store}
 }
 
 // seed writes a document as the Node sample does (testkit.Seed), plus

@@ -55,22 +55,26 @@ func (s *server) initToken(c echo.Context) error {
 
 // callback is where Webex redirects the browser after an authorization.
 // It exchanges the code with the client config stored for the token named
-// by state and stores the tokens.
+// by state and stores the tokens. A failure is also recorded in the
+// token's lastError when the state says which token it was for. An
+// authorization started from the console is answered with a page that
+// takes the browser back to the token's console page.
 func (s *server) callback(c echo.Context) error {
 	q := c.QueryParams()
+	code, state := q.Get("code"), q.Get("state")
+	flow := s.callbackFlow(state)
 	if e := q.Get("error"); e != "" {
 		msg := "webex did not authorize: " + clean(e)
 		if d := q.Get("error_description"); d != "" {
 			msg += ": " + clean(d)
 		}
-		return writeError(c, errorf(http.StatusBadRequest, msg))
+		return s.callbackFailed(c, flow, errorf(http.StatusBadRequest, msg), nil)
 	}
-	code, state := q.Get("code"), q.Get("state")
 	if code == "" {
-		return writeError(c, errorf(http.StatusBadRequest, "missing code: this URL is for Webex's OAuth redirect"))
+		return s.callbackFailed(c, flow, errorf(http.StatusBadRequest, "missing code: this URL is for Webex's OAuth redirect"), nil)
 	}
 	if len(code) > 2048 {
-		return writeError(c, errorf(http.StatusBadRequest, "code is too long"))
+		return s.callbackFailed(c, flow, errorf(http.StatusBadRequest, "code is too long"), nil)
 	}
 	if state == "" {
 		return writeError(c, errorf(http.StatusBadRequest, "missing state"))
@@ -79,18 +83,103 @@ func (s *server) callback(c echo.Context) error {
 		return writeError(c, errorf(http.StatusBadRequest,
 			"state is still the placeholder set_state_here: put the token name in the authorize URL's state"))
 	}
-	name, aerr := s.stateName(c, state)
-	if aerr != nil {
-		return writeError(c, aerr)
+	var name string
+	var aerr *apiError
+	if flow.console {
+		name, aerr = s.consoleStateName(c, state)
+	} else {
+		name, aerr = s.stateName(c, state)
 	}
-	t, err := s.refresher.ExchangeCode(c.Request().Context(), name, code)
+	if aerr != nil {
+		return s.callbackFailed(c, flow, aerr, nil)
+	}
+	flow.exchanged = true
+	t, err := s.refresher.ExchangeCodeVerified(c.Request().Context(), name, code, flow.verifier)
 	if err != nil {
 		s.logger.Warn("authorization failed", "token", name, "error", err.Error())
-		return writeError(c, s.callbackError(err, name))
+		return s.callbackFailed(c, flow, s.callbackError(err, name), err)
 	}
 	s.cache.put(t, s.now().Add(s.cfg.CacheMaxAge))
+	s.console.invalidate()
+	if flow.console {
+		return s.consoleLanding(c, http.StatusOK, flow, true, "Token "+name+" is authorized: it is now served and refreshed automatically.")
+	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "200",
 		"message": "token " + name + " authorized; it is now served and refreshed automatically"})
+}
+
+// callbackFlow is what /callback knows from the state before using it.
+type callbackFlow struct {
+	// name is the token the state names ("" if it names none): a signed
+	// state's, even an expired one, or with LEGACY_STATE a raw name.
+	name string
+	// legacy: name comes from a raw state anyone can write.
+	legacy bool
+	// console: the console started the authorization: it is bound to
+	// the browser, made with PKCE, and answered with a page.
+	console  bool
+	verifier string
+	// exchanged: the code went to Webex.
+	exchanged bool
+}
+
+func (s *server) callbackFlow(state string) callbackFlow {
+	var expired *oauthstate.ExpiredError
+	if s.console != nil {
+		claims, err := s.console.signer.Verify(state)
+		switch {
+		case err == nil:
+			return callbackFlow{name: claims.Name, console: true, verifier: s.console.keys.pkceVerifier(claims.Nonce)}
+		case errors.As(err, &expired):
+			return callbackFlow{name: expired.Claims.Name, console: true}
+		}
+	}
+	claims, err := s.signer.Verify(state)
+	switch {
+	case err == nil:
+		return callbackFlow{name: claims.Name}
+	case errors.As(err, &expired):
+		return callbackFlow{name: expired.Claims.Name}
+	case s.cfg.LegacyState && token.ValidateName(state) == nil:
+		return callbackFlow{name: state, legacy: true}
+	}
+	return callbackFlow{}
+}
+
+// callbackFailed answers a failed /callback and records it on the token.
+// A raw legacy state proves nothing, so its failures are recorded only
+// once a code went to Webex: an anonymous caller cannot write to a token
+// just by naming it.
+func (s *server) callbackFailed(c echo.Context, flow callbackFlow, ae *apiError, cause error) error {
+	if flow.name != "" && ae.code != http.StatusNotFound && (!flow.legacy || flow.exchanged) {
+		s.recordAuthorizationFailure(c, flow.name, ae, cause)
+	}
+	if flow.console {
+		if ae.retryAfter > 0 {
+			writeRetryAfter(c, ae)
+		}
+		return s.consoleLanding(c, ae.code, flow, false, "The authorization of token "+flow.name+" failed: "+ae.message+".")
+	}
+	return writeError(c, ae)
+}
+
+// recordAuthorizationFailure stores a failed authorization in the
+// token's lastError, with Webex's own words when it answered.
+func (s *server) recordAuthorizationFailure(c echo.Context, name string, ae *apiError, cause error) {
+	msg := "authorization failed: " + ae.message
+	if cause != nil {
+		msg += " (" + cause.Error() + ")"
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), 5*time.Second)
+	defer cancel()
+	_, err := s.store.Update(ctx, name, func(t *token.Token) ([]token.Event, error) {
+		t.AuthorizationFailed(s.now(), msg, ae.code != http.StatusServiceUnavailable)
+		return nil, nil
+	})
+	if err != nil && !errors.Is(err, token.ErrNotFound) {
+		s.logger.Warn("failed authorization not recorded", "token", name, "error", err.Error())
+	}
+	s.console.invalidate()
 }
 
 // stateName returns the token name that state stands for: a signed state
@@ -100,18 +189,8 @@ func (s *server) stateName(c echo.Context, state string) (string, *apiError) {
 	claims, err := s.signer.Verify(state)
 	switch {
 	case err == nil:
-		if s.admin == nil {
-			return "", errorf(http.StatusServiceUnavailable, "signed states need the admin endpoints enabled")
-		}
-		ctx, cancel := context.WithTimeout(c.Request().Context(), 5*time.Second)
-		defer cancel()
-		fresh, err := s.admin.UseNonce(ctx, claims.Nonce, claims.Expires)
-		if err != nil {
-			s.logger.Warn("state nonce not recorded", "error", err.Error())
-			return "", &apiError{code: http.StatusServiceUnavailable, retryAfter: 5 * time.Second, message: "could not record the state; authorize again"}
-		}
-		if !fresh {
-			return "", errorf(http.StatusBadRequest, "this authorization link was already used: get a new one from /authorize")
+		if ae := s.useNonce(c, claims, "get a new one from /authorize"); ae != nil {
+			return "", ae
 		}
 		return claims.Name, nil
 	case errors.Is(err, oauthstate.ErrExpiredState):
@@ -124,6 +203,25 @@ func (s *server) stateName(c echo.Context, state string) (string, *apiError) {
 	}
 	return "", errorf(http.StatusBadRequest,
 		"state is not a valid signed state from /authorize (raw token names are accepted only with LEGACY_STATE=true)")
+}
+
+// useNonce records a signed state's nonce as used, across all instances;
+// a state is accepted once. again says how to get a new one.
+func (s *server) useNonce(c echo.Context, claims oauthstate.Claims, again string) *apiError {
+	if s.admin == nil {
+		return errorf(http.StatusServiceUnavailable, "signed states need the admin endpoints enabled")
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 5*time.Second)
+	defer cancel()
+	fresh, err := s.admin.UseNonce(ctx, claims.Nonce, claims.Expires)
+	if err != nil {
+		s.logger.Warn("state nonce not recorded", "error", err.Error())
+		return &apiError{code: http.StatusServiceUnavailable, retryAfter: 5 * time.Second, message: "could not record the state; authorize again"}
+	}
+	if !fresh {
+		return errorf(http.StatusBadRequest, "this authorization link was already used: "+again)
+	}
+	return nil
 }
 
 func (s *server) callbackError(err error, name string) *apiError {

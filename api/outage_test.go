@@ -59,7 +59,7 @@ func TestFirestoreUnreachable(t *testing.T) {
 	}
 
 	proxy.Cut()
-	time.Sleep(300 * time.Millisecond) // past CACHE_MAX_AGE: the api must try Firestore again
+	h.Clock.Advance(300 * time.Millisecond) // past CACHE_MAX_AGE: the api must try Firestore again
 
 	start := time.Now()
 	r := h.token(a, "cached")

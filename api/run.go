@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
+	"time"
 
 	"github.com/wxcc/tokenservice/shared/bootstrap"
 	"github.com/wxcc/tokenservice/shared/config"
@@ -18,12 +20,6 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 		return err
 	}
 	log := logging.New(logOut, logging.ParseLevel(getenv("LOG_LEVEL")))
-	if cfg.CORSAllowsAll() {
-		log.Warn("CORS_ALLOW_ORIGINS is *: any web page may call this api from a browser; set it to your agent desktop origins")
-	}
-	if cfg.LegacyState {
-		log.Warn("LEGACY_STATE=true: /callback accepts a raw token name as state, so anyone can bind their own Webex account to a token (login CSRF)")
-	}
 
 	core, err := bootstrap.Open(ctx, cfg, bootstrap.Options{Kind: "api", Logger: log, Getenv: getenv})
 	if err != nil {
@@ -31,12 +27,27 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 	}
 	defer core.Close()
 
-	srv := newServer(deps{cfg: cfg, store: core.Store, refresher: core.Refresher, ping: core.Store.Ping,
-		admin: core.Store, authorizeURL: core.Webex.AuthorizeURL, logger: log, metrics: core.Metrics})
+	srv := newAPI(cfg, core, log, time.Now)
+	for _, w := range srv.startWarnings {
+		log.Warn(w)
+	}
 
-	ln, err := httpserve.Listen(cfg.Port)
+	metrics, err := httpserve.ListenMetrics(cfg.MetricsAddr, core.Metrics.Handler())
 	if err != nil {
 		return err
 	}
-	return httpserve.Serve(ctx, ln, srv, log, httpserve.Options{Ready: ready})
+	ln, err := httpserve.Listen(cfg.Port)
+	if err != nil {
+		if metrics != nil {
+			metrics.Listener.Close()
+		}
+		return err
+	}
+	return httpserve.Serve(ctx, ln, srv, log, httpserve.Options{Ready: ready, Metrics: metrics})
+}
+
+// newAPI builds the api over the parts both binaries share.
+func newAPI(cfg *config.Config, core *bootstrap.Core, log *slog.Logger, now func() time.Time) *server {
+	return newServer(deps{cfg: cfg, store: core.Store, refresher: core.Refresher, ping: core.Store.Ping,
+		admin: core.Store, ops: core.Store, authorizeURL: core.Webex.AuthorizeURL, logger: log, metrics: core.Metrics, now: now})
 }

@@ -35,9 +35,16 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, m := range []string{`http_requests_total{code="200",route="/"}`, `token_cache_lookups_total{result="miss"}`} {
+	for _, m := range []string{`http_requests_total{code="200",route="/"}`, `token_cache_lookups_total{result="miss"}`, "events_published_total"} {
 		if !strings.Contains(string(metrics), m) {
 			t.Errorf("metrics lack %s", m)
+		}
+	}
+	// The worker's families are the worker's: an api exporting all-zero
+	// sweep metrics or partial expiry gauges misleads the alert rules.
+	for _, m := range []string{"sweeps_total", "sweep_duration_seconds", "token_access_expiry_seconds", "events_outbox_depth", "events_topic_missing"} {
+		if strings.Contains(string(metrics), m) {
+			t.Errorf("the api exports the worker's %s", m)
 		}
 	}
 	running.Stop(t)

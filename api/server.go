@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -31,12 +32,23 @@ type deps struct {
 	// admin is what the admin endpoints need beyond store; nil turns
 	// them off even when ADMIN_PASSPHRASE is set.
 	admin adminStore
+	// ops is what the console and the admin actions need beyond admin
+	// (listing with unreadable secrets, deleting, the last sweep); nil
+	// turns them off.
+	ops opsStore
 	// authorizeURL builds Webex's authorize URL (the Webex client's).
 	authorizeURL func(c token.Client, scopes []string, state string) string
 	logger       *slog.Logger
 	metrics      *metrics.Metrics // nil records nothing
 	now          func() time.Time
 }
+
+// An address that presented a right passphrase keeps its argon2id checks
+// first for vouchedFor; at most maxVouched addresses are remembered.
+const (
+	vouchedFor = time.Hour
+	maxVouched = 10_000
+)
 
 // server is the api: Echo routes over the token cache and the refresh protocol.
 type server struct {
@@ -46,10 +58,20 @@ type server struct {
 	loads     singleflight.Group
 	tokenKeys passphrase.Configured // TOKEN_PASSPHRASE and _PREVIOUS
 	adminKey  passphrase.Configured // ADMIN_PASSPHRASE
-	verifier  *passphrase.Verifier  // per-token passphrases, memoised
-	throttle  *throttle.Throttle
+	verifier  *passphrase.Verifier  // per-token passphrases, memoised, queued
+	throttle  *authFailures
+	// successes are the addresses that recently presented a right
+	// passphrase: their argon2id checks go first.
+	successes *throttle.Successes
+	refusals  *refusalPacer
 	clients   clientip.Resolver
 	signer    oauthstate.Signer
+	// startWarnings are the weaknesses of the configuration, one short
+	// sentence each for an operator (never a secret): logged at every
+	// start, shown on /admin/status and the console.
+	startWarnings []string
+	// console is the admin console; nil when it is off.
+	console *console
 }
 
 func newServer(d deps) *server {
@@ -58,13 +80,17 @@ func newServer(d deps) *server {
 	}
 	s := &server{
 		deps:      d,
-		cache:     newTokenCache(),
+		cache:     newTokenCache(maxMissing),
 		tokenKeys: passphrase.NewConfigured(d.cfg.TokenPassphrase, d.cfg.PreviousPassphrase),
 		adminKey:  passphrase.NewConfigured(d.cfg.AdminPassphrase, ""),
-		verifier:  passphrase.NewVerifier(0),
-		throttle:  throttle.New(d.cfg.AuthFailureLimit, d.cfg.AuthFailureWindow, d.now),
+		verifier:  passphrase.NewVerifier(0, nil),
+		successes: throttle.NewSuccesses(vouchedFor, maxVouched, d.now),
+		refusals:  newRefusalPacer(),
+		throttle:  newAuthFailures(d.cfg.AuthFailureLimit, d.cfg.AuthFailureWindow, d.now),
 		clients:   clientip.Resolver{TrustedHops: d.cfg.TrustedProxyHops, Allowed: d.cfg.AllowedCIDRs},
 		signer:    oauthstate.Signer{Key: stateKey(d.cfg), Now: d.now},
+
+		startWarnings: startWarnings(d.cfg),
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -74,56 +100,143 @@ func newServer(d deps) *server {
 	e.Use(s.requestLog)
 	e.Use(s.allowedNetworks)
 	e.Use(securityHeaders)
-	e.Use(s.bareOptions)
-	e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
-		AllowOrigins: d.cfg.CORSAllowOrigins,
-		AllowMethods: corsMethods,
-		AllowHeaders: corsHeaders,
-		MaxAge:       600,
-	}))
-	e.GET("/", s.getToken)
-	e.GET("/init", s.initToken)
-	e.GET("/callback", s.callback)
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
-	if d.cfg.AdminPassphrase != "" && d.admin != nil {
-		admin := e.Group("", s.requireAdmin)
-		admin.PUT("/admin/tokens/:name", s.putToken)
-		admin.GET("/admin/tokens", s.listTokens)
-		admin.GET("/authorize", s.authorizeLink)
-	}
-	if d.metrics != nil {
-		e.GET("/metrics", echo.WrapHandler(d.metrics.Handler()))
-	}
+	e.Use(s.crossOrigin())
 	s.echo = e
+	s.routes()
 	return s
+}
+
+// routes registers every route. Middleware that guards a route is given
+// to that route, never to a group: Echo gives a group with middleware a
+// catch-all route, which would run the middleware (and count a failed
+// admin sign-in) for every unknown path. Unknown paths answer 404 and
+// wrong methods 405, from the router, in the JSON shape of every failure.
+func (s *server) routes() {
+	s.get("/", s.getToken)
+	s.get("/init", s.initToken)
+	s.get("/callback", s.callback)
+	s.get("/healthz", s.healthz)
+	s.get("/readyz", s.readyz)
+	s.get("/health", s.healthz) // Cloud Run's front end reserves some paths ending in z
+	s.get("/ready", s.readyz)
+	if s.cfg.AdminPassphrase != "" && s.admin != nil {
+		s.get("/authorize", s.authorizeLink, s.requireAdmin)
+		s.get("/admin/tokens", s.listTokens, s.requireAdmin)
+		s.echo.PUT("/admin/tokens/:name", s.putToken, s.requireAdmin)
+		if s.ops != nil {
+			s.adminActionRoutes()
+			s.consoleRoutes()
+		}
+	}
+	if s.metrics != nil && s.cfg.MetricsAddr == "" { // else run serves it on METRICS_ADDR only
+		s.get("/metrics", echo.WrapHandler(s.metrics.Handler()))
+	}
+}
+
+// get registers h for GET and HEAD: Echo does not answer HEAD by itself,
+// and uptime probes use it. net/http drops the body of a HEAD answer.
+func (s *server) get(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
+	s.echo.GET(path, h, m...)
+	s.echo.HEAD(path, h, m...)
+}
+
+// startWarnings lists what in cfg an operator should fix: settings that
+// work, for compatibility with the sample, but weaken the service.
+func startWarnings(cfg *config.Config) []string {
+	var w []string
+	if passphrase.Short(cfg.TokenPassphrase) {
+		w = append(w, fmt.Sprintf("TOKEN_PASSPHRASE is shorter than %d characters: it opens every token without a passphrase of its own and is easier to guess; "+
+			"rotate to a longer one (TOKEN_PASSPHRASE_PREVIOUS keeps the old one working while flows are updated)", passphrase.MinChars))
+	}
+	if cfg.PreviousPassphrase != "" && passphrase.Short(cfg.PreviousPassphrase) {
+		w = append(w, fmt.Sprintf("TOKEN_PASSPHRASE_PREVIOUS is shorter than %d characters: remove it once every flow sends TOKEN_PASSPHRASE", passphrase.MinChars))
+	}
+	if cfg.CORSAllowsAll() {
+		w = append(w, "CORS_ALLOW_ORIGINS is *: a web page on any origin may call GET / and /init from a browser (it still needs the passphrase); "+
+			"set it to your agent desktop's origins")
+	}
+	if cfg.LegacyState {
+		w = append(w, "LEGACY_STATE=true: /callback accepts a raw token name as state, so anyone can bind their own Webex account to a token (login CSRF)")
+	}
+	if cfg.MetricsAddr == "" && len(cfg.AllowedCIDRs) == 0 {
+		w = append(w, "/metrics is served on the public port to every address and lists every token name with its expiry; "+
+			"set METRICS_ADDR=127.0.0.1:9090 (scraped by a sidecar) or ALLOWED_CIDRS")
+	}
+	return w
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
 
+// CORS covers the routes a browser page (an agent-desktop widget) calls:
+// GET / and /init with x-token-passphrase.
 var (
-	corsMethods = []string{http.MethodGet, http.MethodPut, http.MethodOptions}
-	corsHeaders = []string{"x-token-passphrase", "x-admin-passphrase", "content-type"}
+	corsMethods = []string{http.MethodGet, http.MethodHead, http.MethodOptions}
+	corsHeaders = []string{"x-token-passphrase", "content-type"}
 )
 
-// bareOptions answers an OPTIONS request without an Origin header (not a
-// browser's preflight, which the CORS middleware answers) as the sample
-// did: 204 with the CORS headers, whatever the path.
-func (s *server) bareOptions(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		r := c.Request()
-		if r.Method != http.MethodOptions || r.Header.Get("Origin") != "" {
+// corsRoute reports whether CORS applies to the route path.
+func corsRoute(path string) bool { return path == "/" || path == "/init" }
+
+// adminPath reports whether the request is for an admin endpoint, by its
+// route or, for paths without one, by its URL.
+func adminPath(c echo.Context) bool {
+	for _, p := range [2]string{c.Path(), c.Request().URL.Path} {
+		if p == "/authorize" || p == "/admin" || strings.HasPrefix(p, "/admin/") {
+			return true
+		}
+	}
+	return false
+}
+
+// crossOrigin applies CORS_ALLOW_ORIGINS to the token routes only. Admin
+// endpoints never grant another origin: no Access-Control-Allow-Origin on
+// their answers, and a browser's preflight for them gets none (a 204
+// without Access-Control-Allow-*), so a
+// page on another origin can neither send x-admin-passphrase nor read an
+// answer. Elsewhere a preflight gets no grant either. An OPTIONS request
+// without Origin (not a browser's preflight) is answered as the sample
+// did: 204 with the CORS headers, except for admin paths.
+func (s *server) crossOrigin() echo.MiddlewareFunc {
+	cors := middleware.CORSWithConfig(middleware.CORSConfig{
+		AllowOrigins: s.cfg.CORSAllowOrigins,
+		AllowMethods: corsMethods,
+		AllowHeaders: corsHeaders,
+		MaxAge:       600,
+	})
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		withCORS := cors(next)
+		return func(c echo.Context) error {
+			r := c.Request()
+			options, fromBrowser := r.Method == http.MethodOptions, r.Header.Get("Origin") != ""
+			switch {
+			case adminPath(c):
+				if options && fromBrowser {
+					// 204 as every OPTIONS gets (DESIGN: OPTIONS *), but
+					// without a grant: the browser refuses the request.
+					return c.NoContent(http.StatusNoContent)
+				}
+				return next(c)
+			case options && !fromBrowser:
+				return s.bareOptions(c)
+			case corsRoute(c.Path()):
+				return withCORS(c)
+			}
 			return next(c)
 		}
-		h := c.Response().Header()
-		if s.cfg.CORSAllowsAll() {
-			h.Set("Access-Control-Allow-Origin", "*")
-		}
-		h.Set("Access-Control-Allow-Methods", strings.Join(corsMethods, ","))
-		h.Set("Access-Control-Allow-Headers", strings.Join(corsHeaders, ","))
-		h.Set("Access-Control-Max-Age", "600")
-		return c.NoContent(http.StatusNoContent)
 	}
+}
+
+// bareOptions answers an OPTIONS request without an Origin header as the
+// sample did: 204 with the CORS headers, whatever the path.
+func (s *server) bareOptions(c echo.Context) error {
+	h := c.Response().Header()
+	if s.cfg.CORSAllowsAll() {
+		h.Set("Access-Control-Allow-Origin", "*")
+	}
+	h.Set("Access-Control-Allow-Methods", strings.Join(corsMethods, ","))
+	h.Set("Access-Control-Allow-Headers", strings.Join(corsHeaders, ","))
+	h.Set("Access-Control-Max-Age", "600")
+	return c.NoContent(http.StatusNoContent)
 }
 
 // staticHeaders go on every answer: no cache between us and the caller

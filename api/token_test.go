@@ -280,7 +280,7 @@ func TestClientRejectedResumesAfterConfigFix(t *testing.T) {
 	if st := h.Doc("badclient")["status"]; st != "config_error" {
 		t.Fatalf("status %v, want config_error", st)
 	}
-	time.Sleep(150 * time.Millisecond)
+	h.Clock.Advance(150 * time.Millisecond) // past CACHE_MAX_AGE
 	h.token(a, "badclient")
 	if n := h.Webex.Stats().Refreshes; n != 1 {
 		t.Fatalf("got %d webex calls, want 1 while the client is unchanged", n)
@@ -288,7 +288,7 @@ func TestClientRejectedResumesAfterConfigFix(t *testing.T) {
 	if _, err := ref.Update(ctx, []gfsUpdate{{Path: "clientSecret", Value: good}}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(150 * time.Millisecond)
+	h.Clock.Advance(150 * time.Millisecond)
 	r := h.token(a, "badclient")
 	if r.code != 200 || r.str("token") == old {
 		t.Fatalf("got %d %s, want a new token once the client config is fixed", r.code, r.raw)
@@ -327,7 +327,7 @@ func TestShortLivedGrantDoesNotRefreshEveryRequest(t *testing.T) {
 			t.Fatalf("got %d %s", r.code, r.raw)
 		}
 		h.Secret(r.str("token"))
-		time.Sleep(20 * time.Millisecond)
+		h.Clock.Advance(20 * time.Millisecond) // 10 requests span 4 CACHE_MAX_AGEs
 	}
 	if n := h.Webex.Stats().Refreshes; n != 1 {
 		t.Fatalf("got %d webex calls for 10 requests, want 1", n)
@@ -360,7 +360,9 @@ func TestSlowWebexDoesNotHoldTheCaller(t *testing.T) {
 
 func TestUnknownNamesAreRememberedBriefly(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, nil)
+	// Not a test of the store's timeout: a loaded emulator may take longer
+	// than the default 1.5 s for a collection's first read.
+	h := newHarness(t, map[string]string{"INLINE_REFRESH_TIMEOUT": "10s"})
 	a := h.startAPI(nil)
 	counting := &countingStore{Store: a.srv.store}
 	a.srv.store = counting

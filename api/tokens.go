@@ -60,7 +60,6 @@ func (s *server) cached(ctx context.Context, name string) (*token.Token, error) 
 		switch {
 		case err == nil:
 			s.metrics.Cache("miss")
-			s.metrics.TokenExpiry(t)
 			e = s.cache.put(t, now.Add(s.cfg.CacheMaxAge))
 		case errors.Is(err, token.ErrNotFound):
 			s.cache.putMissing(name, now.Add(min(s.cfg.CacheMaxAge, missingTTL)))
@@ -89,14 +88,16 @@ func (s *server) cached(ctx context.Context, name string) (*token.Token, error) 
 func (s *server) servable(ctx context.Context, t *token.Token) (*token.Token, error) {
 	now := s.now()
 	name := t.Name
-	if !t.HasAccessToken() {
+	if !t.HasAccessToken() && !t.IsServiceApp() { // a Service App is minted
 		return nil, token.ErrNotAuthorized
 	}
 	if !t.Due(now, s.refresher.Threshold()) {
 		return t, nil
 	}
-	if err := knownBlocked(t, now); err != nil {
-		// Refreshing is pointless now; the token is still usable, or not.
+	// A lapsed refresh token goes to the protocol, which records it as
+	// reauth_required without calling Webex; whatever else holds the
+	// token back makes refreshing pointless now: it is usable, or not.
+	if err := t.HeldBack(now); err != nil && !errors.Is(err, token.ErrRefreshTokenLapsed) {
 		if t.Servable(now, s.cfg.MinTokenValidity) {
 			return t, nil
 		}
@@ -121,20 +122,6 @@ func (s *server) servable(ctx context.Context, t *token.Token) (*token.Token, er
 	return nil, err
 }
 
-// knownBlocked says from the cached token alone why no refresh may be
-// tried now, so that a blocked token costs no store read per request.
-func knownBlocked(t *token.Token, now time.Time) error {
-	switch {
-	case t.Status == token.StatusReauthRequired:
-		return token.ErrReauthRequired
-	case t.Status == token.StatusConfigError && !t.ConfigErrorResolved():
-		return token.ErrConfigError
-	case t.NextAttempt.After(now):
-		return &token.BackoffError{Until: t.NextAttempt, Err: token.ErrUnavailable}
-	}
-	return nil
-}
-
 // load reads name from the store, one read per name at a time, bounded by
 // the inline timeout so that a hung store never holds a caller.
 func (s *server) load(ctx context.Context, name string) (*token.Token, error) {
@@ -155,15 +142,21 @@ func (s *server) load(ctx context.Context, name string) (*token.Token, error) {
 }
 
 // tokenBody renders the success body by hand: it is the hot path, and the
-// sample's shape is fixed: {"status":"200","token":...} plus expiry fields.
+// sample's shape is fixed: {"status":"200","token":...} plus expiry fields
+// and orgId when it is known. One allocation.
 func tokenBody(t *token.Token, now time.Time) []byte {
-	b := make([]byte, 0, 96+len(t.AccessToken))
+	org := t.Org()
+	b := make([]byte, 0, 112+len(t.AccessToken)+len(org))
 	b = append(b, `{"status":"200","token":`...)
 	b = appendJSONString(b, t.AccessToken)
 	b = append(b, `,"expiresAt":"`...)
 	b = t.AccessExpires.UTC().AppendFormat(b, time.RFC3339)
 	b = append(b, `","expiresIn":`...)
 	b = strconv.AppendInt(b, int64(t.Remaining(now)/time.Second), 10)
+	if org != "" {
+		b = append(b, `,"orgId":`...)
+		b = appendJSONString(b, org)
+	}
 	b = append(b, '}')
 	return b
 }

@@ -15,15 +15,14 @@ import (
 	gps "cloud.google.com/go/pubsub/v2"
 	"google.golang.org/api/option"
 
+	"github.com/wxcc/tokenservice/shared/bootstrap"
 	"github.com/wxcc/tokenservice/shared/config"
 	"github.com/wxcc/tokenservice/shared/firestore"
 	"github.com/wxcc/tokenservice/shared/logging"
-	"github.com/wxcc/tokenservice/shared/metrics"
 	"github.com/wxcc/tokenservice/shared/pubsub"
 	"github.com/wxcc/tokenservice/shared/testing/emulator"
 	"github.com/wxcc/tokenservice/shared/testing/testkit"
 	"github.com/wxcc/tokenservice/shared/token"
-	"github.com/wxcc/tokenservice/shared/webex"
 )
 
 func TestMain(m *testing.M) {
@@ -105,8 +104,9 @@ type workerUnderTest struct {
 	refresher *token.Refresher
 }
 
-// startWorker starts a worker instance; ps is the Pub/Sub client its relay
-// uses (nil: the harness's).
+// startWorker starts a worker instance, built as run builds it on the
+// harness's clock; ps is the Pub/Sub client its relay uses (nil: the
+// harness's).
 func (h *harness) startWorker(ps *gps.Client) *workerUnderTest {
 	h.T.Helper()
 	cfg, err := config.Load(config.Worker, h.Getenv)
@@ -117,24 +117,21 @@ func (h *harness) startWorker(ps *gps.Client) *workerUnderTest {
 		ps = h.ps
 	}
 	log := logging.New(h.Logs, logging.ParseLevel("debug"))
-	store := firestore.New(emulator.FirestoreClient(h.T), cfg.Collection, firestore.WithLogger(log))
-	issuer, err := webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, Timeout: cfg.WebexTimeout})
+	core, err := bootstrap.Open(context.Background(), cfg, bootstrap.Options{
+		Kind: "worker", Logger: log, Getenv: h.Getenv, Firestore: emulator.FirestoreClient(h.T), PubSub: ps,
+		Now: h.Clock.Now, Relay: pubsub.Options{PublishTimeout: 2 * time.Second},
+	})
 	if err != nil {
 		h.T.Fatal(err)
 	}
-	relay := pubsub.New(ps, store, pubsub.Options{Topic: cfg.EventsTopic, Source: pubsub.Source(cfg.Project, cfg.Collection),
-		Logger: log, PublishTimeout: 2 * time.Second, Settle: time.Second})
-	m := metrics.New()
-	r := token.NewRefresher(token.RefresherConfig{Store: store, Issuer: issuer, Publisher: relay, OnRefresh: m.Refresh,
-		Holder: "worker-" + testkit.RandomHex(4), Threshold: cfg.RefreshThreshold, WebexTimeout: cfg.WebexTimeout, Logger: log})
-	sw := newSweeper(cfg, store, r, relay, log, m)
+	sw := newSweeperFor(cfg, core, log, h.Clock.Now)
 	auth, err := newRunAuth(context.Background(), cfg)
 	if err != nil {
 		h.T.Fatal(err)
 	}
-	srv := httptest.NewServer(newHandler(sw, auth, m.Handler(), log))
-	h.T.Cleanup(func() { srv.Close(); r.Close(); relay.Close() })
-	return &workerUnderTest{url: srv.URL, sweeper: sw, store: store, relay: relay, refresher: r}
+	srv := httptest.NewServer(newHandler(sw, auth, core.Metrics.Handler(), log))
+	h.T.Cleanup(func() { srv.Close(); core.Close() })
+	return &workerUnderTest{url: srv.URL, sweeper: sw, store: core.Store, relay: core.Relay, refresher: core.Refresher}
 }
 
 // run triggers one sweep over HTTP and returns the summary.

@@ -20,14 +20,20 @@ import (
 )
 
 // run starts the worker and blocks until ctx ends, or, with -once, until
-// one sweep is done (its summary goes to stdout as JSON). When ready is not
+// one sweep is done (its summary goes to stdout as JSON), or, with
+// -reseal, until every token is sealed under the primary key (the counts
+// go to stdout as JSON). When ready is not
 // nil it receives the listening address.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, logOut io.Writer, ready chan<- string) error {
 	fl := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fl.SetOutput(logOut)
 	once := fl.Bool("once", false, "run one sweep, print its summary and exit (non-zero only if the sweep itself failed)")
+	resealAll := fl.Bool("reseal", false, "seal every token's secrets under the primary key of TOKEN_ENCRYPTION_KEYS now, print the counts and exit (non-zero only if the walk itself failed)")
 	if err := fl.Parse(args); err != nil {
 		return err
+	}
+	if *once && *resealAll {
+		return fmt.Errorf("-once and -reseal cannot be combined")
 	}
 	cfg, err := config.Load(config.Worker, getenv)
 	if err != nil {
@@ -40,12 +46,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer core.Close()
-
-	var ob eventRelay
-	if core.Relay != nil {
-		ob = core.Relay
+	if *resealAll {
+		return reseal(ctx, core.Store, stdout, log)
 	}
-	sw := newSweeper(cfg, core.Store, core.Refresher, ob, log, core.Metrics)
+
+	sw := newSweeperFor(cfg, core, log, time.Now)
 	if !*once && cfg.SweepInterval == 0 {
 		// Nothing scheduled sweeps right away: publish what earlier
 		// instances left in the outbox now, not at the first /run.
@@ -75,12 +80,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer stop()
 		log.Info("sweeping on schedule", "interval", cfg.SweepInterval.String())
 	}
-	ln, err := httpserve.Listen(cfg.Port)
+	publicMetrics := core.Metrics.Handler()
+	metrics, err := httpserve.ListenMetrics(cfg.MetricsAddr, publicMetrics)
 	if err != nil {
 		return err
 	}
-	return httpserve.Serve(ctx, ln, newHandler(sw, auth, core.Metrics.Handler(), log), log,
-		httpserve.Options{Ready: ready, WriteTimeout: cfg.SweepTimeout + 30*time.Second})
+	if metrics != nil {
+		publicMetrics = nil // served on METRICS_ADDR only
+	}
+	ln, err := httpserve.Listen(cfg.Port)
+	if err != nil {
+		if metrics != nil {
+			metrics.Listener.Close()
+		}
+		return err
+	}
+	return httpserve.Serve(ctx, ln, newHandler(sw, auth, publicMetrics, log), log,
+		httpserve.Options{Ready: ready, WriteTimeout: cfg.SweepTimeout + 30*time.Second, Metrics: metrics})
+}
+
+// newSweeperFor builds the sweeper over the parts both binaries share.
+func newSweeperFor(cfg *config.Config, core *bootstrap.Core, log *slog.Logger, now func() time.Time) *sweeper {
+	var relay eventRelay
+	if core.Relay != nil { // a nil *Relay in the interface would not be nil
+		relay = core.Relay
+	}
+	sw := newSweeper(cfg, core.Store, core.Refresher, relay, log, core.Metrics)
+	sw.now = now
+	return sw
 }
 
 // newSweeper builds the sweeper from the configuration.
@@ -88,7 +115,7 @@ func newSweeper(cfg *config.Config, store sweepStore, r *token.Refresher, ob eve
 	return &sweeper{
 		store: store, refresher: r, relay: ob, log: log, now: time.Now, metrics: m,
 		lead: cfg.RefreshLead, concurrency: cfg.RefreshConcurrency, timeout: cfg.SweepTimeout,
-		expiryWarning: cfg.ExpiryWarning, brakeAfter: 5, pageSize: 300, jitter: 100 * time.Millisecond,
+		expiryWarning: cfg.ExpiryWarning, brakeAfter: 5, pageSize: 1000, jitter: 100 * time.Millisecond,
 	}
 }
 

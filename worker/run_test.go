@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -42,6 +43,15 @@ func TestRunServesAndStops(t *testing.T) {
 			t.Fatalf("GET %s: %v %v", path, resp, err)
 		}
 		resp.Body.Close()
+	}
+	body := scrape(t, base)
+	for _, family := range []string{"sweeps_total", "events_outbox_depth", "events_published_total", `token_access_expiry_seconds{name="due"}`} {
+		if !strings.Contains(body, family) {
+			t.Errorf("worker /metrics lacks %s", family)
+		}
+	}
+	if strings.Contains(body, "token_cache_lookups_total") {
+		t.Error("worker /metrics exports the api's cache metrics")
 	}
 	running.Stop(t)
 }

@@ -57,7 +57,14 @@ func (a *runAuth) allow(r *http.Request) bool {
 	return false
 }
 
-// newHandler serves POST /run, GET /healthz and GET /metrics.
+// pinger is a store that can say whether it answers (Firestore's Ping).
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// newHandler serves POST /run, the probes (GET and HEAD /healthz, /health
+// and /ready, which checks the store) and, when metrics is not nil,
+// GET /metrics.
 func newHandler(sw *sweeper, auth *runAuth, metrics http.Handler, log *slog.Logger) http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -86,8 +93,23 @@ func newHandler(sw *sweeper, auth *runAuth, metrics http.Handler, log *slog.Logg
 		}
 		return c.JSON(code, sum)
 	})
-	e.GET("/healthz", func(c echo.Context) error {
+	probe := []string{http.MethodGet, http.MethodHead}
+	health := func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "200", "message": "ok"})
+	}
+	e.Match(probe, "/healthz", health)
+	e.Match(probe, "/health", health) // Cloud Run's front end reserves some paths ending in z
+	e.Match(probe, "/ready", func(c echo.Context) error {
+		if p, ok := sw.store.(pinger); ok {
+			ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+			defer cancel()
+			if err := p.Ping(ctx); err != nil {
+				log.Warn("not ready: store unreachable", "error", err.Error())
+				c.Response().Header().Set("Retry-After", "5")
+				return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "503", "message": "firestore unreachable"})
+			}
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "200", "message": "ready"})
 	})
 	if metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(metrics))

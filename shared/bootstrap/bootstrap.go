@@ -46,6 +46,9 @@ type Options struct {
 	PubSub    *gps.Client
 	// Now is the clock of the store and the refresh protocol (time.Now).
 	Now func() time.Time
+	// Relay's non-zero fields replace what Open derives from the
+	// configuration (tests shorten PublishTimeout).
+	Relay pubsub.Options
 }
 
 // Open connects to Firestore and Pub/Sub (or their emulators) and builds
@@ -76,15 +79,28 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Core, error) {
 	if primary != "" {
 		log.Info("encryption at rest on", "primary_key", primary)
 	}
-	c.Store = firestore.New(client, cfg.Collection, sealer, firestore.WithLogger(log), firestore.WithClock(o.Now))
-	c.Webex, err = webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, AuthorizeURL: cfg.WebexAuthorizeURL, Timeout: cfg.WebexTimeout})
+	c.Store = firestore.New(client, cfg.Collection, sealer, firestore.WithLogger(log), firestore.WithClock(o.Now),
+		firestore.WithMetaCollection(cfg.MetaCollection))
+	c.Webex, err = webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, AuthorizeURL: cfg.WebexAuthorizeURL, APIURL: cfg.WebexAPIURL, Timeout: cfg.WebexTimeout})
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
-	c.Metrics = metrics.New()
+	c.Metrics = metrics.New(metrics.API)
+	if o.Kind == "worker" {
+		c.Metrics = metrics.New(metrics.Worker)
+	}
 	var publisher token.Publisher
-	relayOpts := pubsub.Options{Topic: cfg.EventsTopic, Source: pubsub.Source(cfg.Project, cfg.Collection), Logger: log}
+	relayOpts := o.Relay
+	if relayOpts.Topic == "" {
+		relayOpts.Topic = cfg.EventsTopic
+	}
+	if relayOpts.Source == "" {
+		relayOpts.Source = pubsub.Source(cfg.Project, cfg.Collection)
+	}
+	if relayOpts.Logger == nil {
+		relayOpts.Logger = log
+	}
 	var relay *pubsub.Relay
 	if o.PubSub != nil {
 		relay = pubsub.New(o.PubSub, c.Store, relayOpts)

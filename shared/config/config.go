@@ -7,10 +7,13 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wxcc/tokenservice/shared/passphrase"
 )
 
 // Config is everything either binary reads. Fields used by only one binary
@@ -22,7 +25,11 @@ type Config struct {
 	RefreshThreshold   time.Duration
 	WebexTokenURL      string
 	WebexAuthorizeURL  string
+	WebexAPIURL        string
+	MetaCollection     string
+	AdminSessionTTL    time.Duration
 	Port               string
+	MetricsAddr        string
 	WebexTimeout       time.Duration
 	EncryptionKeys     string
 	TokenPassphrase    string
@@ -68,7 +75,11 @@ func Load(b Binary, getenv func(string) string) (*Config, error) {
 		RefreshThreshold:   r.duration("REFRESH_THRESHOLD", 2*time.Hour),
 		WebexTokenURL:      r.str("WEBEX_TOKEN_URL", "https://webexapis.com/v1/access_token"),
 		WebexAuthorizeURL:  r.str("WEBEX_AUTHORIZE_URL", "https://webexapis.com/v1/authorize"),
+		WebexAPIURL:        strings.TrimRight(r.str("WEBEX_API_URL", "https://webexapis.com"), "/"),
+		MetaCollection:     r.str("META_COLLECTION", "tokenservice"),
+		AdminSessionTTL:    r.duration("ADMIN_SESSION_TTL", 8*time.Hour),
 		Port:               r.str("PORT", "8080"),
+		MetricsAddr:        r.hostPort("METRICS_ADDR"),
 		WebexTimeout:       r.duration("WEBEX_TIMEOUT", 10*time.Second),
 		EncryptionKeys:     r.str("TOKEN_ENCRYPTION_KEYS", ""),
 		PreviousPassphrase: r.str("TOKEN_PASSPHRASE_PREVIOUS", ""),
@@ -94,12 +105,22 @@ func Load(b Binary, getenv func(string) string) (*Config, error) {
 	}
 	if b == API {
 		c.TokenPassphrase = r.required("TOKEN_PASSPHRASE")
+		// TOKEN_PASSPHRASE must keep the value existing flows send (the
+		// api warns when it is short); ADMIN_PASSPHRASE is new, so it can
+		// be held to the rule of a token's own passphrase.
+		if c.AdminPassphrase != "" && passphrase.Short(c.AdminPassphrase) {
+			r.errs = append(r.errs, fmt.Errorf("ADMIN_PASSPHRASE is shorter than %d characters: choose a longer one (it guards every client config)", passphrase.MinChars))
+		}
 	}
 	r.positive("REFRESH_THRESHOLD", c.RefreshThreshold)
 	r.positive("WEBEX_TIMEOUT", c.WebexTimeout)
 	r.positive("INLINE_REFRESH_TIMEOUT", c.InlineTimeout)
 	r.positive("SWEEP_TIMEOUT", c.SweepTimeout)
 	r.positive("AUTH_FAILURE_WINDOW", c.AuthFailureWindow)
+	r.positive("ADMIN_SESSION_TTL", c.AdminSessionTTL)
+	if c.MetaCollection == c.Collection {
+		r.errs = append(r.errs, errors.New("META_COLLECTION must differ from TOKENS_COLLECTION: the sample's callers may list the tokens collection"))
+	}
 	if c.StateSigningKey != "" && len(c.StateSigningKey) < 16 {
 		r.errs = append(r.errs, errors.New("STATE_SIGNING_KEY must be at least 16 bytes"))
 	}
@@ -198,6 +219,19 @@ func (r *reader) list(name, def string) []string {
 		}
 	}
 	return out
+}
+
+// hostPort reads an optional listen address such as 127.0.0.1:9090.
+func (r *reader) hostPort(name string) string {
+	v := r.str(name, "")
+	if v == "" {
+		return ""
+	}
+	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		r.errs = append(r.errs, fmt.Errorf("%s=%q is not a listen address such as 127.0.0.1:9090", name, v))
+		return ""
+	}
+	return v
 }
 
 func (r *reader) prefixes(name string) []netip.Prefix {

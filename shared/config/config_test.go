@@ -40,6 +40,7 @@ func TestDefaults(t *testing.T) {
 		{"failure limit", c.AuthFailureLimit, 10},
 		{"failure window", c.AuthFailureWindow, 15 * time.Minute},
 		{"hops", c.TrustedProxyHops, 0},
+		{"metrics addr", c.MetricsAddr, ""},
 	}
 	for _, tc := range checks {
 		if tc.got != tc.want {
@@ -60,6 +61,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"bad duration", Worker, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "SWEEP_INTERVAL": "often"}, []string{"SWEEP_INTERVAL"}},
 		{"bad cidr", API, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_PASSPHRASE": "x", "ALLOWED_CIDRS": "10.0.0.0/8, nope"}, []string{"ALLOWED_CIDRS"}},
 		{"bad bool", API, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_PASSPHRASE": "x", "LEGACY_STATE": "yes please"}, []string{"LEGACY_STATE"}},
+		{"bad metrics addr", Worker, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "METRICS_ADDR": "9090"}, []string{"METRICS_ADDR"}},
 		{"half oidc", Worker, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "RUN_OIDC_AUDIENCE": "a"}, []string{"RUN_OIDC_SERVICE_ACCOUNT"}},
 	}
 	for _, tc := range tests {
@@ -91,5 +93,46 @@ func TestSecretsNotEchoed(t *testing.T) {
 	_, err := Load(API, env(map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_PASSPHRASE": "  ", "AUTH_FAILURE_LIMIT": "zero"}))
 	if err == nil || strings.Contains(err.Error(), "  ") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestMetricsAddr(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:9090", ":9090", "[::1]:9090", "localhost:0"} {
+		c, err := Load(Worker, env(map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "METRICS_ADDR": addr}))
+		if err != nil || c.MetricsAddr != addr {
+			t.Errorf("METRICS_ADDR=%s: got %q, %v", addr, c.MetricsAddr, err)
+		}
+	}
+}
+
+func TestAdminPassphraseLength(t *testing.T) {
+	tests := []struct {
+		name    string
+		admin   string
+		b       Binary
+		wantErr bool
+	}{
+		{"unset: admin endpoints off", "", API, false},
+		{"one character", "b", API, true},
+		{"15 characters", "fifteen-chars-x", API, true},
+		{"15 characters, some of them multi-byte", "ééééééééééééééé", API, true},
+		{"16 characters", "sixteen-chars-xy", API, false},
+		{"the worker ignores it", "b", Worker, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(tc.b, env(map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_PASSPHRASE": "a", "ADMIN_PASSPHRASE": tc.admin}))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("got %v, want error %v", err, tc.wantErr)
+			}
+			if err != nil {
+				if !strings.Contains(err.Error(), "ADMIN_PASSPHRASE") || !strings.Contains(err.Error(), "16 characters") {
+					t.Errorf("got %q, want it to name ADMIN_PASSPHRASE and the 16 characters", err)
+				}
+				if len(tc.admin) >= 8 && strings.Contains(err.Error(), tc.admin) {
+					t.Errorf("got %q, which shows the passphrase", err)
+				}
+			}
+		})
 	}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // Field names of a token document. The first eight are the Node sample's;
-// they and the next six are the contract of DESIGN section 3. The rest
+// they and the next eleven are the contract of DESIGN section 3. The rest
 // are this service's own bookkeeping.
 const (
 	fClientID       = "clientId"
@@ -30,12 +30,21 @@ const (
 	fLastError      = "lastError"
 	fScopes         = "scopes"
 	fPassphraseHash = "passphraseHash"
+	fOrgID          = "orgId"
+	// A Service App's (DESIGN 5a); kind is absent for an integration.
+	fKind        = "kind"
+	fAppID       = "appId"
+	fTargetOrgID = "targetOrgId"
+	fManager     = "manager"
 
 	fNextAttempt       = "nextAttempt"
 	fFailures          = "failures"
 	fConfigFingerprint = "configFingerprint"
 	fFailureReported   = "failureReported"
 	fExpiryWarned      = "expiryWarned"
+	// fManagerGeneration is the manager's generation when a Service App
+	// last failed because of its manager.
+	fManagerGeneration = "managerGeneration"
 	// fOutboxSeq is the sequence number of the token's last outbox event;
 	// it keeps the token's events in order whatever the clocks do.
 	fOutboxSeq = "outboxSeq"
@@ -54,7 +63,8 @@ var ownedFields = []string{
 	fClientID, fClientSecret, fRedirectURI, fAccessToken, fRefreshToken,
 	fAccessExpires, fRefreshExpires, fLastRefresh,
 	fGeneration, fLease, fStatus, fLastError, fScopes, fPassphraseHash,
-	fNextAttempt, fFailures, fConfigFingerprint, fFailureReported, fExpiryWarned,
+	fOrgID, fKind, fAppID, fTargetOrgID, fManager,
+	fNextAttempt, fFailures, fConfigFingerprint, fFailureReported, fExpiryWarned, fManagerGeneration,
 }
 
 // secretFields are the fields a Sealer encrypts at rest.
@@ -96,6 +106,11 @@ func encode(t *token.Token) map[string]any {
 		m[fScopes] = append([]string(nil), t.Scopes...)
 	}
 	putString(m, fPassphraseHash, t.PassphraseHash)
+	putString(m, fOrgID, t.OrgID)
+	putString(m, fKind, string(t.Kind))
+	putString(m, fAppID, t.AppID)
+	putString(m, fTargetOrgID, t.TargetOrgID)
+	putString(m, fManager, t.Manager)
 	putMillis(m, fNextAttempt, t.NextAttempt)
 	if t.Failures != 0 {
 		m[fFailures] = int64(t.Failures)
@@ -105,6 +120,9 @@ func encode(t *token.Token) map[string]any {
 		m[fFailureReported] = *t.FailureReported
 	}
 	putMillis(m, fExpiryWarned, t.ExpiryWarned)
+	if t.ManagerGeneration != nil {
+		m[fManagerGeneration] = *t.ManagerGeneration
+	}
 	return m
 }
 
@@ -303,6 +321,11 @@ func decode(data map[string]any) (t *token.Token, bad []string) {
 		Status:         token.Status(d.string(fStatus)),
 		Scopes:         d.strings(fScopes),
 		PassphraseHash: d.string(fPassphraseHash),
+		OrgID:          d.string(fOrgID),
+		Kind:           token.Kind(d.string(fKind)),
+		AppID:          d.string(fAppID),
+		TargetOrgID:    d.string(fTargetOrgID),
+		Manager:        d.string(fManager),
 		NextAttempt:    d.millis(fNextAttempt),
 		ExpiryWarned:   d.millis(fExpiryWarned),
 
@@ -314,6 +337,9 @@ func decode(data map[string]any) (t *token.Token, bad []string) {
 	}
 	if g, ok := d.int(fFailureReported); ok {
 		t.FailureReported = &g
+	}
+	if g, ok := d.int(fManagerGeneration); ok {
+		t.ManagerGeneration = &g
 	}
 	if l, ok := d.sub(fLease); ok {
 		t.Lease = token.Lease{Holder: l.string(fHolder), Until: l.millis(fUntil)}

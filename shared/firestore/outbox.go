@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	gfs "cloud.google.com/go/firestore"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/wxcc/tokenservice/shared/token"
 )
@@ -112,11 +114,30 @@ func (s *Store) DeleteEvent(ctx context.Context, id string) error {
 	return nil
 }
 
-// PendingFor returns up to limit pending events of one token, in commit
-// order. It needs only Firestore's automatic single-field index: the
-// equality filter is indexed and the few results are sorted here.
+// HasEvent reports whether the event with this ID is still in the outbox
+// (one point read).
+func (s *Store) HasEvent(ctx context.Context, id string) (bool, error) {
+	_, err := s.outbox.Doc(outboxID(id)).Get(ctx)
+	s.reads.Add(1)
+	switch {
+	case status.Code(err) == codes.NotFound:
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("read event %s: %w", id, translate(err, false))
+	}
+	return true, nil
+}
+
+// PendingFor returns the oldest limit pending events of one token, in
+// commit order. It needs only Firestore's automatic single-field index:
+// the equality filter is indexed, and the token's events (a few, unless
+// Pub/Sub was down for many of its rotations) are all read and sorted
+// here, since a limit in the query would pick by document ID, not age.
 func (s *Store) PendingFor(ctx context.Context, name string, limit int) ([]token.Event, error) {
-	snaps, err := s.outbox.Where(eName, "==", name).Limit(limit).Documents(ctx).GetAll()
+	if limit <= 0 {
+		return nil, fmt.Errorf("pending events of %s: limit %d must be positive", name, limit)
+	}
+	snaps, err := s.outbox.Where(eName, "==", name).Documents(ctx).GetAll()
 	s.reads.Add(int64(max(len(snaps), 1)))
 	if err != nil {
 		return nil, fmt.Errorf("pending events of %s: %w", name, translate(err, false))
@@ -135,6 +156,7 @@ func (s *Store) PendingFor(ctx context.Context, name string, limit int) ([]token
 		list = append(list, seqEvent{seq, e})
 	}
 	sort.SliceStable(list, func(i, j int) bool { return list[i].seq < list[j].seq })
+	list = list[:min(limit, len(list))]
 	events := make([]token.Event, len(list))
 	for i := range list {
 		events[i] = list[i].e

@@ -66,9 +66,10 @@ func (s *Store) open(t *token.Token, docPath string) error {
 	return nil
 }
 
-// seal replaces the secret fields present in m with their sealed form.
-func (s *Store) seal(m map[string]any, docPath string) error {
-	if s.sealer == nil {
+// seal replaces the secret fields present in m with their sealed form
+// (nothing without a sealer).
+func seal(sealer Sealer, m map[string]any, docPath string) error {
+	if sealer == nil {
 		return nil
 	}
 	for _, f := range secretFields {
@@ -76,7 +77,7 @@ func (s *Store) seal(m map[string]any, docPath string) error {
 		if !ok || v == "" {
 			continue
 		}
-		sealedValue, err := s.sealer.Seal(f, docPath, v)
+		sealedValue, err := sealer.Seal(f, docPath, v)
 		if err != nil {
 			return fmt.Errorf("seal %s: %w", f, err)
 		}

@@ -35,6 +35,7 @@ type Store struct {
 	client *gfs.Client
 	coll   *gfs.CollectionRef
 	outbox *gfs.CollectionRef
+	meta   *gfs.CollectionRef
 	name   string
 	sealer Sealer
 	log    *slog.Logger
@@ -47,6 +48,16 @@ type Option func(*Store)
 
 // WithSealer encrypts the secret fields at rest with sealer.
 func WithSealer(sealer Sealer) Option { return func(s *Store) { s.sealer = sealer } }
+
+// DefaultMetaCollection holds the service's own records (the last sweep),
+// apart from the tokens collection, which the sample's callers may list.
+const DefaultMetaCollection = "tokenservice"
+
+// WithMetaCollection names the collection of the service's own records
+// (META_COLLECTION, default DefaultMetaCollection).
+func WithMetaCollection(name string) Option {
+	return func(s *Store) { s.meta = s.client.Collection(name) }
+}
 
 // WithClock sets the clock (time.Now by default) that stamps outbox
 // events' order and used state nonces.
@@ -61,6 +72,7 @@ func New(client *gfs.Client, collection string, opts ...Option) *Store {
 		client: client,
 		coll:   client.Collection(collection),
 		outbox: client.Collection(collection + "_outbox"),
+		meta:   client.Collection(DefaultMetaCollection),
 		name:   collection,
 		log:    slog.New(slog.DiscardHandler),
 		now:    time.Now,
@@ -144,11 +156,12 @@ func (s *Store) TryLease(ctx context.Context, t *token.Token, lease token.Lease)
 }
 
 // Update runs fn in a transaction on the current token and writes the
-// fields fn changed together with one outbox document per event. If fn
-// changes nothing and returns no events, nothing is written. fn's error is
-// returned as it is. Secrets that no configured key opens reach fn empty
-// and are kept as stored unless fn sets them: unlike Get, Update works on
-// such a token, so that it can be repaired.
+// fields fn changed together with one outbox document per event, as
+// planWrite plans them. If fn changes nothing and returns no events,
+// nothing is written. fn's error is returned as it is. Secrets that no
+// configured key opens reach fn empty and are kept as stored unless fn
+// sets them: unlike Get, Update works on such a token, so that it can be
+// repaired.
 func (s *Store) Update(ctx context.Context, name string, fn func(t *token.Token) ([]token.Event, error)) (*token.Token, error) {
 	ref, err := s.ref(name)
 	if err != nil {
@@ -168,61 +181,37 @@ func (s *Store) Update(ctx context.Context, name string, fn func(t *token.Token)
 		if err != nil {
 			return err
 		}
-		cur, err := s.fromSnapshot(snap)
+		in := writeInput{Data: snap.Data(), Sealer: s.sealer, DocPath: s.docPath(name), Now: s.now()}
+		in.Current, err = s.fromSnapshot(snap)
 		var sealed *token.SealedError
 		if errors.As(err, &sealed) {
-			// Secrets no key opens read as empty and stay as stored
-			// unless fn replaces them: a new client secret or a new
-			// authorization repairs a token whose key was lost.
-			cur, err = sealed.Token, nil
+			in.Current, in.Unopened, err = sealed.Token, sealed.Fields, nil
 		}
 		if err != nil {
 			ownErr = err
 			return err
 		}
-		next := cur.Clone()
-		events, err := fn(next)
-		if err != nil {
+		in.Next = in.Current.Clone()
+		if in.Events, err = fn(in.Next); err != nil {
 			fnErr = err
 			return err
 		}
-		next.Name, next.Version = cur.Name, cur.Version
-		normalize(next)
-		after := encode(next)
-		ups := changes(encode(cur), after)
-		if sealed != nil {
-			for _, f := range sealed.Fields {
-				if v, _ := after[f].(string); v == "" {
-					delete(after, f) // kept as stored: neither resealed nor cleared
-				}
-			}
+		in.Next.Name, in.Next.Version = in.Current.Name, in.Current.Version
+		plan, err := planWrite(in)
+		if err != nil {
+			ownErr = err
+			return err
 		}
-		var seq int64
-		if len(events) > 0 {
-			last, _ := decoder{data: snap.Data(), bad: new([]string)}.int(fOutboxSeq)
-			seq = max(s.now().UnixMicro(), last+1)
-			ups = append(ups, gfs.Update{Path: fOutboxSeq, Value: seq + int64(len(events)) - 1})
-		}
-		if len(ups) > 0 && s.sealer != nil {
-			// Every write re-seals the secrets: plain text left by the
-			// Node sample, or a value sealed under an old key, is sealed
-			// under the current primary key.
-			if err := s.seal(after, s.docPath(name)); err != nil {
-				ownErr = err
-				return err
-			}
-			ups = withSecrets(ups, after)
-		}
-		result, wrote = next, len(ups) > 0
+		result, wrote = in.Next, len(plan.Updates) > 0
 		if !wrote {
 			return nil
 		}
 		// The token's write comes first: its result carries the Version.
-		if err := tx.Update(ref, ups); err != nil {
+		if err := tx.Update(ref, plan.Updates); err != nil {
 			return err
 		}
-		for i, e := range events {
-			if err := tx.Set(s.outbox.Doc(outboxID(e.ID)), encodeEvent(e, seq+int64(i))); err != nil {
+		for _, o := range plan.Outbox {
+			if err := tx.Set(s.outbox.Doc(o.ID), o.Data); err != nil {
 				return err
 			}
 		}
@@ -247,32 +236,6 @@ func (s *Store) Update(ctx context.Context, name string, fn func(t *token.Token)
 	return result, nil
 }
 
-// withSecrets replaces or adds the updates of the secret fields with their
-// values in sealed, so that all three are written.
-func withSecrets(ups []gfs.Update, sealed map[string]any) []gfs.Update {
-	out := ups[:0:0]
-	for _, u := range ups {
-		if !isSecret(u.Path) {
-			out = append(out, u)
-		}
-	}
-	for _, f := range secretFields {
-		if v, ok := sealed[f]; ok {
-			out = append(out, gfs.Update{Path: f, Value: v})
-		}
-	}
-	return out
-}
-
-func isSecret(field string) bool {
-	for _, f := range secretFields {
-		if f == field {
-			return true
-		}
-	}
-	return false
-}
-
 // Create stores t if no document has its name and reports whether it did.
 func (s *Store) Create(ctx context.Context, t *token.Token) (bool, error) {
 	ref, err := s.ref(t.Name)
@@ -282,7 +245,7 @@ func (s *Store) Create(ctx context.Context, t *token.Token) (bool, error) {
 	c := t.Clone()
 	normalize(c)
 	data := encode(c)
-	if err := s.seal(data, s.docPath(t.Name)); err != nil {
+	if err := seal(s.sealer, data, s.docPath(t.Name)); err != nil {
 		return false, fmt.Errorf("create %s: %w", t.Name, err)
 	}
 	if _, err := ref.Create(ctx, data); err != nil {

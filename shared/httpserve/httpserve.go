@@ -26,37 +26,80 @@ type Options struct {
 	WriteTimeout time.Duration
 	// Ready, if not nil, receives the listening address once serving.
 	Ready chan<- string
+	// Metrics, if not nil, is served on a listener of its own
+	// (METRICS_ADDR) next to the main one, and shut down with it.
+	Metrics *Metrics
 }
 
-// Serve runs h on ln until ctx ends, then shuts down within ShutdownGrace.
+// Metrics is GET /metrics on its own listener, typically on loopback for
+// a sidecar to scrape, so that it never shows on the public port.
+type Metrics struct {
+	Listener net.Listener
+	Handler  http.Handler
+}
+
+// Serve runs h on ln (and o.Metrics on its listener) until ctx ends, then
+// shuts both down together within ShutdownGrace. If either server stops
+// on its own, the other is shut down and the error returned.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger, o Options) error {
 	if o.WriteTimeout == 0 {
 		o.WriteTimeout = 30 * time.Second
 	}
-	hs := &http.Server{
+	servers := []*http.Server{newServer(h, o.WriteTimeout, log)}
+	listeners := []net.Listener{ln}
+	if o.Metrics != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", o.Metrics.Handler) // GET patterns match HEAD too
+		servers = append(servers, newServer(mux, 10*time.Second, log))
+		listeners = append(listeners, o.Metrics.Listener)
+	}
+	errc := make(chan error, len(servers))
+	for i, hs := range servers {
+		go func() { errc <- hs.Serve(listeners[i]) }()
+	}
+	log.Info("listening", "addr", ln.Addr().String())
+	if o.Metrics != nil {
+		log.Info("serving /metrics", "addr", o.Metrics.Listener.Addr().String())
+	}
+	if o.Ready != nil {
+		o.Ready <- ln.Addr().String()
+	}
+	var serveErr error
+	select {
+	case err := <-errc:
+		serveErr = fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+		log.Info("shutting down")
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	shutdownErrs := make(chan error, len(servers))
+	for _, hs := range servers {
+		go func() { shutdownErrs <- shutdown(sctx, hs) }()
+	}
+	for range servers {
+		if err := <-shutdownErrs; err != nil && serveErr == nil {
+			serveErr = err
+		}
+	}
+	return serveErr
+}
+
+func newServer(h http.Handler, writeTimeout time.Duration, log *slog.Logger) *http.Server {
+	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      o.WriteTimeout,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String())
-	if o.Ready != nil {
-		o.Ready <- ln.Addr().String()
-	}
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
+}
+
+// shutdown lets hs finish its requests until ctx ends, then closes it.
+func shutdown(ctx context.Context, hs *http.Server) error {
+	if err := hs.Shutdown(ctx); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			hs.Close()
 			return nil
@@ -73,6 +116,19 @@ func Listen(port string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen on port %s: %w", port, err)
 	}
 	return ln, nil
+}
+
+// ListenMetrics opens the listener of METRICS_ADDR (host:port, port 0
+// picks a free one) for h; "" opens none and returns nil.
+func ListenMetrics(addr string, h http.Handler) (*Metrics, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on METRICS_ADDR %s: %w", addr, err)
+	}
+	return &Metrics{Listener: ln, Handler: h}, nil
 }
 
 // HolderID names this instance in leases: kind, the Cloud Run revision

@@ -27,9 +27,11 @@ func newExpiryCollector() *expiryCollector {
 	}
 }
 
-func (c *expiryCollector) set(name string, access, refresh time.Time) {
+// replace makes byName the whole set of tokens reported: a token deleted
+// or no longer in view has no series, and none keeps a stale expiry.
+func (c *expiryCollector) replace(byName map[string][2]time.Time) {
 	c.mu.Lock()
-	c.byName[name] = [2]time.Time{access, refresh}
+	c.byName = byName
 	c.mu.Unlock()
 }
 

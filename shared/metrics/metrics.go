@@ -1,6 +1,7 @@
-// Package metrics defines the Prometheus metrics both binaries export on
-// GET /metrics. Each binary owns a registry (no global state), so tests can
-// run several in one process.
+// Package metrics defines the Prometheus metrics the binaries export on
+// GET /metrics. Each binary registers only its own families (the api no
+// sweep metrics, the worker no cache or HTTP metrics) on a registry of its
+// own (no global state), so tests can run several in one process.
 package metrics
 
 import (
@@ -16,19 +17,27 @@ import (
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
-// Metrics holds the collectors. A nil *Metrics is valid and records nothing.
+// Metrics holds the collectors of one binary. A nil *Metrics is valid and
+// records nothing, and so is a method whose family the binary does not
+// register.
 type Metrics struct {
 	reg *prometheus.Registry
 
-	refreshes     *prometheus.CounterVec
-	webexLatency  *prometheus.HistogramVec
+	// Both binaries: the refresh protocol and event publishing.
+	refreshes    *prometheus.CounterVec
+	webexLatency *prometheus.HistogramVec
+
+	// api only.
+	cache        *prometheus.CounterVec
+	httpRequests *prometheus.CounterVec
+	httpLatency  *prometheus.HistogramVec
+
+	// worker only.
 	expiries      *expiryCollector
-	cache         *prometheus.CounterVec
-	httpRequests  *prometheus.CounterVec
-	httpLatency   *prometheus.HistogramVec
 	sweeps        *prometheus.CounterVec
 	sweepDuration prometheus.Histogram
 	topicMissing  prometheus.Gauge
+	outboxDepth   bool // events_outbox_depth, registered by WatchEvents
 
 	// Resolved label children of the hot path's metrics, so that a
 	// request costs no label hashing.
@@ -46,41 +55,54 @@ type httpChild struct {
 	latency prometheus.Observer
 }
 
-// New registers every collector on a new registry.
-func New() *Metrics {
+// Binary says whose families a Metrics registers.
+type Binary int
+
+// The binaries.
+const (
+	API Binary = iota
+	Worker
+)
+
+// New registers the families of binary b on a new registry.
+func New(b Binary) *Metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	f := func(c prometheus.Collector) { reg.MustRegister(c) }
 	m := &Metrics{reg: reg}
 	m.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "token_refreshes_total", Help: "Refresh attempts by trigger (scheduled, inline, authorization) and result.",
+		Name: "token_refreshes_total", Help: "Refresh attempts by trigger (scheduled, inline, authorization, manual, mint) and result.",
 	}, []string{"trigger", "result"})
 	m.webexLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "webex_token_request_duration_seconds", Help: "Latency of calls to the Webex token endpoint by grant and outcome.",
 		Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 20},
 	}, []string{"grant", "outcome"})
-	m.expiries = newExpiryCollector()
-	m.cache = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "token_cache_lookups_total", Help: "api token cache lookups: hit, miss (read from Firestore), stale (served while Firestore failed).",
-	}, []string{"result"})
-	m.topicMissing = prometheus.NewGauge(prometheus.GaugeOpts{Name: "events_topic_missing", Help: "1 while the events topic does not exist (events wait in the outbox)."})
-	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "http_requests_total", Help: "HTTP requests by route and status code.",
-	}, []string{"route", "code"})
-	m.httpLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "http_request_duration_seconds", Help: "HTTP request latency by route.",
-		Buckets: []float64{.0005, .001, .005, .01, .05, .1, .5, 1, 2, 5},
-	}, []string{"route"})
-	m.sweeps = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sweeps_total", Help: "Worker sweeps by result (ok, error, halted)."}, []string{"result"})
-	m.sweepDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "sweep_duration_seconds", Help: "Duration of worker sweeps.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
-	})
-	for _, c := range []prometheus.Collector{m.refreshes, m.webexLatency, m.expiries, m.cache, m.topicMissing, m.httpRequests, m.httpLatency, m.sweeps, m.sweepDuration} {
-		f(c)
-	}
-	m.cacheChildren = map[string]prometheus.Counter{}
-	for _, r := range []string{"hit", "miss", "stale"} {
-		m.cacheChildren[r] = m.cache.WithLabelValues(r)
+	reg.MustRegister(m.refreshes, m.webexLatency)
+	switch b {
+	case API:
+		m.cache = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "token_cache_lookups_total", Help: "api token cache lookups: hit, miss (read from Firestore), stale (served while Firestore failed).",
+		}, []string{"result"})
+		m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "http_requests_total", Help: "HTTP requests by route and status code.",
+		}, []string{"route", "code"})
+		m.httpLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: []float64{.0005, .001, .005, .01, .05, .1, .5, 1, 2, 5},
+		}, []string{"route"})
+		reg.MustRegister(m.cache, m.httpRequests, m.httpLatency)
+		m.cacheChildren = map[string]prometheus.Counter{}
+		for _, r := range []string{"hit", "miss", "stale"} {
+			m.cacheChildren[r] = m.cache.WithLabelValues(r)
+		}
+	case Worker:
+		m.expiries = newExpiryCollector()
+		m.sweeps = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sweeps_total", Help: "Worker sweeps by result (ok, error, halted)."}, []string{"result"})
+		m.sweepDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "sweep_duration_seconds", Help: "Duration of worker sweeps.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
+		})
+		m.topicMissing = prometheus.NewGauge(prometheus.GaugeOpts{Name: "events_topic_missing", Help: "1 while the events topic does not exist (events wait in the outbox)."})
+		m.outboxDepth = true
+		reg.MustRegister(m.expiries, m.sweeps, m.sweepDuration, m.topicMissing)
 	}
 	return m
 }
@@ -97,21 +119,27 @@ func (m *Metrics) Refresh(r token.RefreshReport) {
 	}
 	m.refreshes.WithLabelValues(string(r.Trigger), r.Result).Inc()
 	m.webexLatency.WithLabelValues(r.Grant, r.Result).Observe(r.WebexLatency.Seconds())
-	m.TokenExpiry(r.Token)
 }
 
-// TokenExpiry remembers t's expiries; /metrics reports the seconds left
-// until each at the time it is scraped.
-func (m *Metrics) TokenExpiry(t *token.Token) {
-	if m == nil || t == nil || !t.HasAccessToken() {
+// SetExpiries replaces the worker's per-token expiry gauges by the tokens
+// of view: /metrics reports the seconds left until each expiry at the
+// time it is scraped. Tokens without an access token are left out.
+func (m *Metrics) SetExpiries(view []*token.Token) {
+	if m == nil || m.expiries == nil {
 		return
 	}
-	m.expiries.set(t.Name, t.AccessExpires, t.RefreshExpires)
+	byName := make(map[string][2]time.Time, len(view))
+	for _, t := range view {
+		if t != nil && t.HasAccessToken() {
+			byName[t.Name] = [2]time.Time{t.AccessExpires, t.RefreshExpires}
+		}
+	}
+	m.expiries.replace(byName)
 }
 
 // Cache records a token cache lookup: "hit", "miss" or "stale".
 func (m *Metrics) Cache(result string) {
-	if m == nil {
+	if m == nil || m.cache == nil {
 		return
 	}
 	if c, ok := m.cacheChildren[result]; ok {
@@ -123,7 +151,7 @@ func (m *Metrics) Cache(result string) {
 
 // HTTP records one request.
 func (m *Metrics) HTTP(route string, code int, d time.Duration) {
-	if m == nil {
+	if m == nil || m.httpRequests == nil {
 		return
 	}
 	if route == "" {
@@ -149,7 +177,8 @@ type EventStats struct {
 	Backlog int
 }
 
-// WatchEvents exports the relay's counters, read at scrape time.
+// WatchEvents exports the relay's counters, read at scrape time; the
+// worker, which drains the outbox, also exports its depth.
 func (m *Metrics) WatchEvents(stats func() EventStats) {
 	if m == nil {
 		return
@@ -159,14 +188,16 @@ func (m *Metrics) WatchEvents(stats func() EventStats) {
 			func() float64 { return float64(stats().Published) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "events_publish_failures_total", Help: "Failed event publishes (the event stays in the outbox)."},
 			func() float64 { return float64(stats().Failed) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "events_outbox_depth", Help: "Events the last drain left in the Firestore outbox (-1: no drain yet)."},
-			func() float64 { return float64(stats().Backlog) }),
 	)
+	if m.outboxDepth {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "events_outbox_depth", Help: "Events the last drain left in the Firestore outbox (-1: no drain yet)."},
+			func() float64 { return float64(stats().Backlog) }))
+	}
 }
 
 // TopicMissing says whether the events topic is missing.
 func (m *Metrics) TopicMissing(missing bool) {
-	if m == nil {
+	if m == nil || m.topicMissing == nil {
 		return
 	}
 	v := 0.0
@@ -178,7 +209,7 @@ func (m *Metrics) TopicMissing(missing bool) {
 
 // Sweep records a worker sweep.
 func (m *Metrics) Sweep(result string, d time.Duration) {
-	if m != nil {
+	if m != nil && m.sweeps != nil {
 		m.sweeps.WithLabelValues(result).Inc()
 		m.sweepDuration.Observe(d.Seconds())
 	}

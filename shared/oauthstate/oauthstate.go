@@ -62,6 +62,20 @@ var (
 	ErrInvalidKey = errors.New("oauth state signing key missing or shorter than 16 bytes")
 )
 
+// ExpiredError is Verify's error for an authentic state past its expiry.
+// It matches ErrExpiredState; Claims says which token the late
+// authorization was for, so that the failure can be recorded on it.
+type ExpiredError struct {
+	Claims Claims
+}
+
+func (e *ExpiredError) Error() string {
+	return fmt.Sprintf("%v: expired at %s", ErrExpiredState, e.Claims.Expires.Format(time.RFC3339))
+}
+
+// Is makes errors.Is(err, ErrExpiredState) hold.
+func (e *ExpiredError) Is(target error) bool { return target == ErrExpiredState }
+
 // Claims are what a valid state carries.
 type Claims struct {
 	Name    string    // the token to authorize
@@ -144,7 +158,7 @@ func (s Signer) Verify(state string) (Claims, error) {
 	c := Claims{Name: f[3], Nonce: f[2], Expires: time.Unix(exp, 0).UTC()}
 	now := s.now()
 	if !now.Before(c.Expires) {
-		return Claims{}, fmt.Errorf("%w: expired at %s", ErrExpiredState, c.Expires.Format(time.RFC3339))
+		return Claims{}, &ExpiredError{Claims: c}
 	}
 	if c.Expires.Sub(now) > s.ttl()+maxSkew {
 		return Claims{}, fmt.Errorf("%w: expiry too far ahead", ErrInvalidState)

@@ -216,3 +216,12 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+func TestExpiredStateNamesItsToken(t *testing.T) {
+	state, _, _, _ := signerAt(t0).Issue("late-one")
+	_, err := signerAt(t0.Add(time.Hour)).Verify(state)
+	var ee *ExpiredError
+	if !errors.As(err, &ee) || !errors.Is(err, ErrExpiredState) || ee.Claims.Name != "late-one" {
+		t.Fatalf("got %v, want an ExpiredError naming late-one", err)
+	}
+}

@@ -76,6 +76,10 @@ func Validate(p string) error {
 	return nil
 }
 
+// Short reports whether p has fewer than MinChars characters: too few for
+// a passphrase that guards tokens or the admin endpoints.
+func Short(p string) bool { return utf8.RuneCountInString(p) < MinChars }
+
 // Hash validates p and returns its argon2id hash under DefaultParams with
 // a fresh random salt, as a PHC string.
 func Hash(p string) (string, error) {

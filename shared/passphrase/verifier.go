@@ -1,11 +1,12 @@
 package passphrase
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"hash"
-	"runtime"
 	"sync"
 
 	"golang.org/x/sync/singleflight"
@@ -15,6 +16,9 @@ import (
 // with a size of 0 remembers.
 const DefaultMemoSize = 10000
 
+// wrongMemoShare: a Verifier remembers size/wrongMemoShare wrong pairs.
+const wrongMemoShare = 10
+
 // A Verifier checks passphrases against PHC strings and remembers the
 // pairs that matched, so that a token's flows pay for argon2id once per
 // process rather than once per request.
@@ -23,20 +27,25 @@ const DefaultMemoSize = 10000
 // never holds a passphrase, and a changed hash (new passphrase, or new salt)
 // misses automatically. The digest is HMAC-SHA-256 under a random key made
 // per Verifier, so the memo cannot be matched against precomputed tables.
-// Failures are not remembered: every wrong guess pays the full cost (the
-// caller throttles them). Concurrent checks of the same pair share one
-// computation, and at most GOMAXPROCS argon2id computations run at once,
-// which bounds the memory a burst of guesses can take.
+//
+// A smaller memo remembers pairs that did not match, so that a flow
+// repeating a wrong or outdated passphrase costs one computation, not one
+// per request; a guesser, whose every guess differs, gains nothing from it.
+// Concurrent checks of the same pair share one computation. Computations
+// go through a Queue: a few at a time, in priority order, fair between
+// callers, and ErrBusy when there is no room to wait, so that guesses can
+// neither take all the CPU nor make a right passphrase wait long.
 //
 // A Verifier is safe for concurrent use. Make one with NewVerifier.
 type Verifier struct {
 	macs  sync.Pool // of hash.Hash: HMAC-SHA-256 under a random key
 	max   int
-	sem   chan struct{}
+	queue *Queue
 	group singleflight.Group
 
-	mu   sync.RWMutex
-	memo map[memoKey]struct{}
+	mu    sync.RWMutex
+	memo  map[memoKey]struct{}
+	wrong map[memoKey]struct{}
 }
 
 type memoKey struct {
@@ -45,61 +54,77 @@ type memoKey struct {
 }
 
 // NewVerifier returns a Verifier that remembers up to size verified pairs
-// (DefaultMemoSize if size <= 0). When full, it forgets a random entry.
-func NewVerifier(size int) *Verifier {
+// (DefaultMemoSize if size <= 0), forgetting a random one when full, and
+// runs computations through q (NewQueue(QueueConfig{}) if nil).
+func NewVerifier(size int, q *Queue) *Verifier {
 	if size <= 0 {
 		size = DefaultMemoSize
+	}
+	if q == nil {
+		q = NewQueue(QueueConfig{})
 	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		panic("passphrase: crypto/rand failed: " + err.Error()) // never happens since Go 1.24
 	}
 	return &Verifier{
-		macs: sync.Pool{New: func() any { return hmac.New(sha256.New, key) }},
-		max:  size,
-		sem:  make(chan struct{}, max(runtime.GOMAXPROCS(0), 1)),
-		memo: make(map[memoKey]struct{}),
+		macs:  sync.Pool{New: func() any { return hmac.New(sha256.New, key) }},
+		max:   size,
+		queue: q,
+		memo:  make(map[memoKey]struct{}),
+		wrong: make(map[memoKey]struct{}),
 	}
 }
 
-// Verify reports whether p matches phc. A malformed phc never matches;
-// use Check to see why.
-func (v *Verifier) Verify(p, phc string) bool {
-	ok, _ := v.Check(p, phc)
+// Verify reports whether p matches phc, for a caller of Unknown priority.
+// A malformed phc, a busy queue or an ended ctx never match; use Check to
+// tell them apart.
+func (v *Verifier) Verify(ctx context.Context, p, phc string) bool {
+	ok, _ := v.Check(ctx, Caller{Priority: Unknown}, p, phc)
 	return ok
 }
 
-// Check is Verify that also returns the error for a malformed phc
-// (ErrMalformedHash, wrapped), for logging.
-func (v *Verifier) Check(p, phc string) (bool, error) {
+// Check reports whether p matches phc. It returns ErrBusy when the
+// computation could not be queued or waited too long, ctx's error when ctx
+// ended first, and ErrMalformedHash (wrapped) for a phc it cannot use;
+// false in each case.
+func (v *Verifier) Check(ctx context.Context, c Caller, p, phc string) (bool, error) {
 	if phc == "" || len(p) > MaxBytes {
 		return false, nil
 	}
 	k := memoKey{phc: phc, sum: v.digest(p)}
 	v.mu.RLock()
-	_, hit := v.memo[k]
+	_, right := v.memo[k]
+	_, wrong := v.wrong[k]
 	v.mu.RUnlock()
-	if hit {
-		return true, nil
+	if right || wrong {
+		return right, nil
 	}
 	type result struct {
 		ok  bool
 		err error
 	}
-	r, _, _ := v.group.Do(phc+"\x00"+string(k.sum[:]), func() (any, error) {
-		v.sem <- struct{}{}
-		defer func() { <-v.sem }()
-		ok, err := Verify(p, phc)
-		if ok {
-			v.remember(k)
+	r, err, _ := v.group.Do(phc+"\x00"+string(k.sum[:]), func() (any, error) {
+		var res result
+		if err := v.queue.Run(ctx, c, func() { res.ok, res.err = Verify(p, phc) }); err != nil {
+			return nil, err
 		}
-		return result{ok, err}, nil
+		if res.err == nil {
+			v.remember(k, res.ok)
+		}
+		return res, nil
 	})
+	if err != nil {
+		if ctx.Err() == nil && !errors.Is(err, ErrBusy) {
+			err = ErrBusy // the leader's caller went away; this one may retry
+		}
+		return false, err
+	}
 	res := r.(result)
 	return res.ok, res.err
 }
 
-// Len returns the number of remembered pairs.
+// Len returns the number of remembered pairs that matched.
 func (v *Verifier) Len() int {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
@@ -116,17 +141,21 @@ func (v *Verifier) digest(p string) [sha256.Size]byte {
 	return sum
 }
 
-func (v *Verifier) remember(k memoKey) {
+func (v *Verifier) remember(k memoKey, ok bool) {
+	m, size := v.memo, v.max
+	if !ok {
+		m, size = v.wrong, max(1, v.max/wrongMemoShare)
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if _, ok := v.memo[k]; ok {
+	if _, ok := m[k]; ok {
 		return
 	}
-	for old := range v.memo { // map iteration starts at a random entry
-		if len(v.memo) < v.max {
+	for old := range m { // map iteration starts at a random entry
+		if len(m) < size {
 			break
 		}
-		delete(v.memo, old)
+		delete(m, old)
 	}
-	v.memo[k] = struct{}{}
+	m[k] = struct{}{}
 }

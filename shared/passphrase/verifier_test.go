@@ -1,11 +1,14 @@
 package passphrase
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 )
+
+var ctx = context.Background()
 
 func mustHash(t testing.TB, p string) string {
 	t.Helper()
@@ -32,9 +35,9 @@ func TestVerifierVerify(t *testing.T) {
 		{name: "no hash", p: good, phc: "", want: false, wantLen: 2},
 		{name: "malformed hash", p: good, phc: "$argon2id$v=19$m=1,t=1,p=1$x$y", want: false, wantLen: 2},
 	}
-	v := NewVerifier(0)
+	v := NewVerifier(0, nil)
 	for _, tt := range tests { // in order: the memo carries over
-		if got := v.Verify(tt.p, tt.phc); got != tt.want {
+		if got := v.Verify(ctx, tt.p, tt.phc); got != tt.want {
 			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
 		}
 		if got := v.Len(); got != tt.wantLen {
@@ -44,8 +47,8 @@ func TestVerifierVerify(t *testing.T) {
 }
 
 func TestVerifierCheckReportsMalformed(t *testing.T) {
-	v := NewVerifier(1)
-	ok, err := v.Check(good, "$argon2id$v=19$m=999999999,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaA")
+	v := NewVerifier(1, nil)
+	ok, err := v.Check(ctx, Caller{}, good, "$argon2id$v=19$m=999999999,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaA")
 	if ok || err == nil {
 		t.Errorf("got %v, %v, want false and an error", ok, err)
 	}
@@ -54,9 +57,9 @@ func TestVerifierCheckReportsMalformed(t *testing.T) {
 // TestVerifierMemoNeverHoldsPassphrase checks the memo keys carry only the
 // hash and a digest.
 func TestVerifierMemoNeverHoldsPassphrase(t *testing.T) {
-	v := NewVerifier(0)
+	v := NewVerifier(0, nil)
 	h := mustHash(t, good)
-	v.Verify(good, h)
+	v.Verify(ctx, good, h)
 	for k := range v.memo {
 		if k.phc != h {
 			t.Errorf("got phc %q, want %q", k.phc, h)
@@ -69,7 +72,7 @@ func TestVerifierMemoNeverHoldsPassphrase(t *testing.T) {
 
 func TestVerifierBounded(t *testing.T) {
 	const size = 5
-	v := NewVerifier(size)
+	v := NewVerifier(size, nil)
 	var hashes, pass []string
 	for i := range 3 * size {
 		p := fmt.Sprintf("passphrase number %02d", i)
@@ -77,7 +80,7 @@ func TestVerifierBounded(t *testing.T) {
 		hashes = append(hashes, mustHash(t, p))
 	}
 	for i := range hashes {
-		if !v.Verify(pass[i], hashes[i]) {
+		if !v.Verify(ctx, pass[i], hashes[i]) {
 			t.Fatalf("Verify %d: got false, want true", i)
 		}
 		if got := v.Len(); got > size {
@@ -89,14 +92,14 @@ func TestVerifierBounded(t *testing.T) {
 	}
 	// Evicted entries verify again the slow way.
 	for i := range hashes {
-		if !v.Verify(pass[i], hashes[i]) {
+		if !v.Verify(ctx, pass[i], hashes[i]) {
 			t.Errorf("re-Verify %d: got false, want true", i)
 		}
 	}
 }
 
 func TestVerifierConcurrent(t *testing.T) {
-	v := NewVerifier(0)
+	v := NewVerifier(0, nil)
 	h := mustHash(t, good)
 	var wg sync.WaitGroup
 	var wrong atomic.Int32
@@ -107,7 +110,7 @@ func TestVerifierConcurrent(t *testing.T) {
 			if i%4 == 0 {
 				p, want = good+"?", false
 			}
-			if v.Verify(p, h) != want {
+			if v.Verify(ctx, p, h) != want {
 				wrong.Add(1)
 			}
 		})
@@ -119,27 +122,27 @@ func TestVerifierConcurrent(t *testing.T) {
 }
 
 func BenchmarkVerifierHit(b *testing.B) {
-	v := NewVerifier(0)
+	v := NewVerifier(0, nil)
 	h, _ := Hash(good)
-	v.Verify(good, h)
+	v.Verify(ctx, good, h)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if !v.Verify(good, h) {
+		if !v.Verify(ctx, good, h) {
 			b.Fatal("no match")
 		}
 	}
 }
 
 func BenchmarkVerifierHitParallel(b *testing.B) {
-	v := NewVerifier(0)
+	v := NewVerifier(0, nil)
 	h, _ := Hash(good)
-	v.Verify(good, h)
+	v.Verify(ctx, good, h)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if !v.Verify(good, h) {
+			if !v.Verify(ctx, good, h) {
 				b.Fatal("no match")
 			}
 		}

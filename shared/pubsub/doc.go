@@ -6,10 +6,12 @@
 // token and no secret; this package has no way to add one.
 //
 // A Relay implements token.Publisher over an Outbox (the store's outbox
-// of committed events): Deliver publishes events just committed, Drain
-// publishes whatever earlier attempts left behind. Each event is deleted
-// from the outbox only after Pub/Sub accepted it, so an outage or a
-// missing topic delays events but never loses one. Delivery is
-// at-least-once: subscribers drop duplicates by ce-id and order by the
-// generation attribute (see the example).
+// of committed events): Deliver publishes events just committed and, when
+// that fails, the Relay retries them in the background until they are
+// out; Drain publishes whatever other instances left behind (the worker
+// calls it on every sweep). Each event is deleted from the outbox only
+// after Pub/Sub accepted it, so an outage or a missing topic delays
+// events but never loses one. Delivery is at-least-once: subscribers drop
+// duplicates by ce-id and order by the generation attribute (see the
+// example).
 package pubsub

@@ -74,6 +74,24 @@ func (o *memOutbox) PendingEvents(ctx context.Context, limit int) ([]token.Event
 	return slices.Clone(o.events[:min(limit, len(o.events))]), nil
 }
 
+func (o *memOutbox) PendingFor(ctx context.Context, name string, limit int) ([]token.Event, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []token.Event
+	for _, e := range o.events {
+		if e.Name == name && len(out) < limit {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (o *memOutbox) HasEvent(ctx context.Context, id string) (bool, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.ContainsFunc(o.events, func(e token.Event) bool { return e.ID == id }), nil
+}
+
 func (o *memOutbox) DeleteEvent(ctx context.Context, id string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -23,9 +23,15 @@ type Outbox interface {
 	// PendingEvents returns up to limit events, oldest first, each
 	// token's events in commit order.
 	PendingEvents(ctx context.Context, limit int) ([]token.Event, error)
+	// PendingFor returns the oldest limit events of one token, in commit
+	// order.
+	PendingFor(ctx context.Context, name string, limit int) ([]token.Event, error)
 	// DeleteEvent removes the event with this ID. Removing one that is
 	// already gone is not an error.
 	DeleteEvent(ctx context.Context, id string) error
+	// HasEvent reports whether the event with this ID is still in the
+	// outbox: one point read, where PendingFor is a query.
+	HasEvent(ctx context.Context, id string) (bool, error)
 }
 
 // Defaults of Options.
@@ -35,7 +41,6 @@ const (
 	DefaultStoreTimeout   = 5 * time.Second
 	DefaultBatchSize      = 500
 	DefaultConcurrency    = 8
-	DefaultSettle         = 30 * time.Second
 )
 
 // Options configures a Relay. Zero values take the defaults.
@@ -51,17 +56,11 @@ type Options struct {
 	PublishTimeout time.Duration
 	// StoreTimeout bounds each outbox read and delete.
 	StoreTimeout time.Duration
-	// BatchSize is how many events Drain reads from the outbox at a time.
+	// BatchSize is how many events are read from the outbox at a time.
 	BatchSize int
 	// Concurrency is how many tokens' events are published in parallel.
 	Concurrency int
-	// Settle is how old an event must be before Drain publishes it (by
-	// its Time, the commit's): younger ones are being published by the
-	// instance that committed them, and publishing them here as well
-	// would send subscribers duplicates. Default 30s, well past what a
-	// committer's Deliver may take; negative: no wait.
-	Settle time.Duration
-	// Logger receives Deliver's failures (default: none).
+	// Logger receives failures to deliver (default: none).
 	Logger *slog.Logger
 }
 
@@ -78,21 +77,48 @@ type Stats struct {
 	// lower bound when more than BatchSize were pending), -1 before the
 	// first Drain.
 	Backlog int
-	// Delivering is how many Deliver calls are in progress.
+	// Delivering is how many deliveries are in progress: Deliver calls
+	// and the retry loop's round.
 	Delivering int
+	// Retrying is how many tokens have events whose delivery failed and
+	// that this instance is retrying.
+	Retrying int
 }
 
 // Relay publishes outbox events to Pub/Sub and removes each from the
-// outbox once Pub/Sub accepted it. It implements token.Publisher. One per
-// process: it keeps a token's events from being published by two calls
-// at once. Safe for concurrent use.
+// outbox once Pub/Sub accepted it; it retries the deliveries that failed
+// in the background until Close. It implements token.Publisher. One per
+// process. Safe for concurrent use.
+//
+// Delivery is at-least-once (DESIGN section 4): subscribers drop
+// duplicates by ce-id and order by generation, because api and worker
+// instances publish independently and a publish whose answer was lost is
+// repeated. So the relay does not try to prevent duplicates across
+// instances; what it must keep is that no event is lost (an event leaves
+// the outbox only after Pub/Sub accepted it) and that, within this
+// process, a token's events are published in commit order, one at a time,
+// as Pub/Sub's ordering keys need. That takes one lock per token: whoever
+// holds it publishes that token's events in order, so that two calls
+// never publish the same token at once, and first makes sure they are
+// still in the outbox, so that none publishes again what another call
+// already published and removed. The retry loop and Drain read the
+// token's pending events (a query); Deliver publishes the events just
+// committed, each checked with a point read, unless this instance
+// already failed to deliver earlier events of the token: then it too
+// takes all of the token's pending events, older first. Events another
+// instance left behind are Drain's, and may arrive after newer ones,
+// which subscribers handle by ordering on generation.
 type Relay struct {
 	pub    *gps.Publisher
 	outbox Outbox
 	o      Options
 
-	locks  keyLocks
-	recent recent
+	locks keyLocks
+	retry *retryQueue
+
+	stopRetry context.CancelFunc
+	retryDone chan struct{}
+	closeOnce sync.Once
 
 	published, failed, deleteFailed atomic.Uint64
 	backlog, delivering             atomic.Int64
@@ -101,7 +127,8 @@ type Relay struct {
 var _ token.Publisher = (*Relay)(nil)
 
 // New returns a Relay publishing to o.Topic through client with message
-// ordering on. Close stops it; the client stays the caller's.
+// ordering on, and starts its retry loop. Close stops it; the client
+// stays the caller's.
 func New(client *gps.Client, outbox Outbox, o Options) *Relay {
 	if o.Topic == "" {
 		o.Topic = DefaultTopic
@@ -121,17 +148,16 @@ func New(client *gps.Client, outbox Outbox, o Options) *Relay {
 	if o.Concurrency <= 0 {
 		o.Concurrency = DefaultConcurrency
 	}
-	if o.Settle == 0 {
-		o.Settle = DefaultSettle
-	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	pub := client.Publisher(o.Topic)
 	pub.EnableMessageOrdering = true
 	pub.PublishSettings.Timeout = o.PublishTimeout
-	r := &Relay{pub: pub, outbox: outbox, o: o}
+	ctx, stop := context.WithCancel(context.Background())
+	r := &Relay{pub: pub, outbox: outbox, o: o, retry: newRetryQueue(), stopRetry: stop, retryDone: make(chan struct{})}
 	r.backlog.Store(-1)
+	go r.retryLoop(ctx)
 	return r
 }
 
@@ -141,17 +167,25 @@ func (r *Relay) Topic() string { return r.pub.String() }
 // closeWait bounds Close: shutdown must fit in Cloud Run's 10 s.
 const closeWait = 2 * time.Second
 
-// Close stops the publisher, waiting at most closeWait for publishes that
-// were given up on but are still in flight (their events stay in the
-// outbox). Call it after the last Deliver and Drain.
+// Close stops the retry loop (cutting off its publish in progress) and
+// the publisher, waiting at most closeWait for publishes that were given
+// up on but are still in flight. Events not delivered stay in the outbox
+// for the worker's next sweep. Call it after the last Deliver and Drain.
 func (r *Relay) Close() {
-	done := make(chan struct{})
-	go func() { r.pub.Stop(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(closeWait):
-		r.o.Logger.Warn("pub/sub did not answer pending publishes before shutdown; their events stay in the outbox")
-	}
+	r.closeOnce.Do(func() {
+		r.stopRetry()
+		done := make(chan struct{})
+		go func() {
+			<-r.retryDone
+			r.pub.Stop()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(closeWait):
+			r.o.Logger.Warn("pub/sub did not answer pending publishes before shutdown; their events stay in the outbox")
+		}
+	})
 }
 
 // Stats returns the counters.
@@ -162,74 +196,84 @@ func (r *Relay) Stats() Stats {
 		DeleteFailed: r.deleteFailed.Load(),
 		Backlog:      int(r.backlog.Load()),
 		Delivering:   int(r.delivering.Load()),
+		Retrying:     r.retry.len(),
 	}
 }
 
 // Deliver publishes events, just committed to the outbox, in order per
-// token and deletes each from the outbox after Pub/Sub accepted it. When
-// a publish fails, that token's remaining events stay in the outbox for
-// Drain; the failure is logged. Every wait is bounded by ctx and
-// PublishTimeout.
+// token, and deletes each from the outbox after Pub/Sub accepted it; a
+// token whose earlier delivery this instance failed has all its pending
+// events published, older first. When that fails, the token's events stay
+// in the outbox, the failure is logged and the retry loop tries again.
+// Every wait is bounded by ctx and PublishTimeout.
 func (r *Relay) Deliver(ctx context.Context, events []token.Event) {
 	if len(events) == 0 {
 		return
 	}
 	r.delivering.Add(1)
 	defer r.delivering.Add(-1)
-	events = r.withPending(ctx, events)
-	res := r.publish(ctx, events)
-	if err := res.err(); err != nil {
-		r.o.Logger.Warn("events not published; they wait in the outbox",
-			"topic", r.Topic(), "published", res.published, "pending", len(events)-res.removed, "error", err.Error())
-	}
-}
-
-// TokenOutbox is an Outbox that can list one token's pending events; with
-// it, Deliver publishes events an earlier attempt left behind before the
-// new ones, so that a token's events arrive in order after an outage.
-type TokenOutbox interface {
-	PendingFor(ctx context.Context, name string, limit int) ([]token.Event, error)
-}
-
-// withPending replaces events by, per token, every event of that token
-// still pending in the outbox, the just-committed ones among them, in
-// commit order. If the outbox cannot say, a token with
-// possibly older events left behind is not published now: Drain will,
-// in order.
-func (r *Relay) withPending(ctx context.Context, events []token.Event) []token.Event {
-	to, ok := r.outbox.(TokenOutbox)
-	if !ok {
-		return events
-	}
-	var out []token.Event
-	seen := map[string]bool{}
+	var names []string
+	byName := map[string][]token.Event{}
 	for _, e := range events {
-		if seen[e.Name] {
-			continue
+		if _, ok := byName[e.Name]; !ok {
+			names = append(names, e.Name)
 		}
-		seen[e.Name] = true
+		byName[e.Name] = append(byName[e.Name], e)
+	}
+	res := r.deliverEach(ctx, names, false, func(name string) keyOutcome {
+		if r.retry.has(name) {
+			return r.deliverToken(ctx, name)
+		}
+		return r.deliverCommitted(ctx, name, byName[name])
+	})
+	if err := res.err(); err != nil {
+		r.o.Logger.Warn("events not published; they wait in the outbox and are retried",
+			"topic", r.Topic(), "published", res.published, "pending", res.failed, "error", err.Error())
+		r.retryLater(res.failedKeys)
+	}
+}
+
+// deliverCommitted publishes one token's just-committed events, holding
+// its lock, skipping those another call already published and removed.
+func (r *Relay) deliverCommitted(ctx context.Context, name string, evs []token.Event) (out keyOutcome) {
+	if err := r.locks.lock(ctx, name); err != nil {
+		out.err = fmt.Errorf("publish events of %s: wait for a concurrent publish: %w", name, err)
+		out.left = len(evs)
+		return out
+	}
+	defer r.locks.unlock(name)
+	var still []token.Event
+	for i, e := range evs {
 		sctx, cancel := context.WithTimeout(ctx, r.o.StoreTimeout)
-		pending, err := to.PendingFor(sctx, e.Name, r.o.BatchSize)
+		ok, err := r.outbox.HasEvent(sctx, e.ID)
 		cancel()
 		if err != nil {
-			r.o.Logger.Warn("outbox unreadable; events of this token wait for the worker", "token", e.Name, "error", err.Error())
-			continue
+			out.err = fmt.Errorf("read pending event %s: %w", e.ID, err)
+			out.left = len(evs) - i
+			return out
 		}
-		out = append(out, pending...)
+		if ok {
+			still = append(still, e)
+		}
 	}
-	return out
+	return r.publishInOrder(ctx, still)
 }
 
 // Drain publishes what is in the outbox, oldest first and in order per
-// token, deleting each event after Pub/Sub accepted it. Events younger
-// than Settle, and the ones after them of the same token, are left to the
-// instance that committed them. A token whose publish fails is skipped
-// for the rest of the call, its events left in the outbox. It returns how many events it published and an error if
-// any event was left behind; a missing topic reads "topic ... not found;
-// events wait in the outbox" and matches ErrTopicNotFound. The worker
-// calls it at start and on every sweep.
+// token, deleting each event after Pub/Sub accepted it: the events of
+// instances that died before delivering them, and of the failed
+// deliveries of live ones. It takes them all, however young: waiting
+// until their committer had time to deliver them would spare subscribers
+// a duplicate only when a sweep starts within the few milliseconds of a
+// delivery, and would keep a dead instance's events from the next sweep.
+// A token whose publish fails is skipped for the rest of the call, its
+// events left in the outbox. It returns how many events it published and
+// an error if any event was left behind; a missing topic reads "topic ...
+// not found; events wait in the outbox" and matches ErrTopicNotFound.
+// The worker calls it at start and on every sweep.
 func (r *Relay) Drain(ctx context.Context) (int, error) {
-	held := map[string]bool{} // tokens whose events wait for a later call
+	tried := map[string]bool{}
+	failed := map[string]bool{}
 	var (
 		total int
 		errs  []error
@@ -239,29 +283,29 @@ func (r *Relay) Drain(ctx context.Context) (int, error) {
 		if err != nil {
 			return total, fmt.Errorf("drain: read outbox: %w", err)
 		}
-		var todo []token.Event
-		settled := time.Now().Add(-r.o.Settle)
+		var names []string
 		for _, e := range page {
-			if e.Time.After(settled) {
-				held[e.Name] = true
-			}
-			if !held[e.Name] {
-				todo = append(todo, e)
+			if !tried[e.Name] {
+				tried[e.Name] = true
+				names = append(names, e.Name)
 			}
 		}
-		var res outcome
-		if len(todo) > 0 {
-			res = r.publish(ctx, todo)
-		}
+		res := r.deliver(ctx, names, false)
 		total += res.published
 		for _, k := range res.failedKeys {
-			held[k] = true
+			failed[k] = true
 		}
 		if err := res.err(); err != nil {
 			errs = append(errs, err)
 		}
-		if res.removed == 0 || len(page) < r.o.BatchSize || ctx.Err() != nil {
-			r.backlog.Store(int64(len(page) - res.removed))
+		if len(names) == 0 || len(page) < r.o.BatchSize || ctx.Err() != nil {
+			left := 0
+			for _, e := range page {
+				if failed[e.Name] {
+					left++
+				}
+			}
+			r.backlog.Store(int64(left))
 			break
 		}
 	}
@@ -277,13 +321,21 @@ func (r *Relay) pending(ctx context.Context) ([]token.Event, error) {
 	return r.outbox.PendingEvents(ctx, r.o.BatchSize)
 }
 
-// outcome is what one publish call achieved.
+// outcome is what one deliver call achieved.
 type outcome struct {
-	published  int // newly accepted by Pub/Sub
-	removed    int // no longer in the outbox because of this call
-	failed     int // left in the outbox: not published, or not deleted
-	failedKeys []string
-	errs       []error // one per failed token
+	published  int      // newly accepted by Pub/Sub
+	failed     int      // left in the outbox: not published, or not deleted
+	failedKeys []string // tokens with events left
+	untried    []string // tokens not tried after a failure
+	errs       []error  // one per failed token
+}
+
+func (o *outcome) add(p outcome) {
+	o.published += p.published
+	o.failed += p.failed
+	o.failedKeys = append(o.failedKeys, p.failedKeys...)
+	o.untried = append(o.untried, p.untried...)
+	o.errs = append(o.errs, p.errs...)
 }
 
 // err summarizes the failures, naming the first cause.
@@ -301,36 +353,42 @@ func (o outcome) err() error {
 	return fmt.Errorf("%d events of %d tokens left in the outbox: %w", o.failed, len(o.errs), first)
 }
 
-// publish publishes events grouped by token, tokens in parallel, each
-// token's events one after the other.
-func (r *Relay) publish(ctx context.Context, events []token.Event) outcome {
-	var keys []string
-	byKey := map[string][]token.Event{}
-	for _, e := range events {
-		if _, ok := byKey[e.Name]; !ok {
-			keys = append(keys, e.Name)
-		}
-		byKey[e.Name] = append(byKey[e.Name], e)
-	}
+// deliver delivers the pending events of each named token, tokens in
+// parallel. With stopAtFailure, it starts no further token once one
+// failed and returns the ones it did not start as untried.
+func (r *Relay) deliver(ctx context.Context, names []string, stopAtFailure bool) outcome {
+	return r.deliverEach(ctx, names, stopAtFailure, func(name string) keyOutcome { return r.deliverToken(ctx, name) })
+}
+
+// deliverEach runs one delivery per named token, tokens in parallel (at
+// most Concurrency at once), and sums up their outcomes.
+func (r *Relay) deliverEach(ctx context.Context, names []string, stopAtFailure bool, one func(name string) keyOutcome) outcome {
 	var (
 		mu  sync.Mutex
 		out outcome
 		wg  sync.WaitGroup
 		sem = make(chan struct{}, r.o.Concurrency)
 	)
-	for _, key := range keys {
-		evs := byKey[key]
+	for i, name := range names {
 		sem <- struct{}{}
+		mu.Lock()
+		stop := stopAtFailure && len(out.errs) > 0
+		mu.Unlock()
+		if stop {
+			<-sem
+			wg.Wait()
+			out.untried = append(out.untried, names[i:]...)
+			return out
+		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			k := r.publishKey(ctx, key, evs)
+			k := one(name)
 			mu.Lock()
 			defer mu.Unlock()
 			out.published += k.published
-			out.removed += k.removed
 			if k.err != nil {
-				out.failed += len(evs) - k.removed
-				out.failedKeys = append(out.failedKeys, key)
+				out.failed += k.left
+				out.failedKeys = append(out.failedKeys, name)
 				out.errs = append(out.errs, k.err)
 			}
 		})
@@ -340,52 +398,64 @@ func (r *Relay) publish(ctx context.Context, events []token.Event) outcome {
 }
 
 type keyOutcome struct {
-	published, removed int
-	err                error
+	published int // newly accepted by Pub/Sub
+	left      int // events seen but left in the outbox
+	err       error
 }
 
-// publishKey publishes one token's events in order, waiting for each to
-// be accepted and deleting it before the next. It stops at the first
-// failure, leaving that event and the rest in the outbox.
-func (r *Relay) publishKey(ctx context.Context, key string, evs []token.Event) (out keyOutcome) {
-	if err := r.locks.lock(ctx, key); err != nil {
-		out.err = fmt.Errorf("publish events of %s: wait for a concurrent publish: %w", key, err)
+// deliverToken publishes the pending events of one token in commit
+// order, holding its lock, waiting for each to be accepted and deleting
+// it before the next. It stops at the first failure, leaving that event
+// and the rest in the outbox.
+func (r *Relay) deliverToken(ctx context.Context, name string) (out keyOutcome) {
+	if err := r.locks.lock(ctx, name); err != nil {
+		out.err = fmt.Errorf("publish events of %s: wait for a concurrent publish: %w", name, err)
 		return out
 	}
-	defer r.locks.unlock(key)
-	var delErr error
-	for _, e := range evs {
-		switch r.recent.take(e.ID) {
-		case stateDeleted: // a concurrent call did it all
-			out.removed++
-			continue
-		case statePublished: // published earlier, only the delete is missing
-		default:
-			if err := r.publishOne(ctx, e); err != nil {
-				r.failed.Add(1)
-				// Publishing for this key is paused after an error; resume
-				// so that later attempts can use it. Nothing of this key
-				// is queued behind the failed message: events go one by
-				// one.
-				r.pub.ResumePublish(key)
-				out.err = fmt.Errorf("publish %s: %w", e.ID, err)
-				return out
-			}
-			r.published.Add(1)
-			out.published++
-			r.recent.set(e.ID, statePublished)
+	defer r.locks.unlock(name)
+	for {
+		sctx, cancel := context.WithTimeout(ctx, r.o.StoreTimeout)
+		evs, err := r.outbox.PendingFor(sctx, name, r.o.BatchSize)
+		cancel()
+		if err != nil {
+			out.err = fmt.Errorf("read pending events of %s: %w", name, err)
+			return out
 		}
+		k := r.publishInOrder(ctx, evs)
+		out.published += k.published
+		out.left += k.left
+		if k.err != nil || k.left > 0 || len(evs) < r.o.BatchSize {
+			out.err = k.err
+			return out
+		}
+	}
+}
+
+// publishInOrder publishes one token's events in order. It stops at the
+// first failed publish; an event published but not deleted is counted as
+// left (it will be published again) and does not stop the rest.
+func (r *Relay) publishInOrder(ctx context.Context, evs []token.Event) (out keyOutcome) {
+	for i, e := range evs {
+		if err := r.publishOne(ctx, e); err != nil {
+			r.failed.Add(1)
+			// Publishing for this key is paused after an error; resume
+			// so that later attempts can use it. Nothing of this key is
+			// queued behind the failed message: events go one by one.
+			r.pub.ResumePublish(e.Name)
+			out.left += len(evs) - i
+			out.err = fmt.Errorf("publish %s: %w", e.ID, err)
+			return out
+		}
+		r.published.Add(1)
+		out.published++
 		if err := r.delete(ctx, e.ID); err != nil {
 			r.deleteFailed.Add(1)
-			if delErr == nil {
-				delErr = fmt.Errorf("delete published event %s from the outbox (it will be published again): %w", e.ID, err)
+			out.left++
+			if out.err == nil {
+				out.err = fmt.Errorf("delete published event %s from the outbox (it will be published again): %w", e.ID, err)
 			}
-			continue
 		}
-		r.recent.set(e.ID, stateDeleted)
-		out.removed++
 	}
-	out.err = delErr
 	return out
 }
 
@@ -393,7 +463,7 @@ func (r *Relay) publishKey(ctx context.Context, key string, evs []token.Event) (
 // The client's own deadline (PublishSettings.Timeout) starts only when it
 // sends the bundle, a little after Publish; waiting past it means we get
 // its verdict instead of abandoning a message it may still deliver, which
-// would then arrive twice once Drain publishes it again.
+// would then arrive twice once it is published again.
 const verdictGrace = time.Second
 
 // publishOne publishes e and waits for Pub/Sub to accept or refuse it.

@@ -26,6 +26,10 @@ var (
 	ErrConfigError = errors.New("client configuration rejected by webex")
 	// ErrUnavailable: the store or Webex could not be reached in time.
 	ErrUnavailable = errors.New("temporarily unavailable")
+	// ErrRefreshTokenLapsed: the refresh token is missing or past its
+	// expiry, so it is not sent to Webex; a person must authorize again.
+	// It is ErrReauthRequired too, but not a Webex rejection.
+	ErrRefreshTokenLapsed = fmt.Errorf("refresh token missing or expired: %w", ErrReauthRequired)
 	// ErrSealed: a stored secret could not be decrypted with the configured keys.
 	ErrSealed = errors.New("stored value cannot be decrypted")
 )
@@ -57,6 +61,13 @@ var (
 	// ErrClientRejected: Webex rejected the client credentials: permanent
 	// until the client config changes.
 	ErrClientRejected = errors.New("client rejected by webex")
+	// ErrManagerTokenRejected: the applications endpoint refused the
+	// manager's access token (401): worth one refresh of the manager.
+	ErrManagerTokenRejected = errors.New("manager token rejected by webex")
+	// ErrManagerNotPermitted: the applications endpoint refused the
+	// manager's access token for lacking spark:applications_token (403
+	// naming the scope): the manager must be authorized again with it.
+	ErrManagerNotPermitted = errors.New("manager token lacks spark:applications_token")
 )
 
 // TransientError is a failure worth retrying later: timeouts, connection
@@ -86,6 +97,14 @@ func (e *BackoffError) Error() string {
 }
 
 func (e *BackoffError) Unwrap() error { return e.Err }
+
+// RejectedByWebex reports whether err is Webex rejecting a grant or a
+// client, the failures the worker's brake counts. Failures found without
+// calling Webex (a lapsed refresh token, a token already in
+// reauth_required) are not.
+func RejectedByWebex(err error) bool {
+	return errors.Is(err, ErrGrantRejected) || errors.Is(err, ErrClientRejected)
+}
 
 // IsPermanent reports whether err is a refresh failure that retrying cannot fix.
 func IsPermanent(err error) bool {

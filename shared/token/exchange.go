@@ -4,65 +4,59 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
+	"strings"
 )
 
 // ErrNoClientConfig: the document lacks clientId, clientSecret or redirectUri.
 var ErrNoClientConfig = errors.New("client configuration incomplete")
 
-// ExchangeCode completes an OAuth authorization: it exchanges code with the
-// client config stored for name and stores the grant as a new generation,
-// clearing any reauth_required or config_error state. A person authorized,
-// so it wins over whatever state the token was in.
+// ExchangeCode completes an OAuth authorization: it exchanges code with
+// the client config stored for name and stores the grant as a new
+// generation, clearing any reauth_required or config_error state. A
+// person authorized, so it wins over whatever state the token was in.
 func (r *Refresher) ExchangeCode(ctx context.Context, name, code string) (*Token, error) {
+	return r.ExchangeCodeVerified(ctx, name, code, "")
+}
+
+// ExchangeCodeVerified is ExchangeCode for an authorization started with
+// PKCE: verifier (if not empty) goes to Webex with the code, through an
+// Issuer that is a VerifierIssuer.
+func (r *Refresher) ExchangeCodeVerified(ctx context.Context, name, code, verifier string) (*Token, error) {
 	if err := ValidateName(name); err != nil {
 		return nil, err
 	}
-	t, err := r.o.Store.Get(ctx, name)
-	var sealed *SealedError
-	if errors.As(err, &sealed) && !sealed.Sealed("clientSecret") {
-		// Tokens that no key opens are replaced by this authorization.
-		t, err = sealed.Token, nil
-	}
+	t, err := ForReauthorization(r.o.Store.Get(ctx, name))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
-	if t.ClientID == "" || t.ClientSecret == "" || t.RedirectURI == "" {
-		return nil, fmt.Errorf("authorize %s: %w", name, ErrNoClientConfig)
+	if t.IsServiceApp() {
+		return nil, fmt.Errorf("authorize %s: %w: a Service App is minted with its manager's token, not authorized by a person", name, ErrNoClientConfig)
 	}
-	wctx, cancel := context.WithTimeout(ctx, r.o.WebexTimeout)
-	start := time.Now()
-	g, err := r.o.Issuer.Exchange(wctx, Client{ID: t.ClientID, Secret: t.ClientSecret, RedirectURI: t.RedirectURI}, code)
-	cancel()
-	rep := RefreshReport{Name: name, Trigger: TriggerAuthorization, Grant: "authorization_code", WebexLatency: time.Since(start), Result: "refreshed"}
-	defer func() { r.report(rep) }()
-	if err == nil && (g.AccessToken == "" || g.ExpiresIn <= 0) {
-		err = &TransientError{Err: errors.New("webex answered without an access token or expiry")}
+	if missing := t.MissingClientFields(); len(missing) > 0 {
+		return nil, fmt.Errorf("authorize %s: %w: no %s", name, ErrNoClientConfig, strings.Join(missing, ", "))
 	}
-	if err != nil {
-		rep.Result = "rejected"
-		if errors.As(err, new(*TransientError)) {
-			rep.Result = "transient"
+	client := Client{ID: t.ClientID, Secret: t.ClientSecret, RedirectURI: t.RedirectURI}
+	exchange := func(ctx context.Context) (Grant, error) { return r.o.Issuer.Exchange(ctx, client, code) }
+	if verifier != "" {
+		vi, ok := r.o.Issuer.(VerifierIssuer)
+		if !ok {
+			return nil, fmt.Errorf("authorize %s: the webex client cannot send a PKCE verifier", name)
 		}
-		return nil, fmt.Errorf("authorize %s: %w", name, err)
+		exchange = func(ctx context.Context) (Grant, error) { return vi.ExchangeVerified(ctx, client, code, verifier) }
 	}
-	var events []Event
-	// The code is spent: store the grant even if the caller goes away.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-	defer cancel()
-	saved, err := r.o.Store.Update(cctx, name, func(cur *Token) ([]Event, error) {
-		now := r.o.Now()
-		applyGrant(cur, g, now)
-		cur.NextAttempt = r.shortLivedBackoff(g, now)
-		events = []Event{NewEvent(EventRotated, cur, TriggerAuthorization, now)}
-		return events, nil
-	})
+	g, latency, err := r.callWebex(ctx, exchange)
+	var saved *Token
+	if err == nil {
+		// The code is spent: the grant is stored even if the caller goes away.
+		saved, err = r.storeGrant(ctx, name, g, TriggerAuthorization, nil)
+	} else {
+		err = fmt.Errorf("authorize %s: %w", name, err)
+	}
+	res := Result{Token: saved, Outcome: Refreshed}
+	r.report(RefreshReport{Name: name, Trigger: TriggerAuthorization, Grant: "authorization_code", Result: resultOf(res, err), WebexLatency: latency, Token: saved})
 	if err != nil {
-		rep.Result = "store_error"
-		return nil, fmt.Errorf("store %s: %w", name, err)
+		return nil, err
 	}
-	rep.Token = saved
 	r.o.Logger.Info("token authorized", "token", name, "generation", saved.Generation)
-	r.deliver(events)
 	return saved, nil
 }

@@ -1,8 +1,6 @@
 package token
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strings"
 )
@@ -34,12 +32,4 @@ func ValidateName(name string) error {
 		return fmt.Errorf("%w: names of the form __*__ are reserved", ErrInvalidName)
 	}
 	return nil
-}
-
-// ClientFingerprint identifies an OAuth client config without revealing
-// the secret. It is stored when Webex rejects the client, so that a later
-// change of clientId or clientSecret can be detected.
-func ClientFingerprint(clientID, clientSecret string) string {
-	sum := sha256.Sum256([]byte(clientID + "\x00" + clientSecret))
-	return hex.EncodeToString(sum[:16])
 }

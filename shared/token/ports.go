@@ -45,11 +45,24 @@ type Client struct {
 	RedirectURI string
 }
 
-// Issuer talks to the Webex token endpoint. Its errors wrap
-// ErrGrantRejected, ErrClientRejected or a *TransientError.
+// MintRequest is what minting a Service App's pair sends to Webex: the
+// app, its OAuth client, the org a Full Admin authorized it for, and the
+// manager's access token as the bearer.
+type MintRequest struct {
+	AppID        string
+	Client       Client
+	TargetOrgID  string
+	ManagerToken string
+}
+
+// Issuer talks to the Webex token endpoint (Refresh, Exchange) and to the
+// applications endpoint that mints Service App pairs (Mint). Its errors
+// wrap ErrGrantRejected, ErrClientRejected or a *TransientError; Mint's
+// also ErrManagerTokenRejected or ErrManagerNotPermitted.
 type Issuer interface {
 	Refresh(ctx context.Context, c Client, refreshToken string) (Grant, error)
 	Exchange(ctx context.Context, c Client, code string) (Grant, error)
+	Mint(ctx context.Context, req MintRequest) (Grant, error)
 }
 
 // Publisher delivers events committed to the outbox (publish, then remove

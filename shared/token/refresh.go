@@ -16,9 +16,10 @@ import (
 //
 //  1. Read the token. If it has more than threshold+lead left, someone
 //     already refreshed it: done.
-//  2. Skip what must not be sent to Webex: no tokens yet, reauth_required,
-//     config_error with an unchanged client, backing off, or a refresh
-//     token that has itself expired (that one is marked reauth_required).
+//  2. Skip what must not be sent to Webex (Token.HeldBack, the one rule):
+//     no tokens yet, reauth_required, config_error with an unchanged
+//     client, backing off, or a refresh token that is missing or has
+//     itself expired (that one is marked reauth_required, with no call).
 //  3. Take a lease with a conditional write, only if nobody else holds an
 //     unexpired one. Losers do not call Webex: the api waits briefly for the
 //     winner's generation, the worker skips.
@@ -30,6 +31,13 @@ import (
 //  6. On failure classify: grant rejected → reauth_required; client
 //     rejected → config_error; transient → back off (honouring
 //     Retry-After). Each is recorded with the lease released.
+//
+// A Service App (DESIGN 5a) goes through the same steps, but in step 4
+// its pair is minted instead of refreshed when it has no usable one, an
+// operator forced it, it waits for its manager, or Webex rejected its
+// refresh token (mint.go); a lapsed refresh token is no reason to stop
+// in step 2, and its manager needing re-authorization is recorded in
+// step 6 as reauth_required naming the manager.
 //
 // A refresh runs detached from the caller's context, so a caller that gives
 // up (the api's inline timeout) does not abort the Webex call: the refresh
@@ -76,6 +84,21 @@ type RefreshOptions struct {
 	// WaitForOthers: when another holder has the lease, poll for its
 	// result instead of skipping.
 	WaitForOthers bool
+	// Force refreshes a token that is not due, and one that is backing
+	// off (an operator's "Refresh now"), unless its generation moves on
+	// meanwhile: then someone else just refreshed it (RefreshedElsewhere),
+	// and across all instances it is still one Webex call. What else
+	// holds a token back (Token.HeldBack) still does. A forced refresh
+	// of a Service App mints a new pair.
+	Force bool
+	// MintWithin: a Service App whose refresh token expires within it is
+	// minted again even if its access token is not due (the worker passes
+	// REFRESH_EXPIRY_WARNING).
+	MintWithin time.Duration
+
+	// asManager: the token is wanted as a Service App's manager; a
+	// Service App is refused (ErrBadManager), never minted for it.
+	asManager bool
 }
 
 // Result is the token after a Refresh (the new one, or the current one
@@ -112,8 +135,10 @@ type RefreshReport struct {
 	Trigger Trigger
 	// Grant is "refresh_token" or "authorization_code".
 	Grant string
-	// Result is refreshed, discarded (another holder won), reauth_required,
-	// config_error, transient or store_error.
+	// Result is refreshed, refreshed_elsewhere (another holder committed
+	// first; this grant was discarded), reauth_required, config_error,
+	// rejected (an authorization code or its client), transient or
+	// store_error.
 	Result       string
 	WebexLatency time.Duration
 	// Token is the token after the call, if known.
@@ -126,18 +151,19 @@ func (r *Refresher) report(rep RefreshReport) {
 	}
 }
 
-// resultOf names the result of a protocol step for RefreshReport.
+// resultOf names the result of a Webex call for RefreshReport: the
+// outcome's name on success, else the failure's class.
 func resultOf(res Result, err error) string {
 	switch {
-	case err == nil && res.Outcome == Refreshed:
-		return "refreshed"
-	case err == nil && res.Outcome == RefreshedElsewhere:
-		return "discarded"
+	case err == nil:
+		return res.Outcome.String()
 	case errors.Is(err, ErrReauthRequired):
 		return "reauth_required"
 	case errors.Is(err, ErrConfigError):
 		return "config_error"
-	case errors.As(err, new(*BackoffError)):
+	case RejectedByWebex(err): // an authorization code or its client
+		return "rejected"
+	case errors.As(err, new(*BackoffError)), errors.As(err, new(*TransientError)):
 		return "transient"
 	default:
 		return "store_error"
@@ -151,7 +177,12 @@ type Refresher struct {
 	group  singleflight.Group
 	base   context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+
+	// work counts refreshes and deliveries in flight, for Close. It is
+	// only added to under mu while open, so that no Add races Close's Wait.
+	mu     sync.Mutex
+	closed bool
+	work   sync.WaitGroup
 
 	// deliveries ends DeliveryGrace after Close: event deliveries are
 	// not bounded otherwise (the Publisher bounds each step), and their
@@ -196,18 +227,39 @@ func NewRefresher(o RefresherConfig) *Refresher {
 // guards, with room for the commit.
 func (r *Refresher) LeaseTTL() time.Duration { return r.o.WebexTimeout + 15*time.Second }
 
+// Holder is this instance's name in leases.
+func (r *Refresher) Holder() string { return r.o.Holder }
+
 // Threshold is the configured refresh threshold.
 func (r *Refresher) Threshold() time.Duration { return r.o.Threshold }
 
 // Close aborts refreshes in flight, releases their leases and waits for
 // them and for event deliveries, cutting those off after DeliveryGrace.
 func (r *Refresher) Close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
 	r.cancel()
 	cutoff := time.AfterFunc(DeliveryGrace, r.stopDeliveries)
-	r.wg.Wait()
+	r.work.Wait()
 	cutoff.Stop()
 	r.stopDeliveries()
 }
+
+// track counts one piece of work for Close, unless Close has begun; the
+// caller calls r.work.Done when it started and the work is done.
+func (r *Refresher) track() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.work.Add(1)
+	return true
+}
+
+// errShuttingDown is returned for work refused once Close has begun.
+var errShuttingDown = fmt.Errorf("shutting down: %w", ErrUnavailable)
 
 // Refresh refreshes the named token if it is due. Concurrent calls for one
 // name in this process share one run. The run is detached from ctx: when ctx
@@ -226,16 +278,21 @@ func (r *Refresher) refresh(ctx context.Context, name string, snapshot *Token, m
 	if err := ValidateName(name); err != nil {
 		return Result{Outcome: Failed}, err
 	}
-	if r.base.Err() != nil {
-		return Result{Outcome: Failed}, fmt.Errorf("refresh %s: shutting down: %w", name, ErrUnavailable)
+	key := name
+	if m.Force {
+		key += "\x00force" // never answered by a run that found the token fresh
 	}
-	ch := r.group.DoChan(name, func() (any, error) {
-		r.wg.Add(1)
-		defer r.wg.Done()
-		rctx, cancel := context.WithTimeout(r.base, r.LeaseTTL()+10*time.Second)
+	if m.asManager {
+		key += "\x00manager"
+	}
+	ch := r.group.DoChan(key, func() (any, error) {
+		if !r.track() {
+			return Result{Outcome: Failed}, fmt.Errorf("refresh %s: %w", name, errShuttingDown)
+		}
+		defer r.work.Done()
+		rctx, cancel := context.WithTimeout(r.base, r.serviceAppLeaseTTL()+10*time.Second)
 		defer cancel()
-		res, err := r.run(rctx, name, snapshot, m)
-		return res, err
+		return r.run(rctx, name, snapshot, m)
 	})
 	select {
 	case <-ctx.Done():
@@ -250,6 +307,7 @@ func (r *Refresher) refresh(ctx context.Context, name string, snapshot *Token, m
 func (r *Refresher) run(ctx context.Context, name string, snapshot *Token, m RefreshOptions) (Result, error) {
 	const maxRounds = 5
 	var t *Token
+	var forcedFrom int64 // the generation a forced refresh replaces
 	for round := 0; round < maxRounds; round++ {
 		if round == 0 && snapshot != nil {
 			t = snapshot
@@ -261,14 +319,29 @@ func (r *Refresher) run(ctx context.Context, name string, snapshot *Token, m Ref
 			}
 		}
 		now := r.o.Now()
-		if !t.HasAccessToken() {
-			return Result{Token: t, Outcome: Failed}, ErrNotAuthorized
-		}
-		if !t.Due(now, r.o.Threshold+m.Lead) {
+		switch {
+		case m.asManager && t.IsServiceApp():
+			return Result{Token: t, Outcome: Failed}, fmt.Errorf("%w: %q is itself a Service App", ErrBadManager, name)
+		case m.Force && round == 0:
+			forcedFrom = t.Generation
+		case m.Force && t.Generation != forcedFrom:
+			return Result{Token: t, Outcome: RefreshedElsewhere}, nil
+		case !m.Force && t.HasAccessToken() && !t.Due(now, r.o.Threshold+m.Lead) &&
+			!t.NeedsMint(now, m.MintWithin) && !t.WaitsForManager():
 			return Result{Token: t, Outcome: Fresh}, nil
 		}
-		if err := r.blocked(ctx, t, now, m); err != nil {
-			return Result{Token: t, Outcome: Failed}, err
+		if err := t.heldBack(now, m.Force); err != nil {
+			switch {
+			case errors.Is(err, ErrRefreshTokenLapsed):
+				if marked := r.markReauth(ctx, t, err.Error(), m); marked != nil {
+					t = marked
+				}
+			case errors.Is(err, ErrWaitingForManager) && r.managerBack(ctx, t):
+				err = nil // minted below
+			}
+			if err != nil {
+				return Result{Token: t, Outcome: Failed}, err
+			}
 		}
 		if t.Lease.HeldByOther(r.o.Holder, now) {
 			if !m.WaitForOthers {
@@ -279,7 +352,7 @@ func (r *Refresher) run(ctx context.Context, name string, snapshot *Token, m Ref
 			}
 			continue
 		}
-		leased, err := r.o.Store.TryLease(ctx, t, Lease{Holder: r.o.Holder, Until: now.Add(r.LeaseTTL())})
+		leased, err := r.o.Store.TryLease(ctx, t, Lease{Holder: r.o.Holder, Until: now.Add(r.leaseTTL(t))})
 		if errors.Is(err, ErrConflict) {
 			continue // someone wrote in between: look again
 		}
@@ -294,28 +367,6 @@ func (r *Refresher) run(ctx context.Context, name string, snapshot *Token, m Ref
 		return r.callAndCommit(ctx, leased, m)
 	}
 	return Result{Token: t, Outcome: Skipped}, nil
-}
-
-// blocked returns why t must not be sent to Webex now, or nil.
-func (r *Refresher) blocked(ctx context.Context, t *Token, now time.Time, m RefreshOptions) error {
-	switch {
-	case t.Status == StatusReauthRequired:
-		return ErrReauthRequired
-	case t.Status == StatusConfigError && !t.ConfigErrorResolved():
-		return ErrConfigError
-	case t.NextAttempt.After(now):
-		cause := ErrUnavailable
-		if t.LastError != nil {
-			cause = fmt.Errorf("%w: last error: %s", ErrUnavailable, t.LastError.Message)
-		}
-		return &BackoffError{Until: t.NextAttempt, Err: cause}
-	case t.RefreshToken == "":
-		return ErrReauthRequired
-	case t.RefreshTokenExpired(now):
-		r.markReauth(ctx, t, "refresh token expired", now, m)
-		return ErrReauthRequired
-	}
-	return nil
 }
 
 // waitForOther polls until the lease holder commits a new generation
@@ -342,28 +393,48 @@ func (r *Refresher) waitForOther(ctx context.Context, t *Token) (Result, bool, e
 	}
 }
 
-// callAndCommit holds the lease on t: it calls Webex and records the outcome.
+// callAndCommit holds the lease on t: it calls Webex and records the
+// outcome. A Service App is minted when it needs a pair (mint.go), and
+// also when Webex rejects its refresh token: no person is needed.
 func (r *Refresher) callAndCommit(ctx context.Context, t *Token, m RefreshOptions) (Result, error) {
-	wctx, cancel := context.WithTimeout(ctx, r.o.WebexTimeout)
-	start := time.Now()
-	g, err := r.o.Issuer.Refresh(wctx, Client{ID: t.ClientID, Secret: t.ClientSecret, RedirectURI: t.RedirectURI}, t.RefreshToken)
-	cancel()
-	latency := time.Since(start)
+	if r.mints(t, m) {
+		return r.mintAndCommit(ctx, t, m)
+	}
+	g, latency, err := r.callWebex(ctx, func(ctx context.Context) (Grant, error) {
+		return r.o.Issuer.Refresh(ctx, Client{ID: t.ClientID, Secret: t.ClientSecret, RedirectURI: t.RedirectURI}, t.RefreshToken)
+	})
+	if t.IsServiceApp() && errors.Is(err, ErrGrantRejected) {
+		r.o.Logger.Warn("webex rejected a Service App's refresh token; minting a new pair", "token", t.Name, "error", err.Error())
+		r.report(RefreshReport{Name: t.Name, Trigger: m.Trigger, Grant: "refresh_token", Result: "rejected", WebexLatency: latency, Token: t})
+		return r.mintAndCommit(ctx, t, m)
+	}
 	res, err := r.afterCall(ctx, t, g, err, m)
 	r.report(RefreshReport{Name: t.Name, Trigger: m.Trigger, Grant: "refresh_token", Result: resultOf(res, err), WebexLatency: latency, Token: res.Token})
 	return res, err
 }
 
+// callWebex makes one Webex call under WebexTimeout. An answer without an
+// access token or expiry is a transient failure; the grant is returned
+// all the same, since its refresh token may be new.
+func (r *Refresher) callWebex(ctx context.Context, call func(context.Context) (Grant, error)) (Grant, time.Duration, error) {
+	wctx, cancel := context.WithTimeout(ctx, r.o.WebexTimeout)
+	defer cancel()
+	start := time.Now()
+	g, err := call(wctx)
+	latency := time.Since(start)
+	if err == nil && (g.AccessToken == "" || g.ExpiresIn <= 0) {
+		err = &TransientError{Err: errors.New("webex answered without an access token or expiry")}
+	}
+	return g, latency, err
+}
+
 // afterCall records the outcome of the Webex call made under t's lease.
 func (r *Refresher) afterCall(ctx context.Context, t *Token, g Grant, err error, m RefreshOptions) (Result, error) {
 	var rotated *Grant
-	if err == nil && (g.AccessToken == "" || g.ExpiresIn <= 0) {
-		err = &TransientError{Err: errors.New("webex answered without an access token or expiry")}
-		if g.RefreshToken != "" && g.RefreshToken != t.RefreshToken {
-			// Unusable answer, but Webex may have retired the refresh
-			// token we sent: keep the new one or re-authorization looms.
-			rotated = &g
-		}
+	if err != nil && g.RefreshToken != "" && g.RefreshToken != t.RefreshToken {
+		// Unusable answer, but Webex may have retired the refresh token
+		// we sent: keep the new one or re-authorization looms.
+		rotated = &g
 	}
 	if err != nil {
 		if r.base.Err() != nil && rotated == nil {
@@ -374,56 +445,81 @@ func (r *Refresher) afterCall(ctx context.Context, t *Token, g Grant, err error,
 		r.o.Logger.Warn("webex refresh failed", "token", t.Name, "error", err.Error(), "permanent", IsPermanent(err))
 		return r.recordFailure(ctx, t, err, m, rotated)
 	}
-	return r.commit(ctx, t, g, m)
-}
-
-// commitTimeout bounds storing a grant once Webex answered, shutdown or not.
-const commitTimeout = 5 * time.Second
-
-// commit stores a grant if t's generation is still current.
-func (r *Refresher) commit(ctx context.Context, t *Token, g Grant, m RefreshOptions) (Result, error) {
-	var events []Event
-	apply := func(cur *Token) ([]Event, error) {
+	saved, err := r.storeGrant(ctx, t.Name, g, m.Trigger, func(cur *Token) error {
 		if cur.Generation != t.Generation {
-			return nil, ErrConflict
+			return ErrConflict
 		}
-		now := r.o.Now()
-		applyGrant(cur, g, now)
-		cur.NextAttempt = r.shortLivedBackoff(g, now)
-		events = []Event{NewEvent(EventRotated, cur, m.Trigger, now)}
-		return events, nil
-	}
-	var (
-		saved *Token
-		err   error
-	)
-	// The grant is in hand and Webex may have rotated the refresh token:
-	// losing it would force a re-authorization, so a shutdown does not cut
-	// the commit short, and the store is tried a few times.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-	defer cancel()
-	for attempt := 0; attempt < 3; attempt++ {
-		saved, err = r.o.Store.Update(ctx, t.Name, apply)
-		if err == nil || errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
-	}
+		return nil
+	})
 	switch {
 	case errors.Is(err, ErrConflict):
 		r.o.Logger.Warn("another instance committed first; grant discarded", "token", t.Name, "generation", t.Generation)
-		cur, gerr := r.o.Store.Get(ctx, t.Name)
+		dctx, cancel := detached(ctx)
+		defer cancel()
+		cur, gerr := r.o.Store.Get(dctx, t.Name)
 		if gerr != nil {
 			return Result{Token: t, Outcome: Failed}, fmt.Errorf("read %s: %w", t.Name, gerr)
 		}
 		return Result{Token: cur, Outcome: RefreshedElsewhere}, nil
 	case err != nil:
-		r.o.Logger.Error("new token could not be stored", "token", t.Name, "error", err.Error())
-		return Result{Token: t, Outcome: Failed}, fmt.Errorf("store %s: %w", t.Name, err)
+		return Result{Token: t, Outcome: Failed}, err
 	}
-	r.o.Logger.Info("token rotated", "token", t.Name, "generation", saved.Generation, "trigger", string(m.Trigger), "access_expires", saved.AccessExpires.UTC().Format(time.RFC3339))
-	r.deliver(events)
 	return Result{Token: saved, Outcome: Refreshed}, nil
+}
+
+// commitTimeout bounds a bookkeeping write that must land whatever
+// happens to the caller: storing a grant once Webex answered, recording a
+// failure, releasing a lease.
+const commitTimeout = 5 * time.Second
+
+// detached returns a context for such a write: free of ctx's
+// cancellation (a shutdown, a caller who gave up), bounded by commitTimeout.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+}
+
+// storeGrant stores g as name's next generation with its token.rotated
+// event, if check (nil: none) accepts the current token, then hands the
+// event to the publisher. The grant is in hand and Webex may have rotated
+// the refresh token: losing it would force a re-authorization, so the
+// write is detached from ctx's cancellation and tried a few times.
+// check's error is returned as it is.
+func (r *Refresher) storeGrant(ctx context.Context, name string, g Grant, trigger Trigger, check func(cur *Token) error) (*Token, error) {
+	var events []Event
+	apply := func(cur *Token) ([]Event, error) {
+		if check != nil {
+			if err := check(cur); err != nil {
+				return nil, err
+			}
+		}
+		now := r.o.Now()
+		applyGrant(cur, g, now)
+		cur.NextAttempt = r.shortLivedBackoff(g, now)
+		events = []Event{NewEvent(EventRotated, cur, trigger, now)}
+		return events, nil
+	}
+	ctx, cancel := detached(ctx)
+	defer cancel()
+	var (
+		saved *Token
+		err   error
+	)
+	for attempt := 0; attempt < 3; attempt++ {
+		saved, err = r.o.Store.Update(ctx, name, apply)
+		if err == nil || errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+	}
+	if err != nil {
+		if !errors.Is(err, ErrConflict) {
+			r.o.Logger.Error("new token could not be stored", "token", name, "error", err.Error())
+		}
+		return nil, fmt.Errorf("store %s: %w", name, err)
+	}
+	r.o.Logger.Info("token rotated", "token", name, "generation", saved.Generation, "trigger", string(trigger), "access_expires", saved.AccessExpires.UTC().Format(time.RFC3339))
+	r.deliver(events)
+	return saved, nil
 }
 
 // applyGrant stores a Webex answer as the next generation and clears every
@@ -445,6 +541,13 @@ func applyGrant(cur *Token, g Grant, now time.Time) {
 	cur.Failures = 0
 	cur.ConfigFingerprint = ""
 	cur.FailureReported = nil
+	cur.ManagerGeneration = nil
+	switch org := OrgOfAccessToken(cur.AccessToken); {
+	case cur.IsServiceApp():
+		cur.OrgID = cur.TargetOrgID
+	case org != "":
+		cur.OrgID = org
+	}
 }
 
 // shortLivedBackoff is when to try again after a grant: immediately
@@ -480,21 +583,41 @@ func (r *Refresher) recordFailure(ctx context.Context, t *Token, cause error, m 
 		}
 		le := &LastError{At: now, Message: cause.Error()}
 		var te *TransientError
+		var me *ManagerError
 		switch {
+		case errors.As(cause, &me) && me.Reauth:
+			// A Service App whose manager must be authorized again: no
+			// person acts on the Service App itself.
+			le.Permanent = true
+			cur.ManagerGeneration = me.generation()
+			if cur.Status != StatusReauthRequired {
+				cur.Status = StatusReauthRequired
+				e := NewEvent(EventReauthorizationRequired, cur, m.Trigger, now)
+				e.Message = me.Summary()
+				events = append(events, e)
+			}
+			result = fmt.Errorf("mint %s: %w", t.Name, cause)
 		case errors.Is(cause, ErrGrantRejected):
 			le.Permanent = true
 			if cur.Status != StatusReauthRequired {
 				cur.Status = StatusReauthRequired
 				events = append(events, NewEvent(EventReauthorizationRequired, cur, m.Trigger, now))
 			}
-			result = fmt.Errorf("refresh %s: %w", t.Name, ErrReauthRequired)
-		case errors.Is(cause, ErrClientRejected):
+			result = fmt.Errorf("refresh %s: %w: %w", t.Name, ErrReauthRequired, cause)
+		case errors.Is(cause, ErrClientRejected), errors.Is(cause, ErrBadManager), errors.Is(cause, ErrNoClientConfig):
 			le.Permanent = true
 			cur.Status = StatusConfigError
-			cur.ConfigFingerprint = ClientFingerprint(t.ClientID, t.ClientSecret)
+			cur.ConfigFingerprint = t.ClientFingerprint()
 			events = append(events, r.failedOnce(cur, m, now)...)
-			result = fmt.Errorf("refresh %s: %w", t.Name, ErrConfigError)
+			result = fmt.Errorf("refresh %s: %w: %w", t.Name, ErrConfigError, cause)
 		default:
+			if cur.WaitsForManager() {
+				// The manager is back: what failed now is no longer it.
+				cur.Status, cur.ManagerGeneration = StatusPending, nil
+				if cur.HasAccessToken() {
+					cur.Status = StatusActive
+				}
+			}
 			cur.Failures++
 			wait := r.backoff(cur.Failures, cur.Remaining(now))
 			if errors.As(cause, &te) && te.RetryAfter > wait {
@@ -509,9 +632,9 @@ func (r *Refresher) recordFailure(ctx context.Context, t *Token, cause error, m 
 		cur.LastError = le
 		return events, nil
 	}
-	cctx, cancel := cleanupContext(ctx)
+	ctx, cancel := detached(ctx)
 	defer cancel()
-	saved, err := r.o.Store.Update(cctx, t.Name, apply)
+	saved, err := r.o.Store.Update(ctx, t.Name, apply)
 	if errors.Is(err, ErrConflict) {
 		cur, gerr := r.o.Store.Get(ctx, t.Name)
 		if gerr == nil {
@@ -553,27 +676,35 @@ func (r *Refresher) backoff(failures int, remaining time.Duration) time.Duration
 	return d
 }
 
-// markReauth records that t's refresh token is unusable without calling Webex.
-func (r *Refresher) markReauth(ctx context.Context, t *Token, why string, now time.Time, m RefreshOptions) {
+// markReauth records, without calling Webex, that t's refresh token is
+// unusable: reauth_required and its event, once. It returns the token as
+// stored, or nil if it was not (someone else moved it on, or the store
+// failed: the next attempt tries again).
+func (r *Refresher) markReauth(ctx context.Context, t *Token, why string, m RefreshOptions) *Token {
+	ctx, cancel := detached(ctx)
+	defer cancel()
 	var events []Event
-	_, err := r.o.Store.Update(ctx, t.Name, func(cur *Token) ([]Event, error) {
+	saved, err := r.o.Store.Update(ctx, t.Name, func(cur *Token) ([]Event, error) {
 		if cur.Generation != t.Generation || cur.Status == StatusReauthRequired {
 			return nil, ErrConflict
 		}
+		now := r.o.Now()
 		cur.Status = StatusReauthRequired
 		cur.LastError = &LastError{At: now, Message: why, Permanent: true}
 		events = []Event{NewEvent(EventReauthorizationRequired, cur, m.Trigger, now)}
 		return events, nil
 	})
-	if err == nil {
-		r.o.Logger.Warn("token needs re-authorization", "token", t.Name, "reason", why)
-		r.deliver(events)
+	if err != nil {
+		return nil
 	}
+	r.o.Logger.Warn("token needs re-authorization", "token", t.Name, "reason", why)
+	r.deliver(events)
+	return saved
 }
 
 // release gives up this instance's lease on t without recording anything.
 func (r *Refresher) release(t *Token) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.base), 5*time.Second)
+	ctx, cancel := detached(r.base)
 	defer cancel()
 	_, err := r.o.Store.Update(ctx, t.Name, func(cur *Token) ([]Event, error) {
 		if cur.Lease.Holder != r.o.Holder {
@@ -587,24 +718,14 @@ func (r *Refresher) release(t *Token) {
 	}
 }
 
-// cleanupContext returns a context for bookkeeping writes that must happen
-// even when ctx was cancelled by a shutdown.
-func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if ctx.Err() == nil {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-}
-
 // deliver hands committed events to the publisher without holding up the
 // caller; Close waits for it.
 func (r *Refresher) deliver(events []Event) {
-	if r.o.Publisher == nil || len(events) == 0 {
-		return
+	if r.o.Publisher == nil || len(events) == 0 || !r.track() {
+		return // after Close began, the events wait in the outbox
 	}
-	r.wg.Add(1)
 	go func() {
-		defer r.wg.Done()
+		defer r.work.Done()
 		r.o.Publisher.Deliver(r.deliveries, events)
 	}()
 }

@@ -3,6 +3,7 @@ package token_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,25 +13,80 @@ import (
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
-// stubIssuer answers Refresh with a scripted grant or error and counts calls.
+// stubIssuer answers Refresh with a scripted grant or error and counts
+// calls. After hold, every call signals started and waits for release
+// (or its context), so that a test knows a Webex call is in flight.
 type stubIssuer struct {
-	mu    sync.Mutex
-	calls int
-	delay time.Duration
-	grant token.Grant
-	err   error
-	seen  []string // refresh tokens sent
+	mu      sync.Mutex
+	calls   int
+	gate    chan struct{} // nil: answer at once
+	started chan struct{}
+	grant   token.Grant
+	err     error
+	seen    []string // refresh tokens sent
+	// refresh, if set, answers Refresh instead of grant and err.
+	refresh func(c token.Client, rt string) (token.Grant, error)
+	// mint answers Mint; nil: a mint is a test failure's error.
+	mint   func(req token.MintRequest) (token.Grant, error)
+	mints  int
+	minted []token.MintRequest
+}
+
+func (s *stubIssuer) Mint(ctx context.Context, req token.MintRequest) (token.Grant, error) {
+	s.mu.Lock()
+	s.mints++
+	s.minted = append(s.minted, req)
+	mint := s.mint
+	s.mu.Unlock()
+	if mint == nil {
+		return token.Grant{}, errors.New("unexpected mint")
+	}
+	return mint(req)
+}
+
+func (s *stubIssuer) Mints() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mints
+}
+
+// hold makes the following calls wait until release.
+func (s *stubIssuer) hold() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gate, s.started = make(chan struct{}), make(chan struct{}, 100)
+}
+
+// release lets every waiting and later call answer.
+func (s *stubIssuer) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.gate)
+}
+
+// awaitCall waits until a held call has started.
+func (s *stubIssuer) awaitCall(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no webex call started")
+	}
 }
 
 func (s *stubIssuer) Refresh(ctx context.Context, c token.Client, rt string) (token.Grant, error) {
 	s.mu.Lock()
 	s.calls++
 	s.seen = append(s.seen, rt)
-	d, g, err := s.delay, s.grant, s.err
+	gate, started, g, err := s.gate, s.started, s.grant, s.err
+	if s.refresh != nil {
+		g, err = s.refresh(c, rt)
+	}
 	s.mu.Unlock()
-	if d > 0 {
+	if gate != nil {
+		started <- struct{}{}
 		select {
-		case <-time.After(d):
+		case <-gate:
 		case <-ctx.Done():
 			return token.Grant{}, &token.TransientError{Err: ctx.Err()}
 		}
@@ -353,9 +409,13 @@ func TestLeaseHeldElsewhere(t *testing.T) {
 	if err != nil || res.Outcome != token.Skipped || f.issuer.Calls() != 0 {
 		t.Fatalf("got %v %v with %d calls, want skipped without a call", res.Outcome, err, f.issuer.Calls())
 	}
-	// A waiting caller sees the other holder's generation.
+	// A waiting caller sees the other holder's generation, once it has
+	// started waiting (its first poll reads the store).
+	reads := f.store.Reads()
 	go func() {
-		time.Sleep(30 * time.Millisecond)
+		for f.store.Reads() < reads+2 { // the first read, then a poll
+			runtime.Gosched()
+		}
 		f.store.Update(context.Background(), "leased", func(tok *token.Token) ([]token.Event, error) {
 			tok.AccessToken, tok.AccessExpires, tok.Generation, tok.Lease = "at-other", f.clock.Now().Add(12*time.Hour), tok.Generation+1, token.Lease{}
 			return nil, nil
@@ -373,23 +433,23 @@ func TestLeaseHeldElsewhere(t *testing.T) {
 func TestConcurrentCallersShareOneRefresh(t *testing.T) {
 	f := newFixture(t)
 	f.seed(t, "hot", time.Hour)
-	f.issuer.delay = 50 * time.Millisecond
+	f.issuer.hold()
 	other := f.newRefresher("holder-b")
 	var wg sync.WaitGroup
 	for i := 0; i < 40; i++ {
-		wg.Add(1)
 		r := f.r
 		if i%2 == 1 {
 			r = other
 		}
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			res, err := r.Refresh(context.Background(), "hot", token.RefreshOptions{Trigger: token.TriggerInline, WaitForOthers: true})
 			if err != nil || res.Token.AccessToken != "at-new" {
 				t.Errorf("got %v %v, want the new token", res.Outcome, err)
 			}
-		}()
+		})
 	}
+	f.issuer.awaitCall(t) // one caller holds the lease and is calling Webex
+	f.issuer.release()
 	wg.Wait()
 	if n := f.issuer.Calls(); n != 1 {
 		t.Fatalf("got %d webex calls from two refreshers, want 1", n)
@@ -399,12 +459,16 @@ func TestConcurrentCallersShareOneRefresh(t *testing.T) {
 func TestCallerTimeoutDoesNotAbortRefresh(t *testing.T) {
 	f := newFixture(t)
 	f.seed(t, "slow", time.Hour)
-	f.issuer.delay = 200 * time.Millisecond
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if _, err := f.r.Refresh(ctx, "slow", scheduled); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("got %v, want the caller's deadline", err)
+	f.issuer.hold()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		f.issuer.awaitCall(t)
+		cancel() // the caller gives up while Webex is being called
+	}()
+	if _, err := f.r.Refresh(ctx, "slow", scheduled); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want the caller's cancellation", err)
 	}
+	f.issuer.release()
 	deadline := time.Now().Add(2 * time.Second)
 	for f.get(t, "slow").Generation != 1 {
 		if time.Now().After(deadline) {
@@ -417,11 +481,9 @@ func TestCallerTimeoutDoesNotAbortRefresh(t *testing.T) {
 func TestCloseReleasesLease(t *testing.T) {
 	f := newFixture(t)
 	f.seed(t, "bye", time.Hour)
-	f.issuer.delay = time.Second
+	f.issuer.hold()
 	go f.r.Refresh(context.Background(), "bye", scheduled)
-	for f.get(t, "bye").Lease.Holder == "" {
-		time.Sleep(5 * time.Millisecond)
-	}
+	f.issuer.awaitCall(t) // under the lease
 	f.r.Close()
 	got := f.get(t, "bye")
 	if got.Lease.Holder != "" || got.LastError != nil || got.Generation != 0 {
@@ -516,5 +578,109 @@ func TestGrantAtShutdownIsStored(t *testing.T) {
 	if got.AccessToken != "at-late" || got.RefreshToken != "rt-rotated" || got.Generation != 1 || got.Lease.Holder != "" {
 		t.Fatalf("got access %q refresh %q generation %d lease %+v, want the late grant stored as generation 1",
 			got.AccessToken, got.RefreshToken, got.Generation, got.Lease)
+	}
+}
+
+// TestCloseWhileRefreshing closes refreshers while refreshes start: Close
+// must wait for every refresh it let start and refuse the rest, without
+// a WaitGroup Add racing its Wait (the race detector reports that).
+func TestCloseWhileRefreshing(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		f := newFixture(t)
+		f.seed(t, "due", time.Hour)
+		var wg sync.WaitGroup
+		for j := 0; j < 4; j++ {
+			wg.Go(func() {
+				_, err := f.r.Refresh(context.Background(), "due", scheduled)
+				if err != nil && !errors.Is(err, token.ErrUnavailable) {
+					t.Errorf("got %v, want success or unavailable while shutting down", err)
+				}
+			})
+		}
+		f.r.Close()
+		wg.Wait()
+		if got := f.get(t, "due"); got.Lease.Holder != "" {
+			t.Fatalf("lease %+v left behind by Close", got.Lease)
+		}
+	}
+}
+
+// TestBrakeCountsOnlyWebexRejections: the worker's brake counts what
+// RejectedByWebex says, so a rejection from Webex must be recognisable
+// through the protocol's error, and a lapsed refresh token must not be.
+func TestBrakeCountsOnlyWebexRejections(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "lapsed", time.Hour, func(tok *token.Token) { tok.RefreshExpires = f.clock.Now().Add(-time.Minute) })
+	f.seed(t, "revoked", time.Hour)
+	f.seed(t, "bad-client", time.Hour)
+	_, err := f.r.Refresh(context.Background(), "lapsed", scheduled)
+	if !errors.Is(err, token.ErrReauthRequired) || token.RejectedByWebex(err) {
+		t.Fatalf("lapsed: got %v, want reauth required that Webex did not reject", err)
+	}
+	f.issuer.err = token.ErrGrantRejected
+	_, err = f.r.Refresh(context.Background(), "revoked", scheduled)
+	if !errors.Is(err, token.ErrReauthRequired) || !token.RejectedByWebex(err) {
+		t.Fatalf("revoked: got %v, want reauth required rejected by Webex", err)
+	}
+	f.issuer.err = token.ErrClientRejected
+	_, err = f.r.Refresh(context.Background(), "bad-client", scheduled)
+	if !errors.Is(err, token.ErrConfigError) || !token.RejectedByWebex(err) {
+		t.Fatalf("bad client: got %v, want config error rejected by Webex", err)
+	}
+	if n := f.issuer.Calls(); n != 2 {
+		t.Fatalf("got %d webex calls, want 2: the lapsed refresh token is never sent", n)
+	}
+}
+
+// TestForcedRefresh: an operator's Refresh now refreshes a token that is
+// not due, once across instances: a second forced refresh that waited
+// for the first one's lease finds the generation moved on.
+func TestForcedRefresh(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "fresh", 10*time.Hour, func(tok *token.Token) { tok.NextAttempt = f.clock.Now().Add(time.Minute) })
+	manual := token.RefreshOptions{Trigger: token.TriggerManual, Force: true, WaitForOthers: true}
+	res, err := f.r.Refresh(context.Background(), "fresh", manual)
+	if err != nil || res.Outcome != token.Refreshed || res.Token.Generation != 1 {
+		t.Fatalf("got %v %v, want refreshed to generation 1 despite 10h left and a backoff", res.Outcome, err)
+	}
+	if ev := f.store.Outbox(); len(ev) != 1 || ev[0].Trigger != token.TriggerManual {
+		t.Fatalf("got events %+v, want one with trigger manual", ev)
+	}
+
+	// Asked on a second instance while the first one's forced refresh
+	// holds the lease: one Webex call for both.
+	f.issuer.hold()
+	other := f.newRefresher("holder-b")
+	first := make(chan token.Outcome, 1)
+	go func() {
+		res, err := f.r.Refresh(context.Background(), "fresh", manual)
+		if err != nil {
+			t.Errorf("first: %v", err)
+		}
+		first <- res.Outcome
+	}()
+	f.issuer.awaitCall(t) // holder-a holds the lease and calls Webex
+	reads := f.store.Reads()
+	second := make(chan token.Result, 1)
+	go func() {
+		res, err := other.Refresh(context.Background(), "fresh", manual)
+		if err != nil {
+			t.Errorf("second: %v", err)
+		}
+		second <- res
+	}()
+	for f.store.Reads() == reads { // holder-b has read the leased token
+		runtime.Gosched()
+	}
+	f.issuer.release()
+	res = <-second
+	if err != nil || res.Outcome != token.RefreshedElsewhere || res.Token.Generation != 2 {
+		t.Fatalf("second: got %v %v, want refreshed elsewhere to generation 2", res.Outcome, err)
+	}
+	if o := <-first; o != token.Refreshed {
+		t.Fatalf("first: got %v, want refreshed", o)
+	}
+	if n := f.issuer.Calls(); n != 2 {
+		t.Fatalf("got %d webex calls in all, want 2: one per Refresh now", n)
 	}
 }

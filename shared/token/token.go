@@ -7,7 +7,12 @@
 package token
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -47,6 +52,9 @@ type LastError struct {
 // "absent".
 type Token struct {
 	Name string
+	// Kind is KindServiceApp for a Service App; anything else (the
+	// sample's documents have none) is an integration.
+	Kind Kind
 
 	ClientID     string
 	ClientSecret string
@@ -66,6 +74,18 @@ type Token struct {
 
 	// PassphraseHash is the PHC string of the token's own passphrase.
 	PassphraseHash string
+
+	// A Service App's app ID, the org a Full Admin authorized it for, and
+	// the name of the integration token whose access token mints it.
+	AppID       string
+	TargetOrgID string
+	Manager     string
+	// OrgID is the Webex org of the tokens, when known (see Org).
+	OrgID string
+	// ManagerGeneration is the manager's generation when a Service App
+	// last failed because of its manager, nil if none: it is retried once
+	// the manager has moved on (ManagerBack).
+	ManagerGeneration *int64
 
 	// NextAttempt is when a backed-off refresh may be tried again.
 	NextAttempt time.Time
@@ -114,6 +134,49 @@ func (t *Token) RefreshTokenExpired(now time.Time) bool {
 	return !t.RefreshExpires.IsZero() && !now.Before(t.RefreshExpires)
 }
 
+// HeldBack is the one rule for "may this token be sent to Webex now?":
+// it returns why not, or nil. The refresh protocol, the api (before an
+// inline refresh) and the worker (before a sweep hands a token to the
+// protocol) all ask it. A lease held by another instance is not a reason
+// here: the protocol decides whether to wait for its holder.
+//
+//   - no access token yet: ErrNotAuthorized (a Service App: nil, it is
+//     minted);
+//   - reauth_required: ErrReauthRequired (a Service App waits for its
+//     manager: the protocol mints it once the manager is back);
+//   - config_error with the client config Webex rejected: ErrConfigError;
+//   - backing off after transient failures: a *BackoffError;
+//   - the refresh token missing or past its expiry: ErrRefreshTokenLapsed
+//     (which is ErrReauthRequired too). Such a token was never sent to
+//     Webex, so it is not a Webex rejection: the protocol records it as
+//     reauth_required without a Webex call. A Service App's is no reason:
+//     it is minted again.
+func (t *Token) HeldBack(now time.Time) error { return t.heldBack(now, false) }
+
+// heldBack is HeldBack, not counting a backoff when ignoreBackoff is set
+// (a forced refresh).
+func (t *Token) heldBack(now time.Time, ignoreBackoff bool) error {
+	switch {
+	case !t.HasAccessToken() && !t.IsServiceApp():
+		return ErrNotAuthorized
+	case t.WaitsForManager():
+		return ErrWaitingForManager
+	case t.Status == StatusReauthRequired:
+		return ErrReauthRequired
+	case t.Status == StatusConfigError && !t.ConfigErrorResolved():
+		return ErrConfigError
+	case t.NextAttempt.After(now) && !ignoreBackoff:
+		cause := ErrUnavailable
+		if t.LastError != nil {
+			cause = fmt.Errorf("%w: last error: %s", ErrUnavailable, t.LastError.Message)
+		}
+		return &BackoffError{Until: t.NextAttempt, Err: cause}
+	case !t.IsServiceApp() && (t.RefreshToken == "" || t.RefreshTokenExpired(now)):
+		return ErrRefreshTokenLapsed
+	}
+	return nil // for a Service App without usable tokens: mint (NeedsMint)
+}
+
 // State is the effective status, also for documents written by the Node
 // sample, which have no status field.
 func (t *Token) State() Status {
@@ -127,10 +190,70 @@ func (t *Token) State() Status {
 	}
 }
 
+// ClientFingerprint identifies t's OAuth client config without revealing
+// the secret. It is stored when Webex rejects the client, so that a later
+// change of clientId or clientSecret (for a Service App also of appId,
+// targetOrgId or manager: what a mint sends) can be detected.
+func (t *Token) ClientFingerprint() string {
+	in := t.ClientID + "\x00" + t.ClientSecret
+	if t.IsServiceApp() {
+		in = strings.Join([]string{string(KindServiceApp), t.AppID, t.ClientID, t.ClientSecret, t.TargetOrgID, t.Manager}, "\x00")
+	}
+	sum := sha256.Sum256([]byte(in))
+	return hex.EncodeToString(sum[:16])
+}
+
 // ConfigErrorResolved reports whether a token in config_error has had its
 // client config changed since Webex rejected it.
 func (t *Token) ConfigErrorResolved() bool {
-	return t.Status == StatusConfigError && t.ConfigFingerprint != ClientFingerprint(t.ClientID, t.ClientSecret)
+	return t.Status == StatusConfigError && t.ConfigFingerprint != t.ClientFingerprint()
+}
+
+// ResumeIfClientFixed takes a token out of config_error once its client
+// config differs from the one Webex rejected, so that refreshing resumes
+// without a new authorization, and reports whether it did. Call it after
+// changing the client config.
+func (t *Token) ResumeIfClientFixed() bool {
+	if !t.ConfigErrorResolved() {
+		return false
+	}
+	t.Status = StatusPending
+	if t.HasAccessToken() {
+		t.Status = StatusActive
+	}
+	t.ConfigFingerprint, t.LastError, t.NextAttempt, t.Failures = "", nil, time.Time{}, 0
+	return true
+}
+
+// MissingClientFields names the client config fields (as the document
+// names them) that an authorization needs and t lacks, or for a Service
+// App those a mint needs; none means the client config is complete.
+func (t *Token) MissingClientFields() []string {
+	type field struct{ name, value string }
+	fields := []field{{"clientId", t.ClientID}, {"clientSecret", t.ClientSecret}, {"redirectUri", t.RedirectURI}}
+	if t.IsServiceApp() {
+		fields = []field{{"appId", t.AppID}, {"clientId", t.ClientID}, {"clientSecret", t.ClientSecret},
+			{"targetOrgId", t.TargetOrgID}, {"manager", t.Manager}}
+	}
+	var missing []string
+	for _, f := range fields {
+		if f.value == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	return missing
+}
+
+// ForReauthorization is what a store read of t yields for authorizing it
+// again: the token itself, or, when only its access and refresh tokens do
+// not open with the configured keys (its client secret does), the rest of
+// it: a new authorization replaces the tokens that do not open.
+func ForReauthorization(t *Token, err error) (*Token, error) {
+	var sealed *SealedError
+	if errors.As(err, &sealed) && !sealed.Sealed("clientSecret") {
+		return sealed.Token, nil
+	}
+	return t, err
 }
 
 // Clone returns a deep copy, so that a cached token can be handed out
@@ -148,6 +271,10 @@ func (t *Token) Clone() *Token {
 	if t.FailureReported != nil {
 		g := *t.FailureReported
 		c.FailureReported = &g
+	}
+	if t.ManagerGeneration != nil {
+		g := *t.ManagerGeneration
+		c.ManagerGeneration = &g
 	}
 	return &c
 }

@@ -1,9 +1,10 @@
 // Package webex is the Webex OAuth client of the token service: it makes
 // the refresh_token and authorization_code grants at the Webex token
-// endpoint (with golang.org/x/oauth2, client credentials in the form body)
-// and builds the authorize URL. It implements token.Issuer and turns every
-// failure into token.ErrGrantRejected, token.ErrClientRejected or a
-// *token.TransientError, with messages that never hold a secret.
+// endpoint (with golang.org/x/oauth2, client credentials in the form body),
+// mints Service App pairs at the applications endpoint, and builds the
+// authorize URL. It implements token.Issuer and turns every failure into
+// token.ErrGrantRejected, token.ErrClientRejected, a manager rejection or
+// a *token.TransientError, with messages that never hold a secret.
 package webex
 
 import (
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -22,6 +24,7 @@ import (
 const (
 	DefaultTokenURL     = "https://webexapis.com/v1/access_token"
 	DefaultAuthorizeURL = "https://webexapis.com/v1/authorize"
+	DefaultAPIURL       = "https://webexapis.com"
 	DefaultTimeout      = 10 * time.Second
 )
 
@@ -29,6 +32,8 @@ const (
 type Options struct {
 	TokenURL     string // WEBEX_TOKEN_URL
 	AuthorizeURL string // WEBEX_AUTHORIZE_URL
+	// APIURL is the base of the applications endpoint (WEBEX_API_URL).
+	APIURL string
 	// Timeout bounds every call to the token endpoint (WEBEX_TIMEOUT).
 	Timeout time.Duration
 	// HTTPClient makes the calls. The default one does not follow
@@ -40,18 +45,23 @@ type Options struct {
 type Client struct {
 	tokenURL     string
 	authorizeURL string
+	apiURL       string
 	timeout      time.Duration
 	hc           *http.Client
 	now          func() time.Time // for Retry-After dates
 }
 
-var _ token.Issuer = (*Client)(nil)
+var (
+	_ token.Issuer         = (*Client)(nil)
+	_ token.VerifierIssuer = (*Client)(nil)
+)
 
 // New returns a Client, or an error if a URL is not an absolute http(s) URL.
 func New(o Options) (*Client, error) {
 	c := &Client{
 		tokenURL:     o.TokenURL,
 		authorizeURL: o.AuthorizeURL,
+		apiURL:       strings.TrimRight(o.APIURL, "/"),
 		timeout:      o.Timeout,
 		hc:           o.HTTPClient,
 		now:          time.Now,
@@ -62,13 +72,16 @@ func New(o Options) (*Client, error) {
 	if c.authorizeURL == "" {
 		c.authorizeURL = DefaultAuthorizeURL
 	}
+	if c.apiURL == "" {
+		c.apiURL = DefaultAPIURL
+	}
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout
 	}
 	if c.hc == nil {
 		c.hc = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
-	for _, u := range []string{c.tokenURL, c.authorizeURL} {
+	for _, u := range []string{c.tokenURL, c.authorizeURL, c.apiURL} {
 		p, err := url.Parse(u)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			return nil, fmt.Errorf("webex: %q is not an absolute http(s) URL", u)
@@ -113,6 +126,16 @@ func (c *Client) Refresh(ctx context.Context, tc token.Client, refreshToken stri
 // Exchange makes an authorization_code grant for code, with the client's
 // redirect URI.
 func (c *Client) Exchange(ctx context.Context, tc token.Client, code string) (token.Grant, error) {
+	return c.exchange(ctx, tc, code, "")
+}
+
+// ExchangeVerified is Exchange for an authorization started with PKCE
+// (RFC 7636, method S256): it sends verifier as code_verifier.
+func (c *Client) ExchangeVerified(ctx context.Context, tc token.Client, code, verifier string) (token.Grant, error) {
+	return c.exchange(ctx, tc, code, verifier)
+}
+
+func (c *Client) exchange(ctx context.Context, tc token.Client, code, verifier string) (token.Grant, error) {
 	if err := checkClient(opExchange, tc); err != nil {
 		return token.Grant{}, err
 	}
@@ -121,9 +144,13 @@ func (c *Client) Exchange(ctx context.Context, tc token.Client, code string) (to
 	}
 	ctx, cancel := c.context(ctx)
 	defer cancel()
-	tok, err := c.config(tc, nil).Exchange(ctx, code)
+	var opts []oauth2.AuthCodeOption
+	if verifier != "" {
+		opts = append(opts, oauth2.VerifierOption(verifier))
+	}
+	tok, err := c.config(tc, nil).Exchange(ctx, code, opts...)
 	if err != nil {
-		return token.Grant{}, c.classify(ctx, opExchange, err, tc.Secret, code)
+		return token.Grant{}, c.classify(ctx, opExchange, err, tc.Secret, code, verifier)
 	}
 	return toGrant(tok), nil
 }

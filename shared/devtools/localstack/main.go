@@ -3,11 +3,16 @@
 // and Pub/Sub emulator components, java), then starts:
 //
 //   - the Firestore and Pub/Sub emulators on free loopback ports;
-//   - a fake Webex token and authorize endpoint with a demo client;
+//   - a fake Webex token and authorize endpoint with a demo client, whose
+//     authorize page a person approves with one click;
 //   - the topic token-events with an ordered subscription token-events-demo;
 //   - a token "demo" in collection tokens, written as the Node sample writes
 //     it, whose access token has 2h05m left, so the worker's first sweep
 //     (threshold 2h + lead 30m) refreshes it within seconds;
+//   - a manager integration "demo-manager" whose grants hold
+//     spark:applications_token, and a Service App "demo-serviceapp"
+//     (authorized for a demo org at the fake Webex) without tokens, which
+//     the worker's first sweep mints with the manager's token;
 //   - bin/api (port 8080, or the first free one after it) and bin/worker
 //     (the next free port from 8081, sweeping every 30s), their log lines
 //     prefixed [api] and [worker].
@@ -65,6 +70,16 @@ const (
 	// 2h + lead 30m) but outside the api's (2h): the worker refreshes it.
 	accessLeft  = 2*time.Hour + 5*time.Minute
 	refreshLeft = 60 * 24 * time.Hour
+
+	// The demo Service App and its manager.
+	managerName         = "demo-manager"
+	managerClientID     = "demo-manager-client"
+	managerClientSecret = "demo-manager-client-secret"
+	serviceAppName      = "demo-serviceapp"
+	serviceAppID        = "Y2lzY29zcGFyazovL3VzL0FQUExJQ0FUSU9OL2RlbW8"
+	serviceAppClientID  = "demo-serviceapp-client"
+	serviceAppSecret    = "demo-serviceapp-client-secret"
+	demoOrgID           = "00000000-0000-4000-8000-00000000d3e0"
 )
 
 func main() {
@@ -117,6 +132,9 @@ func run(ctx context.Context, con *console) error {
 
 	fake := webexfake.NewServer(webexfake.New())
 	defer fake.Close()
+	// A person approves on a page, as on Webex, so the console's
+	// onboarding can be followed in a browser.
+	fake.SetConsentPage(true)
 
 	fs, err := gfs.NewClient(ctx, project)
 	if err != nil {
@@ -144,6 +162,11 @@ func run(ctx context.Context, con *console) error {
 		fake.URL, demoClientID, topicID, subscriptionID)
 	con.say("seeded tokens/%s: accessToken %s, %s left (the worker's first sweep refreshes it)",
 		demoName, seeded, accessLeft)
+	if err := seedServiceApp(setupCtx, fs, fake, fmt.Sprintf("http://localhost:%d/callback", apiPort)); err != nil {
+		return err
+	}
+	con.say("seeded tokens/%s (manager, with %s) and tokens/%s (Service App of org %s, no tokens yet: the worker's first sweep mints it)",
+		managerName, webexfake.ApplicationsTokenScope, serviceAppName, demoOrgID)
 
 	stopEvents := printEvents(ctx, ps, con)
 	defer stopEvents()
@@ -156,6 +179,7 @@ func run(ctx context.Context, con *console) error {
 		"EVENTS_TOPIC="+topicID,
 		"WEBEX_TOKEN_URL="+fake.TokenURL,
 		"WEBEX_AUTHORIZE_URL="+fake.AuthorizeURL,
+		"WEBEX_API_URL="+fake.URL,
 		"TOKEN_PASSPHRASE="+tokenPassphrase,
 		"ADMIN_PASSPHRASE="+adminPassphrase,
 		"LEGACY_STATE=false",
@@ -201,7 +225,7 @@ func run(ctx context.Context, con *console) error {
 				con.say("warning: %v", err)
 				continue
 			}
-			printTryThis(con, apiPort, workerPort, fsEmu.Host(), psEmu.Host())
+			printTryThis(con, apiPort, workerPort, fsEmu.Host(), psEmu.Host(), fake.URL)
 		}
 	}
 }
@@ -328,6 +352,40 @@ func seed(ctx context.Context, c *gfs.Client, fake *webexfake.Server, redirectUR
 	return accessToken, nil
 }
 
+// seedServiceApp registers the demo manager integration (its grants hold
+// spark:applications_token) and the demo Service App with the fake Webex,
+// and writes both documents: the manager with a current pair, the Service
+// App with its config only, as PUT /admin/tokens/N leaves it before the
+// mint.
+func seedServiceApp(ctx context.Context, c *gfs.Client, fake *webexfake.Server, redirectURI string) error {
+	now := time.Now()
+	fake.AddClient(managerClientID, managerClientSecret)
+	fake.SetClientScopes(managerClientID, webexfake.ApplicationsTokenScope, "spark:kms")
+	accessToken := fake.IssueAccessToken(managerClientID, 10*time.Hour)
+	refreshToken := fake.IssueRefreshToken(managerClientID, refreshLeft)
+	fake.AddApp(serviceAppID, serviceAppClientID, serviceAppSecret, demoOrgID)
+	docs := map[string]map[string]any{
+		managerName: {
+			"clientId": managerClientID, "clientSecret": managerClientSecret, "redirectUri": redirectURI,
+			"accessToken": accessToken, "refreshToken": refreshToken,
+			"accessExpires": now.Add(10 * time.Hour).UnixMilli(), "refreshExpires": now.Add(refreshLeft).UnixMilli(),
+			"lastRefresh": now.Add(-2 * time.Hour).UnixMilli(),
+			"scopes":      []any{webexfake.ApplicationsTokenScope, "spark:kms"},
+		},
+		serviceAppName: {
+			"kind": "service_app", "appId": serviceAppID, "clientId": serviceAppClientID, "clientSecret": serviceAppSecret,
+			"redirectUri": "", "targetOrgId": demoOrgID, "manager": managerName, "accessToken": "", "refreshToken": "",
+			"status": "pending",
+		},
+	}
+	for name, doc := range docs {
+		if _, err := c.Collection(collection).Doc(name).Set(ctx, doc); err != nil {
+			return fmt.Errorf("seed %s/%s: %w", collection, name, err)
+		}
+	}
+	return nil
+}
+
 // printEvents prints every message of the demo subscription until the
 // returned stop function is called.
 func printEvents(ctx context.Context, c *gps.Client, con *console) (stop func()) {
@@ -383,19 +441,30 @@ func waitHealthy(ctx context.Context, ports ...int) error {
 	return nil
 }
 
-func printTryThis(con *console, apiPort, workerPort int, fsHost, psHost string) {
+func printTryThis(con *console, apiPort, workerPort int, fsHost, psHost, fakeURL string) {
 	api, worker := fmt.Sprintf("localhost:%d", apiPort), fmt.Sprintf("localhost:%d", workerPort)
 	con.say(`ready: api on %[1]s, worker on %[2]s
   TOKEN_PASSPHRASE=%[3]s  ADMIN_PASSPHRASE=%[4]s  (demo values)
+Admin console: http://%[1]s/admin/  (sign in with the ADMIN_PASSPHRASE above)
+  To onboard a second token there: New token, any name (say queue-stats), and the
+  fake Webex integration's client config:
+    Client ID      %[11]s
+    Client secret  %[12]s
+    Redirect URI   http://%[1]s/callback
+    Scopes         spark:kms cjp:config_read
+  then Authorize with Webex and Approve on the fake Webex page (%[13]s).
 Try:
   curl -s -H 'x-token-passphrase: %[3]s' 'http://%[1]s/?name=%[5]s'
+  curl -s -H 'x-token-passphrase: %[3]s' 'http://%[1]s/?name=%[14]s'   # the Service App, with its orgId
   curl -s -X POST %[2]s/run
   curl -s %[1]s/metrics | grep token_
   curl -s -H 'x-admin-passphrase: %[4]s' %[1]s/admin/tokens
+  curl -s -H 'x-admin-passphrase: %[4]s' %[1]s/admin/status
 To point other tools at the emulators:
   export GOOGLE_CLOUD_PROJECT=%[6]s FIRESTORE_EMULATOR_HOST=%[7]s PUBSUB_EMULATOR_HOST=%[8]s
 Events on %[9]s arrive below as [events] lines (subscription %[10]s). Ctrl-C stops everything.`,
-		api, worker, tokenPassphrase, adminPassphrase, demoName, project, fsHost, psHost, topicID, subscriptionID)
+		api, worker, tokenPassphrase, adminPassphrase, demoName, project, fsHost, psHost, topicID, subscriptionID,
+		demoClientID, demoClientSecret, fakeURL, serviceAppName)
 }
 
 func randomHex(n int) string {

@@ -168,6 +168,17 @@ func (s *Store) DeleteEvent(ctx context.Context, id string) error {
 	return nil
 }
 
+// HasEvent reports whether the event with this ID is still pending.
+func (s *Store) HasEvent(ctx context.Context, id string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, wrapCtx(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	return slices.ContainsFunc(s.outbox, func(e token.Event) bool { return e.ID == id }), nil
+}
+
 // Due calls fn with every token whose access token expires before before,
 // in order of AccessExpires (then name), fetching pageSize tokens at a
 // time as the Firestore adapter does. Tokens without an expiry are not
@@ -291,4 +302,47 @@ func (s *Store) PendingFor(ctx context.Context, name string, limit int) ([]token
 	}
 	s.reads += max(len(out), 1)
 	return out, nil
+}
+
+// ServiceApps calls fn with every token of kind service_app, in name
+// order, fetching pageSize tokens at a time as the Firestore adapter
+// does; fn runs without the store's lock held.
+func (s *Store) ServiceApps(ctx context.Context, pageSize int, fn func(*token.Token) error) error {
+	if pageSize <= 0 {
+		return fmt.Errorf("page size %d must be positive", pageSize)
+	}
+	after := ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return wrapCtx(err)
+		}
+		page := s.serviceAppPage(after, pageSize)
+		for _, t := range page {
+			if err := fn(t); err != nil {
+				return err
+			}
+		}
+		if len(page) < pageSize {
+			return nil
+		}
+		after = page[len(page)-1].Name
+	}
+}
+
+func (s *Store) serviceAppPage(after string, pageSize int) []*token.Token {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var page []*token.Token
+	for name, t := range s.docs {
+		if t.IsServiceApp() && name > after {
+			page = append(page, t)
+		}
+	}
+	sort.Slice(page, func(i, j int) bool { return page[i].Name < page[j].Name })
+	page = page[:min(pageSize, len(page))]
+	s.reads += max(len(page), 1)
+	for i, t := range page {
+		page[i] = t.Clone()
+	}
+	return page
 }

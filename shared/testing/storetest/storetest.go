@@ -4,8 +4,8 @@
 // the real store.
 //
 // Besides token.Store, a store under test must implement Outbox (the
-// events its Update commits are checked through it); Sweeper and
-// ReadCounter are checked when implemented.
+// events its Update commits are checked through it); Sweeper,
+// ServiceAppWalker and ReadCounter are checked when implemented.
 package storetest
 
 import (
@@ -23,6 +23,8 @@ type Outbox interface {
 	PendingEvents(ctx context.Context, limit int) ([]token.Event, error)
 	// DeleteEvent removes a delivered event; an unknown id is no error.
 	DeleteEvent(ctx context.Context, id string) error
+	// HasEvent reports whether the event is still pending.
+	HasEvent(ctx context.Context, id string) (bool, error)
 }
 
 // Sweeper walks the tokens a sweep must look at.
@@ -33,6 +35,14 @@ type Sweeper interface {
 	Due(ctx context.Context, before time.Time, pageSize int, fn func(*token.Token) error) error
 	// RefreshExpiring is the same over RefreshExpires.
 	RefreshExpiring(ctx context.Context, before time.Time, pageSize int, fn func(*token.Token) error) error
+}
+
+// ServiceAppWalker walks the Service Apps, which a sweep looks at whatever
+// their expiries.
+type ServiceAppWalker interface {
+	// ServiceApps calls fn for every token of kind service_app, in name
+	// order, reading pageSize documents at a time.
+	ServiceApps(ctx context.Context, pageSize int, fn func(*token.Token) error) error
 }
 
 // ReadCounter counts the documents a store has read, as Firestore bills

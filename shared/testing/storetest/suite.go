@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) token.Store) {
 		{"EventSameID", testEventSameID},
 		{"Due", testDue},
 		{"RefreshExpiring", testRefreshExpiring},
+		{"ServiceApps", testServiceApps},
 		{"Deadline", testDeadline},
 	}
 	for _, tt := range tests {
@@ -74,10 +75,23 @@ func full(name string) *token.Token {
 		PassphraseHash:    "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
 		NextAttempt:       base.Add(time.Minute),
 		Failures:          3,
-		ConfigFingerprint: token.ClientFingerprint("client-id", "client-secret"),
+		ConfigFingerprint: (&token.Token{ClientID: "client-id", ClientSecret: "client-secret"}).ClientFingerprint(),
 		FailureReported:   &reported,
 		ExpiryWarned:      base.Add(60 * 24 * time.Hour),
+		OrgID:             "org-of-the-tokens",
+		Kind:              token.KindIntegration,
 	}
+}
+
+// serviceApp returns a Service App with every field of one set.
+func serviceApp(name string) *token.Token {
+	t := full(name)
+	t.Kind = token.KindServiceApp
+	t.RedirectURI, t.Scopes, t.PassphraseHash = "", nil, ""
+	t.AppID, t.TargetOrgID, t.Manager, t.OrgID = "app-id", "target-org", "manager", "target-org"
+	g := int64(3)
+	t.ManagerGeneration = &g
+	return t
 }
 
 // ignoreVersion compares tokens without the store's Version. Empty and
@@ -148,7 +162,15 @@ func roundTrips() []*token.Token {
 	untilOnly.Lease = token.Lease{Until: base}
 	unicode := full("unicode")
 	unicode.LastError.Message = "Grüße \x00 \"quoted\" ✓"
-	return []*token.Token{full("full"), pending, emptyScopes, reportedZero, zeroError, holderOnly, untilOnly, unicode}
+	sampleKind := full("sample-kind") // the sample's documents have no kind
+	sampleKind.Kind, sampleKind.OrgID = "", ""
+	managerZero := serviceApp("manager-zero")
+	zero2 := int64(0)
+	managerZero.ManagerGeneration = &zero2
+	unminted := &token.Token{Name: "unminted", Kind: token.KindServiceApp, ClientID: "c", ClientSecret: "s",
+		AppID: "a", TargetOrgID: "o", Manager: "m", Status: token.StatusPending}
+	return []*token.Token{full("full"), pending, emptyScopes, reportedZero, zeroError, holderOnly, untilOnly, unicode,
+		sampleKind, serviceApp("service-app"), managerZero, unminted}
 }
 
 func testRoundTrip(t *testing.T, s token.Store) {
@@ -482,6 +504,14 @@ func testEvents(t *testing.T, s token.Store) {
 	if diff := cmp.Diff(want[1:], pending(t, s)); diff != "" {
 		t.Errorf("pending events after DeleteEvent (-want +got):\n%s", diff)
 	}
+	for _, c := range []struct {
+		id   string
+		want bool
+	}{{want[0].ID, false}, {want[1].ID, true}, {"no/such/event", false}} {
+		if got, err := o.HasEvent(ctx, c.id); err != nil || got != c.want {
+			t.Errorf("HasEvent(%s) = %v, %v; want %v", c.id, got, err, c.want)
+		}
+	}
 	if got, err := o.PendingEvents(ctx, 1); err != nil || len(got) != 1 || got[0].ID != want[1].ID {
 		t.Errorf("PendingEvents(1) = %v, %v; want [%s]", got, err, want[1].ID)
 	}
@@ -549,6 +579,43 @@ func testRefreshExpiring(t *testing.T, s token.Store) {
 		t.Skipf("%T does not implement storetest.Sweeper", s)
 	}
 	checkWalk(t, s, sw.RefreshExpiring, func(tok *token.Token, at time.Time) { tok.RefreshExpires = at })
+}
+
+// testServiceApps checks the walk over the Service Apps: all of them,
+// with or without tokens, in name order, page by page, and nothing else.
+func testServiceApps(t *testing.T, s token.Store) {
+	sw, ok := s.(ServiceAppWalker)
+	if !ok {
+		t.Skipf("%T does not implement storetest.ServiceAppWalker", s)
+	}
+	ctx := ctxT(t)
+	for _, tok := range []*token.Token{serviceApp("b-app"), full("integration"), {Name: "pending"},
+		{Name: "a-app", Kind: token.KindServiceApp, AppID: "x"}, serviceApp("c-app")} {
+		mustCreate(t, s, tok)
+	}
+	want := []string{"a-app", "b-app", "c-app"}
+	for _, pageSize := range []int{1, 2, 3, 100} {
+		var got []string
+		err := sw.ServiceApps(ctx, pageSize, func(tok *token.Token) error {
+			got = append(got, tok.Name)
+			if !tok.IsServiceApp() || tok.Version.IsZero() {
+				t.Errorf("walk passed %+v", tok)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("ServiceApps(pageSize %d): %v", pageSize, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("ServiceApps(pageSize %d) (-want +got):\n%s", pageSize, diff)
+		}
+	}
+	errStop := errors.New("stop")
+	calls := 0
+	err := sw.ServiceApps(ctx, 2, func(*token.Token) error { calls++; return errStop })
+	if !errors.Is(err, errStop) || calls != 1 {
+		t.Errorf("walk with failing fn: %d calls, error %v; want 1 call and fn's error", calls, err)
+	}
 }
 
 // checkWalk checks a range walk over the time field that set sets: it

@@ -20,7 +20,9 @@ type World struct {
 	Webex      *webexfake.Server
 	Env        map[string]string
 	Logs       *LogBuffer
-	secrets    Secrets
+	// Clock is the clock to give the binaries' parts (bootstrap.Options.Now).
+	Clock   *Clock
+	secrets Secrets
 }
 
 // NewWorld sets up a World; its log is checked when the test ends.
@@ -32,12 +34,15 @@ func NewWorld(t testing.TB) *World {
 		Firestore:  emulator.FirestoreClient(t),
 		Webex:      webexfake.Start(t),
 		Logs:       &LogBuffer{},
+		Clock:      &Clock{},
 	}
 	w.Env = map[string]string{
 		"GOOGLE_CLOUD_PROJECT": emulator.Project(),
 		"TOKENS_COLLECTION":    w.Collection,
+		"META_COLLECTION":      w.Collection + "_meta",
 		"WEBEX_TOKEN_URL":      w.Webex.TokenURL,
 		"WEBEX_AUTHORIZE_URL":  w.Webex.AuthorizeURL,
+		"WEBEX_API_URL":        w.Webex.URL,
 		"WEBEX_TIMEOUT":        "3s",
 		"LOG_LEVEL":            "debug",
 	}

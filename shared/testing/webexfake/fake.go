@@ -26,6 +26,9 @@ import (
 const (
 	TokenPath     = "/v1/access_token"
 	AuthorizePath = "/v1/authorize"
+	// ConsentPath is where the consent page (SetConsentPage) posts the
+	// person's decision. Webex has its own; this one is the fake's.
+	ConsentPath = "/v1/authorize/consent"
 )
 
 // Defaults of the lifetimes the fake grants, as Webex answers them.
@@ -65,10 +68,13 @@ type Fake struct {
 	rotate           bool
 	omitRefreshToken bool
 	denyAuthorize    bool
+	consentPage      bool
 	expiresIn        time.Duration
 	refreshExpiresIn time.Duration
 
 	stats Stats
+
+	apps applications // the Service Apps endpoint (applications.go)
 
 	// ledger: what became of every refresh token, and every value issued
 	uses   map[string]*RefreshTokenUse
@@ -79,6 +85,9 @@ type codeGrant struct {
 	clientID    string
 	redirectURI string
 	expires     time.Time
+	// challenge is the PKCE code_challenge (S256) the authorization was
+	// made with, "" without PKCE.
+	challenge string
 }
 
 type refreshGrant struct {
@@ -89,6 +98,7 @@ type refreshGrant struct {
 type accessGrant struct {
 	clientID string
 	expires  time.Time
+	scopes   []string // the client's scopes when it was issued; nil: every scope
 }
 
 // Stats counts the calls the fake has answered.
@@ -213,12 +223,12 @@ func (f *Fake) AccessTokenValid(accessToken string) bool {
 func (f *Fake) IssueCode(clientID, redirectURI string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.issueCodeLocked(clientID, redirectURI)
+	return f.issueCodeLocked(clientID, redirectURI, "")
 }
 
-func (f *Fake) issueCodeLocked(clientID, redirectURI string) string {
+func (f *Fake) issueCodeLocked(clientID, redirectURI, challenge string) string {
 	code := random(CodePrefix)
-	f.codes[code] = codeGrant{clientID: clientID, redirectURI: redirectURI, expires: f.now().Add(CodeTTL)}
+	f.codes[code] = codeGrant{clientID: clientID, redirectURI: redirectURI, expires: f.now().Add(CodeTTL), challenge: challenge}
 	return code
 }
 
@@ -278,6 +288,16 @@ func (f *Fake) SetDenyAuthorize(on bool) {
 	f.denyAuthorize = on
 }
 
+// SetConsentPage makes the authorize endpoint show a page on which a
+// person approves (or denies) with one click, as Webex's does, instead of
+// consenting at once with a redirect (the default, for tests). The local
+// stack turns it on.
+func (f *Fake) SetConsentPage(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.consentPage = on
+}
+
 // Stats returns a copy of the call counters.
 func (f *Fake) Stats() Stats {
 	f.mu.Lock()
@@ -299,6 +319,7 @@ func (f *Fake) ResetStats() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.stats = Stats{ByClient: map[string]int{}, ByRefreshToken: map[string]int{}}
+	f.apps.stats = MintStats{}
 }
 
 // random returns prefix followed by 32 random hex digits.

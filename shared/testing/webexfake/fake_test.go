@@ -402,7 +402,9 @@ func TestCloseReleasesHang(t *testing.T) {
 		_, err := post(t, context.Background(), s.TokenURL, refreshForm("x"))
 		done <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	for s.Stats().Calls == 0 { // the request is in, hanging
+		time.Sleep(time.Millisecond)
+	}
 	s.Close()
 	select {
 	case <-done:
@@ -514,5 +516,87 @@ func TestConcurrentRefreshes(t *testing.T) {
 	}
 	if st := s.Stats(); st.Refreshes != 20 {
 		t.Errorf("refreshes: got %d, want 20", st.Refreshes)
+	}
+}
+
+func TestConsentPage(t *testing.T) {
+	s := start(t)
+	s.SetConsentPage(true)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	q := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {redirect}, "scope": {"spark:all spark:kms"}, "state": {"st-2"}}
+	resp, err := noFollow.Get(s.AuthorizeURL + "?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Location") != "" {
+		t.Fatalf("got %d to %q, want 200 and a page, no redirect yet", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	for _, want := range []string{">Approve<", ">Deny<", "spark:kms", `action="` + ConsentPath + `"`, `value="st-2"`} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("the consent page lacks %q", want)
+		}
+	}
+	decide := func(decision string) *url.URL {
+		t.Helper()
+		form := url.Values{"decision": {decision}}
+		for k, v := range q {
+			form[k] = v
+		}
+		resp, err := noFollow.PostForm(s.URL+ConsentPath, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusSeeOther || err != nil || !strings.HasPrefix(loc.String(), redirect+"?") {
+			t.Fatalf("%s: got %d to %q, want 303 to the redirect_uri", decision, resp.StatusCode, resp.Header.Get("Location"))
+		}
+		if loc.Query().Get("state") != "st-2" {
+			t.Errorf("%s: state %q, want st-2", decision, loc.Query().Get("state"))
+		}
+		return loc
+	}
+	code := decide("approve").Query().Get("code")
+	if r := mustPost(t, s.TokenURL, exchangeForm(code)); r.status != 200 {
+		t.Errorf("exchanging the approved code: got %d, want 200 (%s)", r.status, r.raw)
+	}
+	if loc := decide("deny"); loc.Query().Get("error") != "access_denied" || loc.Query().Get("code") != "" {
+		t.Errorf("denied: got %q, want error=access_denied and no code", loc)
+	}
+}
+
+func TestPKCE(t *testing.T) {
+	s := start(t)
+	verifier := "a-verifier-of-at-least-43-characters-0123456789abcdef"
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	authorize := func() string {
+		t.Helper()
+		q := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {redirect},
+			"code_challenge": {s256(verifier)}, "code_challenge_method": {"S256"}}
+		resp, err := noFollow.Get(s.AuthorizeURL + "?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		return loc.Query().Get("code")
+	}
+	with := func(code, v string) url.Values {
+		f := exchangeForm(code)
+		if v != "" {
+			f.Set("code_verifier", v)
+		}
+		return f
+	}
+	code := authorize()
+	for _, bad := range []string{"", "another-verifier-of-at-least-43-characters-0123456789"} {
+		if r := mustPost(t, s.TokenURL, with(code, bad)); r.status != 400 || str(r.json, "error") != "invalid_grant" {
+			t.Errorf("verifier %q: got %d %s, want 400 invalid_grant", bad, r.status, r.raw)
+		}
+	}
+	if r := mustPost(t, s.TokenURL, with(code, verifier)); r.status != 200 {
+		t.Errorf("the right verifier: got %d %s, want 200", r.status, r.raw)
 	}
 }

@@ -1,10 +1,14 @@
 package webexfake
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -41,7 +45,10 @@ type answer struct {
 // ServeHTTP serves the token endpoint at TokenPath and an authorize
 // endpoint at AuthorizePath that consents at once: it redirects to the
 // redirect_uri with a new code (or error=access_denied, see
-// SetDenyAuthorize).
+// SetDenyAuthorize). With SetConsentPage it shows a page instead, whose
+// Approve and Deny buttons post to ConsentPath. PKCE (S256) is honoured:
+// a code issued with a code_challenge is exchanged only with its
+// code_verifier.
 func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case TokenPath:
@@ -58,7 +65,18 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.serveAuthorize(w, r)
+	case ConsentPath:
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		f.serveConsent(w, r)
 	default:
+		if appID, ok := applicationsPath(r.URL.Path); ok {
+			f.serveApplications(w, r, appID)
+			return
+		}
 		http.NotFound(w, r)
 	}
 }
@@ -152,7 +170,7 @@ func (f *Fake) grantLocked(form url.Values) answer {
 	if grantType == "refresh_token" {
 		return f.refreshLocked(clientID, form.Get("refresh_token"))
 	}
-	return f.exchangeLocked(clientID, form.Get("code"), form.Get("redirect_uri"))
+	return f.exchangeLocked(clientID, form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier"))
 }
 
 func (f *Fake) refreshLocked(clientID, rt string) answer {
@@ -181,7 +199,7 @@ func (f *Fake) refreshLocked(clientID, rt string) answer {
 	return answer{http.StatusOK, a}
 }
 
-func (f *Fake) exchangeLocked(clientID, code, redirectURI string) answer {
+func (f *Fake) exchangeLocked(clientID, code, redirectURI, verifier string) answer {
 	now := f.now()
 	c, ok := f.codes[code]
 	if !ok || c.clientID != clientID {
@@ -193,6 +211,9 @@ func (f *Fake) exchangeLocked(clientID, code, redirectURI string) answer {
 	}
 	if c.redirectURI != redirectURI {
 		return errAnswer(http.StatusBadRequest, "invalid_grant", "The redirect_uri does not match the one of the authorization request.")
+	}
+	if c.challenge != "" && s256(verifier) != c.challenge {
+		return errAnswer(http.StatusBadRequest, "invalid_grant", "The code_verifier does not match the code_challenge.")
 	}
 	delete(f.codes, code)
 	a := f.issueAccessLocked(clientID, now)
@@ -206,9 +227,15 @@ func (f *Fake) exchangeLocked(clientID, code, redirectURI string) answer {
 
 func (f *Fake) issueAccessLocked(clientID string, now time.Time) tokenAnswer {
 	at := random(AccessTokenPrefix)
-	f.access[at] = accessGrant{clientID: clientID, expires: now.Add(f.expiresIn)}
+	f.access[at] = accessGrant{clientID: clientID, expires: now.Add(f.expiresIn), scopes: f.apps.scopes[clientID]}
 	f.issued = append(f.issued, at)
 	return tokenAnswer{AccessToken: at, ExpiresIn: *seconds(f.expiresIn), TokenType: "Bearer"}
+}
+
+// s256 is PKCE's S256 transform of a code verifier.
+func s256(verifier string) string {
+	sum := sha256.Sum256([]byte(verifier))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 func seconds(d time.Duration) *int64 {
@@ -218,33 +245,125 @@ func seconds(d time.Duration) *int64 {
 
 func (f *Fake) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	clientID, redirectURI, state := q.Get("client_id"), q.Get("redirect_uri"), q.Get("state")
-
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.stats.Authorizations++
-	_, known := f.clients[clientID]
-	to, err := url.Parse(redirectURI)
-	if !known || redirectURI == "" || err != nil || !to.IsAbs() {
+	page := f.consentPage
+	if !f.validAuthorizeLocked(q) {
+		f.mu.Unlock()
 		// Webex shows an error page rather than redirect to an unverified URI.
 		http.Error(w, "unknown client_id or invalid redirect_uri", http.StatusBadRequest)
 		return
 	}
+	if !page {
+		to := f.decideLocked(q, !f.denyAuthorize)
+		f.mu.Unlock()
+		http.Redirect(w, r, to, http.StatusFound)
+		return
+	}
+	f.mu.Unlock()
+	showConsent(w, q)
+}
+
+// serveConsent takes the decision posted from the consent page.
+func (f *Fake) serveConsent(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "the form cannot be parsed", http.StatusBadRequest)
+		return
+	}
+	q := r.PostForm
+	f.mu.Lock()
+	if !f.validAuthorizeLocked(q) {
+		f.mu.Unlock()
+		http.Error(w, "unknown client_id or invalid redirect_uri", http.StatusBadRequest)
+		return
+	}
+	to := f.decideLocked(q, q.Get("decision") == "approve" && !f.denyAuthorize)
+	f.mu.Unlock()
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// validAuthorizeLocked reports whether q names a known client and an
+// absolute redirect URI, the only case in which Webex redirects at all.
+func (f *Fake) validAuthorizeLocked(q url.Values) bool {
+	_, known := f.clients[q.Get("client_id")]
+	to, err := url.Parse(q.Get("redirect_uri"))
+	return known && q.Get("redirect_uri") != "" && err == nil && to.IsAbs()
+}
+
+// decideLocked returns where the browser goes after the person decided:
+// the redirect URI with a new code (PKCE's challenge recorded with it) or
+// an OAuth error, and the state.
+func (f *Fake) decideLocked(q url.Values, approve bool) string {
+	clientID, redirectURI, state := q.Get("client_id"), q.Get("redirect_uri"), q.Get("state")
+	to, _ := url.Parse(redirectURI)
 	v := to.Query()
+	method := q.Get("code_challenge_method")
 	switch {
 	case q.Get("response_type") != "code":
 		v.Set("error", "unsupported_response_type")
-	case f.denyAuthorize:
+	case q.Get("code_challenge") != "" && method != "S256":
+		v.Set("error", "invalid_request")
+		v.Set("error_description", "code_challenge_method must be S256.")
+	case !approve:
 		v.Set("error", "access_denied")
 		v.Set("error_description", "The user denied access.")
 	default:
-		v.Set("code", f.issueCodeLocked(clientID, redirectURI))
+		v.Set("code", f.issueCodeLocked(clientID, redirectURI, q.Get("code_challenge")))
 	}
 	if state != "" {
 		v.Set("state", state)
 	}
 	to.RawQuery = v.Encode()
-	http.Redirect(w, r, to.String(), http.StatusFound)
+	return to.String()
+}
+
+// consentFields are the authorize parameters the consent page carries
+// over to its decision.
+var consentFields = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method"}
+
+var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Fake Webex: authorize an integration</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font:16px/1.5 system-ui,sans-serif;background:#f2f4f7;color:#1d2330;margin:0}
+main{max-width:34rem;margin:4rem auto;background:#fff;border-radius:10px;padding:2rem;box-shadow:0 2px 10px #0002}
+h1{font-size:1.4rem;margin-top:0} code{background:#eef;padding:0 .3em;border-radius:3px}
+.note{color:#5b6472;font-size:.9rem} ul{padding-left:1.2rem}
+button{font:inherit;padding:.6rem 1.2rem;border-radius:6px;border:1px solid #1d6bd1;margin-right:.6rem;cursor:pointer}
+#approve{background:#1d6bd1;color:#fff} #deny{background:#fff;color:#1d6bd1}
+</style></head>
+<body><main>
+<p class="note">Fake Webex (local stack and tests): no account, no password.</p>
+<h1>Allow <code>{{.ClientID}}</code> to act on your behalf?</h1>
+<p>It asks for these scopes:</p>
+<ul id="scopes">{{range .Scopes}}<li><code>{{.}}</code></li>{{else}}<li>(none)</li>{{end}}</ul>
+<p>You will be sent back to <code>{{.Redirect}}</code>.</p>
+<form method="post" action="` + ConsentPath + `">
+{{range .Hidden}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">
+{{end}}<button id="approve" type="submit" name="decision" value="approve">Approve</button>
+<button id="deny" type="submit" name="decision" value="deny">Deny</button>
+</form>
+</main></body></html>
+`))
+
+func showConsent(w http.ResponseWriter, q url.Values) {
+	type field struct{ Name, Value string }
+	data := struct {
+		ClientID, Redirect string
+		Scopes             []string
+		Hidden             []field
+	}{ClientID: q.Get("client_id"), Redirect: q.Get("redirect_uri"), Scopes: strings.Fields(q.Get("scope"))}
+	for _, k := range consentFields {
+		if v := q.Get(k); v != "" {
+			data.Hidden = append(data.Hidden, field{k, v})
+		}
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action *; frame-ancestors 'none'")
+	_ = consentPage.Execute(w, data)
 }
 
 func errAnswer(status int, code, description string) answer {

@@ -64,16 +64,6 @@ func (f *Fake) Issued() []string {
 	return append([]string(nil), f.issued...)
 }
 
-// AddAccessToken makes accessToken known as issued to clientID until
-// expires, so that AccessTokenValid and AccessTokenExpiry answer for a
-// value stored elsewhere (a seeded document).
-func (f *Fake) AddAccessToken(clientID, accessToken string, expires time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.access[accessToken] = accessGrant{clientID: clientID, expires: expires}
-	f.issued = append(f.issued, accessToken)
-}
-
 // AccessTokenExpiry returns when accessToken expires, if the fake issued
 // it (or was given it).
 func (f *Fake) AccessTokenExpiry(accessToken string) (time.Time, bool) {

@@ -3,7 +3,6 @@ package pubsub
 import (
 	"context"
 	"errors"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -33,30 +32,5 @@ func TestKeyLocks(t *testing.T) {
 	k.unlock("b")
 	if n := len(k.locks); n != 0 {
 		t.Errorf("%d locks left after all were released", n)
-	}
-}
-
-func TestRecent(t *testing.T) {
-	t.Parallel()
-	var r recent
-	r.set("x", statePublished)
-	if got := r.take("x"); got != statePublished {
-		t.Errorf("take(x) = %v, want published", got)
-	}
-	r.set("x", stateDeleted)
-	if got := r.take("x"); got != stateDeleted {
-		t.Errorf("take(x) = %v, want deleted", got)
-	}
-	if got := r.take("x"); got != stateUnknown {
-		t.Errorf("second take(x) = %v, want unknown: a deleted entry is skipped once", got)
-	}
-	for i := range recentSize + 10 {
-		r.set(strconv.Itoa(i), statePublished)
-	}
-	if n := len(r.state); n != recentSize {
-		t.Errorf("%d entries, want at most %d", n, recentSize)
-	}
-	if got := r.take("0"); got != stateUnknown {
-		t.Errorf("oldest entry still known: %v", got)
 	}
 }

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"fmt"
+	"html/template"
+	"io/fs"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/wxcc/tokenservice/shared/token"
+)
+
+// tokenRow is what the console shows of a token: never a secret, only
+// whether one is set.
+type tokenRow struct {
+	Name   string
+	Status token.Status
+	Health token.Health
+	// ServiceApp: a Service App (DESIGN 5a), minted with the access token
+	// of Manager for TargetOrgID; else an integration.
+	ServiceApp  bool
+	AppID       string
+	TargetOrgID string
+	Manager     string
+	// WaitsForManager: a Service App that cannot be minted until its
+	// manager is authorized again.
+	WaitsForManager bool
+	// OrgID is the Webex org of its tokens, "" if unknown.
+	OrgID string
+	// Blocked counts, for an integration, the Service Apps that wait for
+	// it to be authorized again (set by the overview's listing).
+	Blocked         int
+	ClientID        string
+	RedirectURI     string
+	Scopes          []string
+	ClientSecretSet bool
+	HasPassphrase   bool
+	AccessExpires   time.Time
+	RefreshExpires  time.Time
+	LastRefresh     time.Time
+	LastError       *token.LastError
+	Generation      int64
+	// Unreadable names the secrets that no configured key opens.
+	Unreadable []string
+	// held is why the protocol would not send it to Webex now (nil: it would).
+	held error
+}
+
+func newTokenRow(t *token.Token, unreadable []string, now time.Time, w token.HealthWindows) tokenRow {
+	r := tokenRow{
+		Name: t.Name, Status: t.StoredState(len(unreadable) > 0), Health: t.Health(now, w, len(unreadable) > 0),
+		ClientID: t.ClientID, RedirectURI: t.RedirectURI, Scopes: slices.Clone(t.Scopes),
+		ClientSecretSet: t.ClientSecret != "" || slices.Contains(unreadable, "clientSecret"),
+		HasPassphrase:   t.PassphraseHash != "",
+		AccessExpires:   t.AccessExpires, RefreshExpires: t.RefreshExpires, LastRefresh: t.LastRefresh,
+		Generation: t.Generation, Unreadable: unreadable, held: t.HeldBack(now),
+		ServiceApp: t.IsServiceApp(), OrgID: t.Org(), WaitsForManager: t.WaitsForManager(),
+	}
+	if r.ServiceApp {
+		r.AppID, r.TargetOrgID, r.Manager = t.AppID, t.TargetOrgID, t.Manager
+	}
+	if t.LastError != nil {
+		le := *t.LastError
+		r.LastError = &le
+	}
+	return r
+}
+
+// urgentFirst orders rows by health, then by the access token that ends
+// first, then by name.
+func urgentFirst(a, b tokenRow) int {
+	if d := a.Health.Urgency() - b.Health.Urgency(); d != 0 {
+		return d
+	}
+	switch {
+	case a.AccessExpires.IsZero() != b.AccessExpires.IsZero():
+		if a.AccessExpires.IsZero() {
+			return 1
+		}
+		return -1
+	case !a.AccessExpires.Equal(b.AccessExpires):
+		return a.AccessExpires.Compare(b.AccessExpires)
+	}
+	return strings.Compare(a.Name, b.Name)
+}
+
+// healthLabels are the badges' words.
+var healthLabels = map[token.Health]string{
+	token.HealthActive:          "Active",
+	token.HealthRefreshingSoon:  "Refreshing soon",
+	token.HealthRefreshExpiring: "Refresh token expiring",
+	token.HealthPending:         "Pending authorization",
+	token.HealthReauthRequired:  "Re-authorization required",
+	token.HealthConfigError:     "Config error",
+	token.HealthUnreadable:      "Secrets unreadable",
+}
+
+// healthAdvice says what a status means and what to do about it.
+var healthAdvice = map[token.Health]string{
+	token.HealthActive:          "Served to flows and refreshed automatically. Nothing to do.",
+	token.HealthRefreshingSoon:  "The access token is inside the worker's refresh window; the next sweep refreshes it. If it stays here, check the last sweep: is the worker running?",
+	token.HealthRefreshExpiring: "The refresh token ends soon. Authorize with Webex again before it does, or flows stop getting a token.",
+	token.HealthPending:         "Never authorized. Set the client config, then Authorize with Webex.",
+	token.HealthReauthRequired:  "Webex rejected the refresh token, or it expired. Authorize with Webex again; until then flows get 409 once the access token runs out.",
+	token.HealthConfigError:     "Webex rejected the client ID or client secret. Fix them in the client config: refreshing resumes by itself, no new authorization needed.",
+	token.HealthUnreadable:      "A stored secret does not open with the configured TOKEN_ENCRYPTION_KEYS, so the token is not served. Put the missing key back; or set a new client secret and Authorize with Webex again.",
+}
+
+// serviceAppAdvice is healthAdvice for a Service App, which no person
+// authorizes: its manager is, and it is minted. Waiting for its manager,
+// the page names the manager instead (managerAdvice).
+var serviceAppAdvice = map[token.Health]string{
+	token.HealthActive:          "Served to flows, refreshed automatically, and minted again with its manager's token whenever its refresh token lapses. Nothing to do.",
+	token.HealthRefreshingSoon:  healthAdvice[token.HealthRefreshingSoon],
+	token.HealthRefreshExpiring: "Its refresh token ends soon: the worker mints a new pair with the manager's token at its next sweep. Nothing to do; if it stays, check the last sweep and the manager.",
+	token.HealthPending:         "Not minted yet: the api mints it on the first request, the worker at the next sweep. Refresh now mints it at once.",
+	token.HealthReauthRequired:  "Its manager must be authorized again; then this Service App is minted again by itself.",
+	token.HealthConfigError:     "Webex refused to mint it: the app ID is unknown, the app is not authorized for the target org, or the client ID and secret are not the app's. Fix the Service App config: saving a change resumes it and mints it.",
+	token.HealthUnreadable:      "A stored secret does not open with the configured TOKEN_ENCRYPTION_KEYS, so it is not served. Put the missing key back; or set a new client secret in the Service App config.",
+}
+
+// rowAdvice says what r's status means and what to do about it.
+func rowAdvice(r tokenRow) string {
+	if !r.ServiceApp {
+		return healthAdvice[r.Health]
+	}
+	if r.WaitsForManager && r.Health == token.HealthReauthRequired {
+		return managerAdvice(r.Manager)
+	}
+	return serviceAppAdvice[r.Health]
+}
+
+// managerAdvice is what to do for a Service App waiting for manager.
+func managerAdvice(manager string) string {
+	return "Its manager " + manager + " must be authorized again (its refresh token died, or its token lacks spark:applications_token): open " +
+		manager + " and Authorize with Webex. This Service App is then minted again by itself at the next sweep; nothing to do on it."
+}
+
+// heldReason says in words why a token cannot be refreshed (a Service
+// App: minted) now, or "".
+func heldReason(r tokenRow) string {
+	switch {
+	case len(r.Unreadable) > 0:
+		return "Its secrets do not open with the configured keys."
+	case r.held == nil, isBackoff(r.held):
+		return "" // a forced refresh ignores the backoff
+	case r.WaitsForManager:
+		return "It waits for its manager " + r.Manager + ", which must be authorized again first."
+	case r.ServiceApp && r.Status == token.StatusConfigError:
+		return "Webex refused to mint it: fix the Service App config first."
+	case r.Status == token.StatusPending:
+		return "It has not been authorized yet: Authorize with Webex first."
+	case r.Status == token.StatusReauthRequired:
+		return "It must be authorized again: Authorize with Webex."
+	case r.Status == token.StatusConfigError:
+		return "Webex rejected its client credentials: fix the client config first."
+	default:
+		return "Its refresh token is missing or has expired: Authorize with Webex again."
+	}
+}
+
+func isBackoff(err error) bool {
+	_, ok := err.(*token.BackoffError)
+	return ok
+}
+
+// humanDuration is d for people: "3 days 4 h", "2 h 5 min", "40 s".
+func humanDuration(d time.Duration) string {
+	if d < 0 {
+		d = -d
+	}
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%d s", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%d min", int(d.Minutes()))
+	case d < 48*time.Hour:
+		h := int(d.Hours())
+		if m := int(d.Minutes()) % 60; m != 0 {
+			return fmt.Sprintf("%d h %d min", h, m)
+		}
+		return fmt.Sprintf("%d h", h)
+	default:
+		days := int(d.Hours()) / 24
+		if h := int(d.Hours()) % 24; h != 0 {
+			return fmt.Sprintf("%d days %d h", days, h)
+		}
+		return fmt.Sprintf("%d days", days)
+	}
+}
+
+// relative is t from now: "in 2 h 5 min" or "3 min ago".
+func relative(t, now time.Time) string {
+	if t.After(now) {
+		return "in " + humanDuration(t.Sub(now))
+	}
+	return humanDuration(now.Sub(t)) + " ago"
+}
+
+// parsePages parses each page with the shared layout.
+func (cs *console) parsePages() map[string]*template.Template {
+	funcs := template.FuncMap{
+		"label":  func(h token.Health) string { return healthLabels[h] },
+		"advice": rowAdvice,
+		"iso":    func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"fallback": func(t time.Time) string {
+			return relative(t, cs.now()) + " (" + t.UTC().Format("2 Jan 2006 15:04 MST") + ")"
+		},
+		"asset": func(name string) string {
+			a, ok := cs.assets[name]
+			if !ok {
+				panic("console: no asset " + name)
+			}
+			return "/admin/static/" + name + "?v=" + a.version
+		},
+		"join":  strings.Join,
+		"ms":    func(t time.Time) int64 { return t.UnixMilli() },
+		"human": humanDuration,
+		"held":  heldReason,
+	}
+	base := template.Must(template.New("layout").Funcs(funcs).ParseFS(consoleTemplates, "console/templates/layout.html", "console/templates/partials.html"))
+	pages := map[string]*template.Template{}
+	names, err := fs.Glob(consoleTemplates, "console/templates/*.html")
+	if err != nil {
+		panic(err)
+	}
+	for _, n := range names {
+		name := strings.TrimSuffix(n[strings.LastIndexByte(n, '/')+1:], ".html")
+		if name == "layout" || name == "partials" {
+			continue
+		}
+		pages[name] = template.Must(template.Must(base.Clone()).ParseFS(consoleTemplates, n))
+	}
+	return pages
+}

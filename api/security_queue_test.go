@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wxcc/tokenservice/shared/passphrase"
+)
+
+// Checks of a token's own passphrase (argon2id) go through a bounded queue:
+// what cannot wait gets 429 with Retry-After, and an address that recently
+// presented a right passphrase goes first, so guesses, however many, cannot
+// keep a flow from its token. The queue's worker is held by the test, so
+// that what waits and what is refused is certain.
+func TestPassphraseChecksQueueFairly(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"TRUSTED_PROXY_HOPS": "1"})
+	a := h.startAPI(nil)
+	own := "own-passphrase-" + randomHex(8)
+	h.Secret(own)
+	hash, err := passphrase.HashWith(own, passphrase.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.seed("guarded", 6*time.Hour, 30*24*time.Hour, map[string]any{"passphraseHash": hash})
+	h.seed("plain", 6*time.Hour, 30*24*time.Hour, nil)
+	one := passphrase.LaneLimits{Waiting: 1, PerKey: 1}
+	q := passphrase.NewQueue(passphrase.QueueConfig{Workers: 1, MaxWait: time.Minute,
+		Limits: [3]passphrase.LaneLimits{one, one, one}})
+	a.srv.verifier = passphrase.NewVerifier(0, q)
+
+	const flows, guesser, otherGuesser, newcomer = "198.51.100.60", "198.51.100.61", "198.51.100.62", "198.51.100.63"
+	ask := func(ip, name, pass string) reply {
+		return get(t, a.url+"/?name="+name, map[string]string{"x-token-passphrase": pass, "X-Forwarded-For": ip})
+	}
+	// Warm the cache, vouch for the flows' address, and give the guessers a failure each.
+	if r := ask(flows, "plain", h.Env["TOKEN_PASSPHRASE"]); r.code != 200 {
+		t.Fatalf("plain: got %d", r.code)
+	}
+	for _, g := range []string{guesser, otherGuesser} {
+		if r := ask(g, "guarded", "guess-"+randomHex(6)); r.code != 401 {
+			t.Fatalf("first guess from %s: got %d, want 401", g, r.code)
+		}
+	}
+
+	started, hold := make(chan struct{}), make(chan struct{})
+	release := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release)
+	go q.Run(context.Background(), passphrase.Caller{Key: "test"}, func() { close(started); <-hold })
+	<-started
+	var wg sync.WaitGroup
+	answers := map[string]int{}
+	var mu sync.Mutex
+	waiting := func(who, ip, pass string) {
+		before := q.Waiting()
+		wg.Go(func() {
+			r := ask(ip, "guarded", pass)
+			mu.Lock()
+			answers[who] = r.code
+			mu.Unlock()
+		})
+		deadline := time.Now().Add(10 * time.Second)
+		for q.Waiting() == before {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's check never queued", who)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	waiting("guesser", guesser, "guess-"+randomHex(6))
+	r := ask(otherGuesser, "guarded", "guess-"+randomHex(6))
+	if r.code != 429 || r.header.Get("Retry-After") == "" {
+		t.Fatalf("a guess while the suspects' place is taken: got %d Retry-After %q, want 429 with Retry-After", r.code, r.header.Get("Retry-After"))
+	}
+	// The flows' address and a newcomer without failures each have their
+	// own place (the newcomer's passphrase is wrong: the same right one
+	// would share the flows' computation).
+	waiting("flows", flows, own)
+	waiting("newcomer", newcomer, "newcomer-"+randomHex(6))
+	release()
+	wg.Wait()
+	want := map[string]int{"guesser": 401, "flows": 200, "newcomer": 401}
+	for who, code := range want {
+		if answers[who] != code {
+			t.Errorf("%s: got %d, want %d", who, answers[who], code)
+		}
+	}
+	// A refused check is not a failure: the other guesser is not blocked
+	// by it (one failure so far, limit 10).
+	if r := ask(otherGuesser, "guarded", own); r.code != 200 {
+		t.Errorf("the right passphrase from the refused address: got %d, want 200", r.code)
+	}
+}
+
+// Past perSecond refusals in a second, refusals are held (here until
+// their request ends), at most maxHeld at once; the next second starts
+// afresh.
+func TestRefusalPacer(t *testing.T) {
+	t.Parallel()
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix())
+	p := &refusalPacer{perSecond: 3, holdFor: time.Hour, maxHeld: 2, now: func() time.Time { return time.Unix(clock.Load(), 0) }}
+	ctx, cancel := context.WithCancel(context.Background())
+	for i := range 3 {
+		p.hold(ctx) // returns at once, or the test hangs
+		if h := p.held.Load(); h != 0 {
+			t.Fatalf("refusal %d: got %d held, want 0", i+1, h)
+		}
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { p.hold(ctx) })
+	}
+	for p.held.Load() != 2 {
+		time.Sleep(time.Millisecond)
+	}
+	p.hold(ctx) // a third over the limit is not held: maxHeld is 2
+	clock.Add(1)
+	p.hold(ctx) // a new second
+	if h := p.held.Load(); h != 2 {
+		t.Fatalf("got %d held, want 2", h)
+	}
+	cancel()
+	wg.Wait()
+	if h := p.held.Load(); h != 0 {
+		t.Fatalf("after the requests ended: got %d held, want 0", h)
+	}
+}

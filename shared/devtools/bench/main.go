@@ -1,0 +1,488 @@
+// Command bench measures the api as issue 12 asks, on this machine, and
+// prints a Markdown table:
+//
+//   - cold start: process start to the first token served (one Firestore
+//     read), over several starts;
+//   - the hot path: a cached GET /?name= against a bare Echo handler
+//     answering the same body (shared/devtools/bench/bareecho), each
+//     server pinned to CPU 0 and the load generator (hey) to CPU 1,
+//     alternating A/B rounds; the median ratio of throughput and of p99;
+//   - memory: resident memory and Go heap with 10 000 tokens cached, under
+//     load, and the bytes each cached token costs.
+//
+// It starts its own Firestore and Pub/Sub emulators and needs bin/api
+// (make build), hey and taskset. `make bench` runs it.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	gfs "cloud.google.com/go/firestore"
+
+	"github.com/wxcc/tokenservice/shared/testing/emulator"
+)
+
+const (
+	passphrase = "bench-passphrase-0123456789"
+	benchName  = "bench"
+)
+
+func main() {
+	rounds := flag.Int("rounds", 5, "alternating A/B rounds of the hot path")
+	duration := flag.Duration("duration", 8*time.Second, "length of one hey run")
+	conc := flag.Int("c", 32, "hey's concurrent clients")
+	starts := flag.Int("starts", 5, "cold starts measured")
+	tokens := flag.Int("tokens", 10000, "tokens cached for the memory figure")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *rounds, *duration, *conc, *starts, *tokens); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, rounds int, d time.Duration, conc, starts, tokens int) error {
+	for _, tool := range []string{"hey", "taskset", "bin/api"} {
+		if _, err := exec.LookPath(tool); err != nil && !fileExists(tool) {
+			return fmt.Errorf("%s is missing (apt-get install hey util-linux; make build)", tool)
+		}
+	}
+	work, err := os.MkdirTemp("", "bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	bare := filepath.Join(work, "bareecho")
+	if out, err := exec.Command("go", "build", "-trimpath", "-o", bare, "./shared/devtools/bench/bareecho").CombinedOutput(); err != nil {
+		return fmt.Errorf("build bareecho: %v\n%s", err, out)
+	}
+
+	fmt.Println("starting the Firestore and Pub/Sub emulators...")
+	fsEmu, err := emulator.Start(ctx, emulator.Firestore)
+	if err != nil {
+		return err
+	}
+	defer fsEmu.Stop()
+	psEmu, err := emulator.Start(ctx, emulator.PubSub)
+	if err != nil {
+		return err
+	}
+	defer psEmu.Stop()
+	os.Setenv(emulator.Firestore.EnvVar(), fsEmu.Host())
+	os.Setenv(emulator.PubSub.EnvVar(), psEmu.Host())
+	fs, err := gfs.NewClient(ctx, emulator.DefaultProject)
+	if err != nil {
+		return err
+	}
+	defer fs.Close()
+	const collection = "benchtokens"
+	if err := seed(ctx, fs, collection, []string{benchName}); err != nil {
+		return err
+	}
+	env := append(os.Environ(),
+		"GOOGLE_CLOUD_PROJECT="+emulator.DefaultProject,
+		"TOKENS_COLLECTION="+collection,
+		"TOKEN_PASSPHRASE="+passphrase,
+		"LOG_LEVEL=info",
+	)
+
+	var rep report
+	fmt.Printf("cold start, %d times...\n", starts)
+	for i := 0; i < starts; i++ {
+		took, err := coldStart(ctx, env)
+		if err != nil {
+			return err
+		}
+		rep.coldStarts = append(rep.coldStarts, took)
+	}
+
+	api, err := startServer(ctx, "bin/api", env, 0)
+	if err != nil {
+		return err
+	}
+	defer api.stop()
+	body, err := fetch(api.url+"/?name="+benchName, passphrase)
+	if err != nil {
+		return err
+	}
+	bodyFile := filepath.Join(work, "body.json")
+	if err := os.WriteFile(bodyFile, body, 0o600); err != nil {
+		return err
+	}
+	baseline, err := startServer(ctx, bare, append(os.Environ(), "BODY_FILE="+bodyFile), 0)
+	if err != nil {
+		return err
+	}
+	defer baseline.stop()
+	if got, err := fetch(baseline.url+"/", ""); err != nil || len(got) != len(body) {
+		return fmt.Errorf("bare echo answered %d bytes (%v), want %d", len(got), err, len(body))
+	}
+
+	fmt.Printf("hot path: %d alternating rounds of hey -c %d -z %s (servers on CPU 0, hey on CPU 1)...\n", rounds, conc, d)
+	for i := 0; i < rounds; i++ {
+		pair := [2]*server{api, baseline}
+		if i%2 == 1 {
+			pair = [2]*server{baseline, api}
+		}
+		var r round
+		for _, s := range pair {
+			res, err := hey(ctx, s.url+"/?name="+benchName, conc, d)
+			if err != nil {
+				return err
+			}
+			if s == api {
+				r.api = res
+			} else {
+				r.bare = res
+			}
+		}
+		fmt.Printf("  round %d: api %.0f req/s p99 %s, bare %.0f req/s p99 %s\n", i+1, r.api.rps, r.api.p99, r.bare.rps, r.bare.p99)
+		rep.rounds = append(rep.rounds, r)
+	}
+	baseline.stop()
+
+	fmt.Printf("memory: caching %d tokens...\n", tokens)
+	if err := rep.memory(ctx, fs, collection, api, tokens, conc); err != nil {
+		return err
+	}
+	rep.print(os.Stdout, conc, d)
+	return nil
+}
+
+type heyResult struct {
+	rps  float64
+	p99  time.Duration
+	non2 int
+}
+
+type round struct{ api, bare heyResult }
+
+type report struct {
+	coldStarts []time.Duration
+	rounds     []round
+
+	tokens                      int
+	rssBefore, rssAfter, rssMax int64
+	heapBefore, heapAfter       float64
+}
+
+var (
+	rpsRe   = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	p99Re   = regexp.MustCompile(`99% in ([0-9.]+) secs`)
+	codesRe = regexp.MustCompile(`\[(\d{3})\]\s+(\d+) responses`)
+)
+
+// hey runs the load generator pinned to CPU 1 and parses its summary.
+func hey(ctx context.Context, url string, conc int, d time.Duration) (heyResult, error) {
+	cmd := exec.CommandContext(ctx, "taskset", "-c", "1", "hey", "-c", strconv.Itoa(conc), "-z", d.String(),
+		"-H", "x-token-passphrase: "+passphrase, url)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return heyResult{}, fmt.Errorf("hey: %v\n%s", err, out)
+	}
+	var r heyResult
+	m := rpsRe.FindSubmatch(out)
+	p := p99Re.FindSubmatch(out)
+	if m == nil || p == nil {
+		return r, fmt.Errorf("cannot read hey's output:\n%s", out)
+	}
+	r.rps, _ = strconv.ParseFloat(string(m[1]), 64)
+	secs, _ := strconv.ParseFloat(string(p[1]), 64)
+	r.p99 = time.Duration(secs * float64(time.Second))
+	for _, c := range codesRe.FindAllSubmatch(out, -1) {
+		if string(c[1]) != "200" {
+			n, _ := strconv.Atoi(string(c[2]))
+			r.non2 += n
+		}
+	}
+	if r.non2 > 0 {
+		return r, fmt.Errorf("%d answers were not 200:\n%s", r.non2, out)
+	}
+	return r, nil
+}
+
+// server is a child process pinned to CPU 0 (or cpu).
+type server struct {
+	cmd  *exec.Cmd
+	url  string
+	once sync.Once
+}
+
+func startServer(ctx context.Context, bin string, env []string, cpu int) (*server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, "taskset", "-c", strconv.Itoa(cpu), bin)
+	cmd.Env = append(env, "PORT="+port)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = io.Discard, &logs
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{cmd: cmd, url: "http://127.0.0.1:" + port}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
+			c.Close()
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, fmt.Errorf("%s did not listen within 20s:\n%s", bin, logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (s *server) stop() {
+	s.once.Do(func() {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { s.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			s.cmd.Process.Kill()
+			<-done
+		}
+	})
+}
+
+// coldStart times process start to the first token served.
+func coldStart(ctx context.Context, env []string) (time.Duration, error) {
+	port, err := freePort()
+	if err != nil {
+		return 0, err
+	}
+	cmd := exec.CommandContext(ctx, "taskset", "-c", "0", "bin/api")
+	cmd.Env = append(env, "PORT="+port)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	s := &server{cmd: cmd}
+	defer s.stop()
+	url := "http://127.0.0.1:" + port + "/?name=" + benchName
+	for time.Since(start) < 20*time.Second {
+		if _, err := fetch(url, passphrase); err == nil {
+			return time.Since(start), nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return 0, errors.New("no token served within 20s of starting bin/api")
+}
+
+var client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+
+func fetch(url, pass string) ([]byte, error) {
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if pass != "" {
+		req.Header.Set("x-token-passphrase", pass)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != 200 {
+		err = fmt.Errorf("%s: %d %s", url, resp.StatusCode, b)
+	}
+	return b, err
+}
+
+// memory caches n more tokens in the api and reads its resident memory
+// and Go heap before, after, and at most while hey loads it.
+func (r *report) memory(ctx context.Context, fs *gfs.Client, collection string, api *server, n, conc int) error {
+	r.tokens = n
+	r.rssBefore = rss(api.cmd.Process.Pid)
+	r.heapBefore = heapInuse(api.url)
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("tok-%05d", i)
+	}
+	if err := seed(ctx, fs, collection, names); err != nil {
+		return err
+	}
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	var failed error
+	var mu sync.Mutex
+	for _, name := range names {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if _, err := fetch(api.url+"/?name="+name, passphrase); err != nil {
+				mu.Lock()
+				failed = err
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if failed != nil {
+		return failed
+	}
+	stop := make(chan struct{})
+	var peak int64
+	go func() {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				peak = max(peak, rss(api.cmd.Process.Pid))
+			}
+		}
+	}()
+	_, err := hey(ctx, api.url+"/?name="+names[n/2], conc, 5*time.Second)
+	close(stop)
+	if err != nil {
+		return err
+	}
+	r.rssAfter = rss(api.cmd.Process.Pid)
+	r.rssMax = max(peak, r.rssAfter)
+	r.heapAfter = heapInuse(api.url)
+	return nil
+}
+
+// rss is the resident set of pid in bytes, from /proc.
+func rss(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+var heapRe = regexp.MustCompile(`(?m)^go_memstats_heap_inuse_bytes ([0-9.e+]+)$`)
+
+// heapInuse reads the api's Go heap in use from /metrics (after the GC
+// the metrics handler does not force, so it is an upper bound).
+func heapInuse(base string) float64 {
+	b, err := fetch(base+"/metrics", "")
+	if err != nil {
+		return 0
+	}
+	m := heapRe.FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
+}
+
+// seed writes names as the Node sample writes them, 500 per batch.
+func seed(ctx context.Context, fs *gfs.Client, collection string, names []string) error {
+	now := time.Now()
+	for start := 0; start < len(names); start += 500 {
+		bw := fs.BulkWriter(ctx)
+		for _, name := range names[start:min(start+500, len(names))] {
+			doc := map[string]any{
+				"clientId": "client-" + name, "clientSecret": "secret-" + name, "redirectUri": "https://example.com/cb",
+				"accessToken": "at-" + name + "-0123456789abcdef0123456789abcdef", "refreshToken": "rt-" + name,
+				"accessExpires": now.Add(10 * time.Hour).UnixMilli(), "refreshExpires": now.Add(60 * 24 * time.Hour).UnixMilli(),
+				"lastRefresh": now.UnixMilli(),
+			}
+			if _, err := bw.Set(fs.Collection(collection).Doc(name), doc); err != nil {
+				return err
+			}
+		}
+		bw.End()
+	}
+	return nil
+}
+
+func (r *report) print(w io.Writer, conc int, d time.Duration) {
+	var tput, p99 []float64
+	for _, rd := range r.rounds {
+		tput = append(tput, rd.api.rps/rd.bare.rps)
+		p99 = append(p99, float64(rd.api.p99)/float64(rd.bare.p99))
+	}
+	fmt.Fprintf(w, "\n| figure | value | target |\n|---|---|---|\n")
+	fmt.Fprintf(w, "| hot path throughput, api / bare Echo (median of %d rounds, hey -c %d -z %s) | **%.2f×** (rounds %s) | ≥ 0.90× |\n",
+		len(r.rounds), conc, d, median(tput), list(tput, "%.2f"))
+	fmt.Fprintf(w, "| hot path p99, api / bare Echo | **%.2f×** (rounds %s) | ≤ 1.5× |\n", median(p99), list(p99, "%.2f"))
+	var apiRPS, bareRPS []float64
+	for _, rd := range r.rounds {
+		apiRPS, bareRPS = append(apiRPS, rd.api.rps), append(bareRPS, rd.bare.rps)
+	}
+	fmt.Fprintf(w, "| api throughput (median) | %.0f req/s | |\n| bare Echo throughput (median) | %.0f req/s | |\n", median(apiRPS), median(bareRPS))
+	var cs []float64
+	for _, c := range r.coldStarts {
+		cs = append(cs, float64(c.Milliseconds()))
+	}
+	fmt.Fprintf(w, "| cold start to the first token served (median of %d; min–max) | **%.0f ms** (%s) | ≤ 150 ms |\n",
+		len(cs), median(cs), minMax(cs))
+	fmt.Fprintf(w, "| api resident memory, %d tokens cached, under load (peak) | **%.1f MiB** (%.1f MiB before caching) | ≤ 64 MiB |\n",
+		r.tokens, mib(r.rssMax), mib(r.rssBefore))
+	fmt.Fprintf(w, "| Go heap per cached token | %.0f bytes | |\n", (r.heapAfter-r.heapBefore)/float64(r.tokens))
+	fmt.Fprintf(w, "| resident memory per cached token | %.0f bytes | |\n", float64(r.rssAfter-r.rssBefore)/float64(r.tokens))
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func list(v []float64, f string) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprintf(f, x)
+	}
+	return strings.Join(parts, " ")
+}
+
+func minMax(v []float64) string {
+	return fmt.Sprintf("%.0f–%.0f ms", slices.Min(v), slices.Max(v))
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return port, nil
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
