@@ -342,26 +342,30 @@ func (c *campaign) inject(ctx context.Context, pf plannedFault) {
 	case faultWebex5xx:
 		status := 500
 		fmt.Sscan(pf.Param, &status)
-		c.fake.FailAlways(webexfake.ServerError(status))
-		hold()
-		c.fake.ClearFaults()
+		c.webexFails(webexfake.ServerError(status), hold)
 	case faultWebex429:
-		c.fake.FailAlways(webexfake.RateLimited(pf.Param))
-		hold()
-		c.fake.ClearFaults()
+		c.webexFails(webexfake.RateLimited(pf.Param), hold)
 	case faultWebexSlow:
 		c.fake.SetLatency(webexTimeout + 3*time.Second)
 		hold()
 		c.fake.SetLatency(0)
 	case faultWebexReset:
-		c.fake.FailAlways(webexfake.Fault{Kind: webexfake.FaultReset})
-		hold()
-		c.fake.ClearFaults()
+		c.webexFails(webexfake.Fault{Kind: webexfake.FaultReset}, hold)
 	case faultWebexLost:
 		c.fake.FailNext(1, webexfake.Fault{Kind: webexfake.FaultLostAnswer})
 		hold() // the next call takes it and waits WEBEX_TIMEOUT for nothing
 	}
 	c.faults.set(f, func(f *fault) { f.End = time.Now() })
+}
+
+// webexFails makes the token endpoint and the Service Apps endpoint show
+// ft while hold lasts.
+func (c *campaign) webexFails(ft webexfake.Fault, hold func()) {
+	c.fake.FailAlways(ft)
+	c.fake.FailMintAlways(ft)
+	hold()
+	c.fake.ClearFaults()
+	c.fake.ClearMintFaults()
 }
 
 // runRevocations revokes the revoke group's integrations at their times.

@@ -26,23 +26,17 @@ const (
 	groupLapseBatch = "lapse-batch" // refresh tokens lapse together, access tokens due together; idle
 	groupRevoke     = "revoke"      // the user revokes the integration during the run
 	groupLate       = "late"        // onboarded while Pub/Sub is unreachable (the final outage)
-
-	// Service Apps (DESIGN section 5a, issue 9) are not in this tree yet.
-	// To add them: a group created with PUT {"kind":"service_app",
-	// "appId","clientId","clientSecret","targetOrgId","manager":<an
-	// onboard token>} once the fake serves the applications endpoint,
-	// read by flows like the others; mark its tokens' expectations
-	// (a lapse leads to a mint with trigger "mint", not to
-	// reauth_required) in expectReauth and in the invariants that use it.
+	groupServiceApp = "service-app" // Service Apps (DESIGN 5a), minted with soak-onboard-01 as manager
 )
 
-// groupSizes is the population: 59 tokens.
+// groupSizes is the population: 62 tokens.
 var groupSizes = []struct {
 	group string
 	n     int
 }{
 	{groupPlain, 24}, {groupOwn, 8}, {groupLong, 3}, {groupOnboard, 3},
 	{groupMigrate, 6}, {groupLapseRead, 3}, {groupLapseBatch, 6}, {groupRevoke, 4}, {groupLate, 2},
+	{groupServiceApp, 3},
 }
 
 // soakToken is one token of the population and what the campaign does
@@ -65,6 +59,9 @@ type soakToken struct {
 	// (zero: never); Revoked is when it was done.
 	RevokeAfter time.Duration
 	Revoked     time.Time
+	// AppID and OrgID are a Service App's (DESIGN section 5a); Manager
+	// is the integration that mints it.
+	AppID, OrgID, Manager string
 	// SeedAccess and SeedRefresh are the seeded tokens ("" for onboard).
 	SeedAccess, SeedRefresh string
 	// Seeded is when the document was written.
@@ -103,6 +100,10 @@ func planPopulation(rng *rand.Rand, d time.Duration, faultFrom, faultTo time.Dur
 				t.LapseAfter = d*3/10 + time.Duration(i)*3*time.Second
 			case groupLapseBatch:
 				t.LapseAfter = d * 4 / 10
+			case groupServiceApp:
+				t.AppID = "soak-app-" + randomHex(rng, 8)
+				t.OrgID = "soak-org-" + randomHex(rng, 4)
+				t.Manager = fmt.Sprintf("soak-%s-%02d", groupOnboard, 1)
 			case groupRevoke:
 				span := faultTo - faultFrom
 				t.RevokeAfter = faultFrom + span*time.Duration(i+1)/time.Duration(g.n+1)
@@ -170,6 +171,9 @@ func (c *campaign) onboard(ctx context.Context, t *soakToken) error {
 	api := c.apis()[0]
 	t.RedirectURI = api.URL() + "/callback"
 	c.fake.AddClient(t.ClientID, t.ClientSecret)
+	if c.isManager(t.Name) {
+		c.fake.SetClientExpiresIn(t.ClientID, managerLifetime)
+	}
 	c.secrets.add(t.ClientSecret)
 	body, _ := json.Marshal(map[string]any{"clientId": t.ClientID, "clientSecret": t.ClientSecret,
 		"redirectUri": t.RedirectURI, "scopes": []string{"spark:kms", "cjp:config_read"}})
@@ -198,6 +202,40 @@ func (c *campaign) onboard(ctx context.Context, t *soakToken) error {
 	return nil
 }
 
+// createServiceApp registers t's app with the fake Webex, authorized for
+// its org as a Full Admin does in Control Hub, and creates it with PUT
+// /admin/tokens/N: the api mints it at once, with its manager's token.
+func (c *campaign) createServiceApp(ctx context.Context, t *soakToken) error {
+	c.fake.AddApp(t.AppID, t.ClientID, t.ClientSecret, t.OrgID)
+	c.secrets.add(t.ClientSecret)
+	body, _ := json.Marshal(map[string]any{"kind": "service_app", "appId": t.AppID, "clientId": t.ClientID,
+		"clientSecret": t.ClientSecret, "targetOrgId": t.OrgID, "manager": t.Manager})
+	api := c.apis()[0]
+	if r := c.do(ctx, http.MethodPut, api.URL()+"/admin/tokens/"+t.Name, string(body), c.adminHeader()); r.Status != http.StatusOK {
+		return fmt.Errorf("service app %s: PUT answered %d %s", t.Name, r.Status, r.Body)
+	}
+	t.Seeded = time.Now()
+	return nil
+}
+
+// managerLifetime is the access token lifetime of the Service Apps'
+// manager. The protocol sends a manager's token along with a mint only
+// while it has a minute left (token.managerMinValidity, not
+// configurable, so not compressed): with the campaign's 60 s tokens no
+// mint could ever happen.
+const managerLifetime = 5 * time.Minute
+
+// isManager says whether a Service App of the population names name as
+// its manager.
+func (c *campaign) isManager(name string) bool {
+	for _, t := range c.tokens {
+		if t.Manager == name {
+			return true
+		}
+	}
+	return false
+}
+
 // givePassphrase sets t's own passphrase with PUT /admin/tokens/N.
 func (c *campaign) givePassphrase(ctx context.Context, t *soakToken) error {
 	c.secrets.add(t.Passphrase)
@@ -212,7 +250,7 @@ func (c *campaign) givePassphrase(ctx context.Context, t *soakToken) error {
 // seedBefore writes the documents that exist when the processes start.
 func (c *campaign) seedBefore(ctx context.Context) error {
 	for _, t := range c.tokens {
-		if t.Group == groupOnboard || t.Group == groupLate || t.seededAtT0() {
+		if t.Group == groupOnboard || t.Group == groupLate || t.Group == groupServiceApp || t.seededAtT0() {
 			continue
 		}
 		if err := c.seedDoc(ctx, t); err != nil {
@@ -231,6 +269,8 @@ func (c *campaign) seedAfterStart(ctx context.Context) error {
 			err = retrying(ctx, func() error { return c.onboard(ctx, t) })
 		case t.Passphrase != "":
 			err = retrying(ctx, func() error { return c.givePassphrase(ctx, t) })
+		case t.Group == groupServiceApp:
+			err = retrying(ctx, func() error { return c.createServiceApp(ctx, t) })
 		}
 		if err != nil {
 			return err

@@ -79,6 +79,9 @@ type Fake struct {
 	// ledger: what became of every refresh token, and every value issued
 	uses   map[string]*RefreshTokenUse
 	issued []string
+	// clientExpiresIn: access token lifetimes of clients that do not use
+	// expiresIn (SetClientExpiresIn)
+	clientExpiresIn map[string]time.Duration
 }
 
 type codeGrant struct {
@@ -266,6 +269,21 @@ func (f *Fake) SetExpiresIn(d time.Duration) {
 		d = DefaultExpiresIn
 	}
 	f.expiresIn = d
+}
+
+// SetClientExpiresIn sets the lifetime of the access tokens issued to
+// clientID (0: back to SetExpiresIn's), as lifetimes vary by integration.
+func (f *Fake) SetClientExpiresIn(clientID string, d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.clientExpiresIn == nil {
+		f.clientExpiresIn = map[string]time.Duration{}
+	}
+	if d == 0 {
+		delete(f.clientExpiresIn, clientID)
+		return
+	}
+	f.clientExpiresIn[clientID] = d
 }
 
 // SetRefreshExpiresIn sets the lifetime of refresh tokens issued by an

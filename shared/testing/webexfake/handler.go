@@ -227,9 +227,13 @@ func (f *Fake) exchangeLocked(clientID, code, redirectURI, verifier string) answ
 
 func (f *Fake) issueAccessLocked(clientID string, now time.Time) tokenAnswer {
 	at := random(AccessTokenPrefix)
-	f.access[at] = accessGrant{clientID: clientID, expires: now.Add(f.expiresIn), scopes: f.apps.scopes[clientID]}
+	expiresIn := f.expiresIn
+	if d, ok := f.clientExpiresIn[clientID]; ok {
+		expiresIn = d
+	}
+	f.access[at] = accessGrant{clientID: clientID, expires: now.Add(expiresIn), scopes: f.apps.scopes[clientID]}
 	f.issued = append(f.issued, at)
-	return tokenAnswer{AccessToken: at, ExpiresIn: *seconds(f.expiresIn), TokenType: "Bearer"}
+	return tokenAnswer{AccessToken: at, ExpiresIn: *seconds(expiresIn), TokenType: "Bearer"}
 }
 
 // s256 is PKCE's S256 transform of a code verifier.

@@ -94,3 +94,26 @@ func TestReset(t *testing.T) {
 		t.Errorf("after the reset: got %d, want 200", r.status)
 	}
 }
+
+func TestClientExpiresIn(t *testing.T) {
+	s := start(t)
+	s.AddClient("long-lived", "long-secret")
+	s.SetClientExpiresIn("long-lived", 5*time.Minute)
+	lived := func(client, secret string) float64 {
+		rt := s.IssueRefreshToken(client, 0)
+		f := refreshForm(rt)
+		f.Set("client_id", client)
+		f.Set("client_secret", secret)
+		return num(mustPost(t, s.TokenURL, f).json, "expires_in")
+	}
+	if got := lived("long-lived", "long-secret"); got != 300 {
+		t.Errorf("expires_in of the client with its own lifetime: got %v, want 300", got)
+	}
+	if got := lived(clientID, secret); got != DefaultExpiresIn.Seconds() {
+		t.Errorf("expires_in of another client: got %v, want %v", got, DefaultExpiresIn.Seconds())
+	}
+	s.SetClientExpiresIn("long-lived", 0)
+	if got := lived("long-lived", "long-secret"); got != DefaultExpiresIn.Seconds() {
+		t.Errorf("after SetClientExpiresIn(0): got %v, want the default", got)
+	}
+}
