@@ -20,12 +20,13 @@
 // the command starts them once. The binaries reach them through netfault
 // proxies, so that an outage loses no data.
 //
-// The population (59 tokens) is the Node sample's documents (some with
+// The population (62 tokens) is the Node sample's documents (some with
 // their own passphrase, some with times stored as doubles, a few with
 // 12-hour access tokens), tokens onboarded through /authorize and
-// /callback, tokens whose refresh tokens lapse during the run (six of
-// them due together while no flow reads them), integrations their user
-// revokes during the run, and two tokens onboarded while Pub/Sub is down.
+// /callback, Service Apps minted with one of those as their manager,
+// tokens whose refresh tokens lapse during the run (six of them due
+// together while no flow reads them), integrations their user revokes
+// during the run, and two tokens onboarded while Pub/Sub is down.
 // The fake Webex rotates refresh tokens, so that one presented twice is
 // seen. Faults: SIGKILL and SIGTERM of instances (the first api and the
 // first worker are spared and live through the run), Firestore and
