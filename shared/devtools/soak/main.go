@@ -71,6 +71,7 @@
 //     of process_resident_memory_bytes or go_goroutines (Mann–Kendall
 //     significant at p < 0.001 and a Theil–Sen growth over the window
 //     above max(8 MiB, 15 %) of memory, max(15, 25 %) of goroutines).
+//     With SOAK_RACE, memory is only reported: the race detector's grows.
 //  7. No secret the campaign knows (every token the fake issued, client
 //     secrets, passphrases, the encryption key) in any log line of any
 //     process, in an event or in an admin answer; no process exited that
