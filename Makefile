@@ -4,16 +4,23 @@ GO       ?= go
 BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w"
 PKGS     := ./...
 
-.PHONY: run test test-short build vet fmt bench fuzz docker-build-check deploy pin-images clean
+.PHONY: run test test-short build vet fmt bench fuzz docker-build-check deploy pin-images clean soak
+
+# The soak run that `make test` (and so CI) includes.
+SOAK_TEST_DURATION ?= 90s
 
 ## run: the whole service locally: emulators, fake Webex, worker, api, demo token.
 run: build
 	$(BUILD) -o bin/localstack ./shared/devtools/localstack
 	bin/localstack
 
-## test: every test, race detector on, with the emulators started once for the run.
+## test: every test, race detector on, then a 90 s soak campaign, with the emulators started once for both.
 test:
-	$(GO) run ./shared/devtools/withemulators -- $(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) run ./shared/devtools/withemulators -- sh -c '$(GO) test -race -count=1 -timeout 15m $(PKGS) && $(GO) run ./shared/devtools/soak -duration $(SOAK_TEST_DURATION)'
+
+## soak: the soak and fault campaign: SOAK_DURATION (default 10m), SOAK_SEED replays a schedule, SOAK_RACE=1 race-built binaries.
+soak:
+	$(GO) run ./shared/devtools/soak
 
 ## build: both binaries into bin/.
 build:

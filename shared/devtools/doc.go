@@ -1,5 +1,6 @@
 // Package devtools holds developer commands that are not part of the
 // service: withemulators (runs a command, such as the test suite, with the
-// Firestore and Pub/Sub emulators started once for the whole run) and
-// localstack (the whole service on one machine, for `make run`).
+// Firestore and Pub/Sub emulators started once for the whole run),
+// localstack (the whole service on one machine, for `make run`) and soak
+// (the soak and fault campaign, for `make soak` and part of `make test`).
 package devtools

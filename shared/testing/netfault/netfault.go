@@ -19,7 +19,10 @@ type Proxy struct {
 	cut    bool
 	refuse bool
 	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
+	// held are the connections accepted while cut and never answered,
+	// which Heal forwards.
+	held map[net.Conn]struct{}
+	wg   sync.WaitGroup
 }
 
 // Start listens on a free loopback port and forwards to target.
@@ -46,6 +49,7 @@ func (p *Proxy) Cut() {
 	for c := range p.conns {
 		c.Close()
 		delete(p.conns, c)
+		delete(p.held, c)
 	}
 }
 
@@ -65,6 +69,23 @@ func (p *Proxy) Restore() {
 	p.mu.Unlock()
 }
 
+// Heal ends a Cut or Refuse as a healed partition does: new connections
+// are forwarded again, and so are the ones accepted while cut, whose
+// clients were left waiting (what they sent meanwhile is delivered, as
+// TCP retransmission would). After Restore those clients wait for their
+// own timeouts instead.
+func (p *Proxy) Heal() {
+	p.mu.Lock()
+	p.cut, p.refuse = false, false
+	held := p.held
+	p.held = nil
+	p.mu.Unlock()
+	for c := range held {
+		p.wg.Add(1)
+		go p.forward(c)
+	}
+}
+
 // Close stops the proxy and closes every connection.
 func (p *Proxy) Close() error {
 	err := p.ln.Close()
@@ -78,6 +99,15 @@ func (p *Proxy) track(c net.Conn) bool {
 	defer p.mu.Unlock()
 	p.conns[c] = struct{}{}
 	return !p.cut
+}
+
+func (p *Proxy) hold(c net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held == nil {
+		p.held = map[net.Conn]struct{}{}
+	}
+	p.held[c] = struct{}{}
 }
 
 func (p *Proxy) accept() {
@@ -95,7 +125,8 @@ func (p *Proxy) accept() {
 			continue
 		}
 		if !p.track(c) {
-			continue // black hole: held open, never answered, closed by Cut or Close
+			p.hold(c)
+			continue // black hole: held open, never answered, closed by Cut or Close, forwarded by Heal
 		}
 		p.wg.Add(1)
 		go p.forward(c)

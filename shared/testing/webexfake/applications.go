@@ -121,6 +121,7 @@ func (f *Fake) IssueAccessToken(clientID string, ttl time.Duration) string {
 	}
 	at := random(AccessTokenPrefix)
 	f.access[at] = accessGrant{clientID: clientID, expires: f.now().Add(ttl), scopes: f.apps.scopes[clientID]}
+	f.issued = append(f.issued, at)
 	return at
 }
 
@@ -130,6 +131,7 @@ func (f *Fake) AddAccessToken(clientID, accessToken string, expires time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.access[accessToken] = accessGrant{clientID: clientID, expires: expires, scopes: f.apps.scopes[clientID]}
+	f.issued = append(f.issued, accessToken)
 }
 
 // RevokeAccessToken invalidates an access token: a mint with it as the
@@ -285,6 +287,7 @@ func (f *Fake) mintLocked(authorization, appID string, raw []byte) answer {
 	a := f.issueAccessLocked(app.clientID, now)
 	rt := random(RefreshTokenPrefix)
 	f.refresh[rt] = refreshGrant{clientID: app.clientID, expires: now.Add(f.refreshExpiresIn)}
+	f.issuedRefreshLocked(rt, f.refresh[rt])
 	a.RefreshToken = rt
 	a.RefreshTokenExpiresIn = seconds(f.refreshExpiresIn)
 	return answer{http.StatusOK, a}

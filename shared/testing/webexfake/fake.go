@@ -4,8 +4,10 @@
 // authorization_code to /v1/access_token, client_id and client_secret in
 // the body, JSON answers and OAuth error bodies) and can be told to
 // misbehave: latency, 5xx, 429 with Retry-After, forced invalid_grant,
-// malformed JSON, hanging, and answers that get lost after the grant was
-// made.
+// malformed JSON, hanging, connection resets, and answers that get lost
+// after the grant was made. A ledger (RefreshTokenUses) records what
+// became of every refresh token, so that a test can tell a refresh token
+// presented twice from a retry after a lost answer.
 //
 // A Fake is an http.Handler and imports no testing package, so a
 // non-test binary can serve it with net/http. Start and NewServer run it
@@ -73,6 +75,13 @@ type Fake struct {
 	stats Stats
 
 	apps applications // the Service Apps endpoint (applications.go)
+
+	// ledger: what became of every refresh token, and every value issued
+	uses   map[string]*RefreshTokenUse
+	issued []string
+	// clientExpiresIn: access token lifetimes of clients that do not use
+	// expiresIn (SetClientExpiresIn)
+	clientExpiresIn map[string]time.Duration
 }
 
 type codeGrant struct {
@@ -123,6 +132,7 @@ func New() *Fake {
 		expiresIn:        DefaultExpiresIn,
 		refreshExpiresIn: DefaultRefreshExpiresIn,
 		stats:            Stats{ByClient: map[string]int{}, ByRefreshToken: map[string]int{}},
+		uses:             map[string]*RefreshTokenUse{},
 	}
 }
 
@@ -169,6 +179,7 @@ func (f *Fake) IssueRefreshToken(clientID string, ttl time.Duration) string {
 	}
 	rt := random(RefreshTokenPrefix)
 	f.refresh[rt] = refreshGrant{clientID: clientID, expires: f.now().Add(ttl)}
+	f.issuedRefreshLocked(rt, f.refresh[rt])
 	return rt
 }
 
@@ -178,6 +189,7 @@ func (f *Fake) AddRefreshToken(clientID, refreshToken string, expires time.Time)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.refresh[refreshToken] = refreshGrant{clientID: clientID, expires: expires}
+	f.issuedRefreshLocked(refreshToken, f.refresh[refreshToken])
 }
 
 // RevokeRefreshToken invalidates a refresh token, as a user revoking the
@@ -185,6 +197,9 @@ func (f *Fake) AddRefreshToken(clientID, refreshToken string, expires time.Time)
 func (f *Fake) RevokeRefreshToken(refreshToken string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if _, ok := f.refresh[refreshToken]; ok {
+		f.retireLocked(refreshToken, RetiredByRevocation)
+	}
 	delete(f.refresh, refreshToken)
 }
 
@@ -254,6 +269,21 @@ func (f *Fake) SetExpiresIn(d time.Duration) {
 		d = DefaultExpiresIn
 	}
 	f.expiresIn = d
+}
+
+// SetClientExpiresIn sets the lifetime of the access tokens issued to
+// clientID (0: back to SetExpiresIn's), as lifetimes vary by integration.
+func (f *Fake) SetClientExpiresIn(clientID string, d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.clientExpiresIn == nil {
+		f.clientExpiresIn = map[string]time.Duration{}
+	}
+	if d == 0 {
+		delete(f.clientExpiresIn, clientID)
+		return
+	}
+	f.clientExpiresIn[clientID] = d
 }
 
 // SetRefreshExpiresIn sets the lifetime of refresh tokens issued by an

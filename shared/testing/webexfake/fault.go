@@ -1,6 +1,9 @@
 package webexfake
 
-import "net/http"
+import (
+	"net"
+	"net/http"
+)
 
 // FaultKind is a way the token endpoint misbehaves.
 type FaultKind int
@@ -23,6 +26,8 @@ const (
 	// the old one, a code is used up) and then hangs like FaultHang: the
 	// client never learns the result.
 	FaultLostAnswer
+	// FaultReset resets the connection (TCP RST) without an answer.
+	FaultReset
 )
 
 // Fault is one misbehaviour of the token endpoint.
@@ -99,6 +104,8 @@ func answerFault(w http.ResponseWriter, r *http.Request, ft Fault, stop <-chan s
 		case <-r.Context().Done():
 		case <-stop:
 		}
+	case FaultReset:
+		reset(w)
 	default:
 		status := ft.Status
 		if status == 0 {
@@ -109,4 +116,22 @@ func answerFault(w http.ResponseWriter, r *http.Request, ft Fault, stop <-chan s
 		}
 		writeError(w, status, "server_error", http.StatusText(status))
 	}
+}
+
+// reset closes the connection under w with SO_LINGER 0, so the client
+// sees a reset rather than an answer. Without a hijackable connection
+// (HTTP/2) it aborts the answer instead.
+func reset(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler)
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
 }

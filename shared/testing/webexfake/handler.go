@@ -96,15 +96,18 @@ func (f *Fake) serveToken(w http.ResponseWriter, r *http.Request) {
 	f.mu.Unlock()
 
 	if latency > 0 && !wait(r, latency, stop) {
+		f.noteUnanswered(form)
 		return // the client gave up
 	}
 	if faulted && fault.Kind != FaultLostAnswer {
+		f.noteUnanswered(form)
 		answerFault(w, r, fault, stop)
 		return
 	}
 
 	f.mu.Lock()
 	a := f.grantLocked(form)
+	f.noteGrantLocked(form, a, faulted)
 	f.mu.Unlock()
 
 	if faulted { // lost answer: the grant is made, the client never hears of it
@@ -121,6 +124,7 @@ func (f *Fake) countLocked(form url.Values) {
 	case "refresh_token":
 		f.stats.Refreshes++
 		f.stats.ByRefreshToken[form.Get("refresh_token")]++
+		f.notePresentedLocked(form.Get("refresh_token"))
 	case "authorization_code":
 		f.stats.Exchanges++
 	}
@@ -184,9 +188,11 @@ func (f *Fake) refreshLocked(clientID, rt string) answer {
 	case f.omitRefreshToken:
 		return answer{http.StatusOK, a}
 	case f.rotate:
+		f.retireLocked(rt, RetiredByRotation)
 		delete(f.refresh, rt)
 		rt = random(RefreshTokenPrefix)
 		f.refresh[rt] = g
+		f.issuedRefreshLocked(rt, g)
 	}
 	a.RefreshToken = rt
 	a.RefreshTokenExpiresIn = seconds(g.expires.Sub(now))
@@ -213,6 +219,7 @@ func (f *Fake) exchangeLocked(clientID, code, redirectURI, verifier string) answ
 	a := f.issueAccessLocked(clientID, now)
 	rt := random(RefreshTokenPrefix)
 	f.refresh[rt] = refreshGrant{clientID: clientID, expires: now.Add(f.refreshExpiresIn)}
+	f.issuedRefreshLocked(rt, f.refresh[rt])
 	a.RefreshToken = rt
 	a.RefreshTokenExpiresIn = seconds(f.refreshExpiresIn)
 	return answer{http.StatusOK, a}
@@ -220,8 +227,13 @@ func (f *Fake) exchangeLocked(clientID, code, redirectURI, verifier string) answ
 
 func (f *Fake) issueAccessLocked(clientID string, now time.Time) tokenAnswer {
 	at := random(AccessTokenPrefix)
-	f.access[at] = accessGrant{clientID: clientID, expires: now.Add(f.expiresIn), scopes: f.apps.scopes[clientID]}
-	return tokenAnswer{AccessToken: at, ExpiresIn: *seconds(f.expiresIn), TokenType: "Bearer"}
+	expiresIn := f.expiresIn
+	if d, ok := f.clientExpiresIn[clientID]; ok {
+		expiresIn = d
+	}
+	f.access[at] = accessGrant{clientID: clientID, expires: now.Add(expiresIn), scopes: f.apps.scopes[clientID]}
+	f.issued = append(f.issued, at)
+	return tokenAnswer{AccessToken: at, ExpiresIn: *seconds(expiresIn), TokenType: "Bearer"}
 }
 
 // s256 is PKCE's S256 transform of a code verifier.
