@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,10 +62,13 @@ type server struct {
 	// read: until then no inline refresh is tried (it would only make
 	// callers wait for the store too).
 	storeDownUntil atomic.Int64
-	tokenKeys      passphrase.Configured // TOKEN_PASSPHRASE and _PREVIOUS
-	adminKey       passphrase.Configured // ADMIN_PASSPHRASE
-	verifier       *passphrase.Verifier  // per-token passphrases, memoised, queued
-	throttle       *authFailures
+	// rereads (name → unix ns) paces re-reading a cached token that
+	// cannot be served; one entry per existing token at most.
+	rereads   sync.Map
+	tokenKeys passphrase.Configured // TOKEN_PASSPHRASE and _PREVIOUS
+	adminKey  passphrase.Configured // ADMIN_PASSPHRASE
+	verifier  *passphrase.Verifier  // per-token passphrases, memoised, queued
+	throttle  *authFailures
 	// successes are the addresses that recently presented a right
 	// passphrase: their argon2id checks go first.
 	successes *throttle.Successes

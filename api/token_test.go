@@ -382,3 +382,30 @@ func TestUnknownNamesAreRememberedBriefly(t *testing.T) {
 		t.Fatalf("after /init got %d, want 409 (not authorized yet)", r.code)
 	}
 }
+
+// TestRefreshNowElsewhereIsServedAtOnce: a token this instance holds in
+// its cache as backing off and no longer servable is re-read before a
+// failure is answered, so that another instance's Refresh now is served
+// at once, not after CACHE_MAX_AGE (found by the soak campaign).
+func TestRefreshNowElsewhereIsServedAtOnce(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"ADMIN_PASSPHRASE": adminPass})
+	h.Secret(adminPass)
+	a, b := h.startAPI(nil), h.startAPI(nil)
+	h.seed("fading", 2*time.Minute, 30*24*time.Hour, map[string]any{
+		"nextAttempt": time.Now().Add(10 * time.Minute).UnixMilli(),
+		"lastError":   map[string]any{"at": time.Now().UnixMilli(), "message": "webex answered 503", "permanent": false},
+	})
+	if r := h.token(b, "fading"); r.code != 503 {
+		t.Fatalf("before: got %d %s, want 503 (backing off, 2 min left)", r.code, r.raw)
+	}
+	if r := do(t, http.MethodPost, a.url+"/admin/tokens/fading/refresh", "", admin(nil)); r.code != 200 {
+		t.Fatalf("refresh now on the other instance: got %d %s", r.code, r.raw)
+	}
+	h.Clock.Advance(time.Second) // the flow retries after Retry-After (1 s); CACHE_MAX_AGE is 60 s
+	r := h.token(b, "fading")
+	if r.code != 200 {
+		t.Fatalf("after Refresh now elsewhere: got %d %s, want 200 at once", r.code, r.raw)
+	}
+	h.Secret(r.str("token"))
+}

@@ -125,6 +125,12 @@ func (s *server) servable(ctx context.Context, t *token.Token, budget time.Time)
 		if t.Servable(now, s.cfg.MinTokenValidity) {
 			return t, nil
 		}
+		// Before a failure, make sure it is not this instance's copy that
+		// is old: another instance (an admin's Refresh now, a
+		// re-authorization) may have stored a new token meanwhile.
+		if fresh := s.reread(ctx, t, budget); fresh != nil {
+			return s.servable(ctx, fresh, budget)
+		}
 		return nil, err
 	}
 	if now.UnixNano() < s.storeDownUntil.Load() {
@@ -152,6 +158,27 @@ func (s *server) servable(ctx context.Context, t *token.Token, budget time.Time)
 		err = token.ErrUnavailable
 	}
 	return nil, err
+}
+
+// reread reads t's document again, unless the store is known down, and
+// returns it (cached) if it has moved on from t, else nil. It is for the
+// failure path only: a cached token that cannot be served.
+func (s *server) reread(ctx context.Context, t *token.Token, budget time.Time) *token.Token {
+	now := s.now().UnixNano()
+	if now < s.storeDownUntil.Load() {
+		return nil
+	}
+	// At most once a second per token: a flow that keeps asking for a
+	// token that needs a person costs one read a second, not one a request.
+	if last, ok := s.rereads.Load(t.Name); ok && now-last.(int64) < int64(time.Second) {
+		return nil
+	}
+	s.rereads.Store(t.Name, now)
+	cur, err := s.load(ctx, t.Name, budget)
+	if err != nil || (cur.Generation == t.Generation && cur.Status == t.Status && cur.Version.Equal(t.Version)) {
+		return nil
+	}
+	return s.cache.put(cur, s.now().Add(s.cfg.CacheMaxAge)).tok
 }
 
 // load reads name from the store, one read per name at a time, bounded by

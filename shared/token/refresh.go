@@ -472,6 +472,11 @@ func (r *Refresher) afterCall(ctx context.Context, t *Token, g Grant, err error,
 // failure, releasing a lease.
 const commitTimeout = 5 * time.Second
 
+// grantCommitWindow is how long a grant in hand is tried to be stored:
+// the lease outlives the Webex call by 15 s, so within it no other
+// instance sends the refresh token again.
+const grantCommitWindow = 15 * time.Second
+
 // detached returns a context for such a write: free of ctx's
 // cancellation (a shutdown, a caller who gave up), bounded by commitTimeout.
 func detached(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -498,18 +503,36 @@ func (r *Refresher) storeGrant(ctx context.Context, name string, g Grant, trigge
 		events = []Event{NewEvent(EventRotated, cur, trigger, now)}
 		return events, nil
 	}
-	ctx, cancel := detached(ctx)
+	// Tried for as long as the lease still has after the Webex call
+	// (its 15 s beyond WebexTimeout), each attempt bounded by
+	// commitTimeout; during a shutdown, for commitTimeout only, to fit
+	// Cloud Run's 10 s.
+	window := grantCommitWindow
+	if r.base.Err() != nil {
+		window = commitTimeout
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), window)
 	defer cancel()
 	var (
 		saved *Token
 		err   error
 	)
-	for attempt := 0; attempt < 3; attempt++ {
-		saved, err = r.o.Store.Update(ctx, name, apply)
-		if err == nil || errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) || ctx.Err() != nil {
+	for attempt := 1; ; attempt++ {
+		actx, acancel := context.WithTimeout(wctx, commitTimeout)
+		saved, err = r.o.Store.Update(actx, name, apply)
+		acancel()
+		if err == nil || errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
 			break
 		}
-		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+		pause := time.NewTimer(min(time.Duration(attempt)*200*time.Millisecond, time.Second))
+		select {
+		case <-wctx.Done():
+		case <-pause.C:
+		}
+		pause.Stop()
+		if wctx.Err() != nil {
+			break
+		}
 	}
 	if err != nil {
 		if !errors.Is(err, ErrConflict) {

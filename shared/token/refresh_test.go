@@ -3,6 +3,7 @@ package token_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -682,5 +683,45 @@ func TestForcedRefresh(t *testing.T) {
 	}
 	if n := f.issuer.Calls(); n != 2 {
 		t.Fatalf("got %d webex calls in all, want 2: one per Refresh now", n)
+	}
+}
+
+// outageStore fails the first fails Updates as an unreachable store would.
+type outageStore struct {
+	*memstore.Store
+	mu    sync.Mutex
+	fails int
+}
+
+func (s *outageStore) Update(ctx context.Context, name string, fn func(t *token.Token) ([]token.Event, error)) (*token.Token, error) {
+	s.mu.Lock()
+	failing := s.fails > 0
+	s.fails--
+	s.mu.Unlock()
+	if failing {
+		return nil, fmt.Errorf("update %s: %w", name, token.ErrUnavailable)
+	}
+	return s.Store.Update(ctx, name, fn)
+}
+
+// TestGrantSurvivesAStoreOutage: a grant in hand is tried to be stored for
+// as long as the lease covers, not three times: with a rotating Webex the
+// refresh token just spent is worthless, and dropping the new one would
+// force a re-authorization (found by the soak campaign).
+func TestGrantSurvivesAStoreOutage(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "due", time.Hour)
+	store := &outageStore{Store: f.store, fails: 5}
+	r := token.NewRefresher(token.RefresherConfig{
+		Store: store, Issuer: f.issuer, Now: f.clock.Now, Holder: "holder-x",
+		Threshold: 2 * time.Hour, WebexTimeout: 2 * time.Second, PollInterval: 5 * time.Millisecond,
+	})
+	t.Cleanup(r.Close)
+	res, err := r.Refresh(context.Background(), "due", scheduled)
+	if err != nil || res.Outcome != token.Refreshed {
+		t.Fatalf("got %v %v, want the grant stored once the store answers again", res.Outcome, err)
+	}
+	if got := f.get(t, "due"); got.RefreshToken != "rt-new" || got.Generation != 1 {
+		t.Fatalf("stored refresh token %q generation %d, want rt-new 1", got.RefreshToken, got.Generation)
 	}
 }
