@@ -145,17 +145,21 @@ func run(ctx context.Context, rounds int, d time.Duration, conc, starts, tokens 
 		}
 		var r round
 		for _, s := range pair {
+			cpu0, steal0 := cpuTime(s.cmd.Process.Pid), stealTime()
 			res, err := hey(ctx, s.url+"/?name="+benchName, conc, d)
 			if err != nil {
 				return err
 			}
+			res.cpuPerReq = (cpuTime(s.cmd.Process.Pid) - cpu0) / time.Duration(max(res.n, 1))
+			res.steal = stealTime() - steal0
 			if s == api {
 				r.api = res
 			} else {
 				r.bare = res
 			}
 		}
-		fmt.Printf("  round %d: api %.0f req/s p99 %s, bare %.0f req/s p99 %s\n", i+1, r.api.rps, r.api.p99, r.bare.rps, r.bare.p99)
+		fmt.Printf("  round %d: api %.0f req/s p99 %s CPU %s/req, bare %.0f req/s p99 %s CPU %s/req; steal %s, %s\n", i+1,
+			r.api.rps, r.api.p99, r.api.cpuPerReq, r.bare.rps, r.bare.p99, r.bare.cpuPerReq, r.api.steal, r.bare.steal)
 		rep.rounds = append(rep.rounds, r)
 	}
 	baseline.stop()
@@ -171,7 +175,13 @@ func run(ctx context.Context, rounds int, d time.Duration, conc, starts, tokens 
 type heyResult struct {
 	rps  float64
 	p99  time.Duration
+	n    int // 200 answers
 	non2 int
+
+	// Filled in by the caller: the server's CPU time (user + system) per
+	// answer, and the time the hypervisor took from this machine's CPUs
+	// during the run (a round with much of it says little).
+	cpuPerReq, steal time.Duration
 }
 
 type round struct{ api, bare heyResult }
@@ -209,8 +219,10 @@ func hey(ctx context.Context, url string, conc int, d time.Duration) (heyResult,
 	secs, _ := strconv.ParseFloat(string(p[1]), 64)
 	r.p99 = time.Duration(secs * float64(time.Second))
 	for _, c := range codesRe.FindAllSubmatch(out, -1) {
-		if string(c[1]) != "200" {
-			n, _ := strconv.Atoi(string(c[2]))
+		n, _ := strconv.Atoi(string(c[2]))
+		if string(c[1]) == "200" {
+			r.n += n
+		} else {
 			r.non2 += n
 		}
 	}
@@ -369,6 +381,46 @@ func (r *report) memory(ctx context.Context, fs *gfs.Client, collection string, 
 	return nil
 }
 
+// cpuTime is the CPU time pid's threads have run, from the scheduler's
+// own accounting in /proc/<pid>/task/*/schedstat (nanoseconds; utime and
+// stime in /proc/<pid>/stat are sampled at each tick, which misjudges a
+// server that runs in short bursts).
+func cpuTime(pid int) time.Duration {
+	paths, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	var sum time.Duration
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) > 0 {
+			ns, _ := strconv.ParseInt(f[0], 10, 64)
+			sum += time.Duration(ns)
+		}
+	}
+	return sum
+}
+
+// clockTick is the unit of the times in /proc/stat (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// stealTime is the time the hypervisor has taken from all CPUs, from
+// /proc/stat.
+func stealTime() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	v, _ := strconv.ParseInt(f[8], 10, 64)
+	return time.Duration(v) * clockTick
+}
+
 // rss is the resident set of pid in bytes, from /proc.
 func rss(pid int) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -432,6 +484,14 @@ func (r *report) print(w io.Writer, conc int, d time.Duration) {
 	fmt.Fprintf(w, "| hot path throughput, api / bare Echo (median of %d rounds, hey -c %d -z %s) | **%.2f×** (rounds %s) | ≥ 0.90× |\n",
 		len(r.rounds), conc, d, median(tput), list(tput, "%.2f"))
 	fmt.Fprintf(w, "| hot path p99, api / bare Echo | **%.2f×** (rounds %s) | ≤ 1.5× |\n", median(p99), list(p99, "%.2f"))
+	var cpu []float64
+	var steal time.Duration
+	for _, rd := range r.rounds {
+		cpu = append(cpu, float64(rd.api.cpuPerReq)/float64(rd.bare.cpuPerReq))
+		steal += rd.api.steal + rd.bare.steal
+	}
+	fmt.Fprintf(w, "| server CPU per answer, api / bare Echo | %.2f× (rounds %s) | |\n", median(cpu), list(cpu, "%.2f"))
+	fmt.Fprintf(w, "| CPU time the hypervisor took during the hot path (steal) | %s of %s | |\n", steal, 2*time.Duration(len(r.rounds))*2*d)
 	var apiRPS, bareRPS []float64
 	for _, rd := range r.rounds {
 		apiRPS, bareRPS = append(apiRPS, rd.api.rps), append(bareRPS, rd.bare.rps)
