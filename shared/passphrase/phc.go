@@ -98,7 +98,7 @@ func HashWith(p string, prm Params) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("hash passphrase: %w", err)
 	}
-	key := argon2.IDKey([]byte(p), salt, prm.Time, prm.MemoryKiB, prm.Threads, uint32(prm.KeyLen))
+	key := idKey([]byte(p), salt, prm.Time, prm.MemoryKiB, prm.Threads, uint32(prm.KeyLen))
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, prm.MemoryKiB, prm.Time, prm.Threads,
 		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
@@ -116,7 +116,7 @@ func Verify(p, phc string) (bool, error) {
 	if len(p) > MaxBytes {
 		return false, nil
 	}
-	got := argon2.IDKey([]byte(p), salt, prm.Time, prm.MemoryKiB, prm.Threads, uint32(len(want)))
+	got := idKey([]byte(p), salt, prm.Time, prm.MemoryKiB, prm.Threads, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 
