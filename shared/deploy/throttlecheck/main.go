@@ -72,21 +72,20 @@ func main() {
 	}
 }
 
+func stopAll(procs []*emulator.Process) {
+	for _, p := range procs {
+		p.Stop()
+	}
+}
+
 func run() error {
 	ctx := context.Background()
 	os.Setenv("GOOGLE_CLOUD_PROJECT", project)
-	fsEmu, err := emulator.Start(ctx, emulator.Firestore)
+	procs, err := emulator.StartMissing(emulator.Firestore, emulator.PubSub)
+	defer stopAll(procs)
 	if err != nil {
 		return err
 	}
-	defer fsEmu.Stop()
-	psEmu, err := emulator.Start(ctx, emulator.PubSub)
-	if err != nil {
-		return err
-	}
-	defer psEmu.Stop()
-	os.Setenv(emulator.Firestore.EnvVar(), fsEmu.Host())
-	os.Setenv(emulator.PubSub.EnvVar(), psEmu.Host())
 	fs, err := gfs.NewClient(ctx, project)
 	if err != nil {
 		return err

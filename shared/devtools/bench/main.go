@@ -10,7 +10,8 @@
 //   - memory: resident memory and Go heap with 10 000 tokens cached, under
 //     load, and the bytes each cached token costs.
 //
-// It starts its own Firestore and Pub/Sub emulators and needs bin/api
+// It starts the Firestore and Pub/Sub emulators (unless their variables
+// name running ones) and needs bin/api
 // (make build), hey and taskset. `make bench` runs it.
 package main
 
@@ -76,19 +77,16 @@ func run(ctx context.Context, rounds int, d time.Duration, conc, starts, tokens 
 		return fmt.Errorf("build bareecho: %v\n%s", err, out)
 	}
 
-	fmt.Println("starting the Firestore and Pub/Sub emulators...")
-	fsEmu, err := emulator.Start(ctx, emulator.Firestore)
+	fmt.Println("starting the Firestore and Pub/Sub emulators (unless running)...")
+	procs, err := emulator.StartMissing(emulator.Firestore, emulator.PubSub)
+	defer func() {
+		for _, p := range procs {
+			p.Stop()
+		}
+	}()
 	if err != nil {
 		return err
 	}
-	defer fsEmu.Stop()
-	psEmu, err := emulator.Start(ctx, emulator.PubSub)
-	if err != nil {
-		return err
-	}
-	defer psEmu.Stop()
-	os.Setenv(emulator.Firestore.EnvVar(), fsEmu.Host())
-	os.Setenv(emulator.PubSub.EnvVar(), psEmu.Host())
 	fs, err := gfs.NewClient(ctx, emulator.DefaultProject)
 	if err != nil {
 		return err

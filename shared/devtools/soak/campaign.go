@@ -67,14 +67,14 @@ type campaign struct {
 	stopping bool
 	stopMu   sync.Mutex
 
-	reqs        requests
-	adminBodies strs
+	reqs        records[request]
+	adminBodies records[string]
 	sample      sampleWrites
 	faults      faultLog
 	tl          *timeline
-	events      eventLog
-	resources   resourceLog
-	health      healthLog
+	events      records[event]
+	resources   records[resourceSample]
+	health      records[healthSample]
 	// final is the documents at the end of the load, before shutdown.
 	final map[string]docState
 	// metricsPages are the processes' /metrics at the end, by name.

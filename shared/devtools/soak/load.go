@@ -40,24 +40,6 @@ type request struct {
 
 func (r request) latency() time.Duration { return r.End.Sub(r.Start) }
 
-// requests records the outcomes of the load.
-type requests struct {
-	mu   sync.Mutex
-	list []request
-}
-
-func (rs *requests) add(r request) {
-	rs.mu.Lock()
-	rs.list = append(rs.list, r)
-	rs.mu.Unlock()
-}
-
-func (rs *requests) all() []request {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	return append([]request(nil), rs.list...)
-}
-
 // answer is what do got back.
 type answer struct {
 	Status int
@@ -239,22 +221,4 @@ func (c *campaign) probePassphrases(ctx context.Context) {
 			c.get(ctx, t, api, "get")
 		}
 	}
-}
-
-// strs is a concurrency-safe list of strings (answers scanned for secrets).
-type strs struct {
-	mu   sync.Mutex
-	list []string
-}
-
-func (s *strs) add(v string) {
-	s.mu.Lock()
-	s.list = append(s.list, v)
-	s.mu.Unlock()
-}
-
-func (s *strs) all() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.list...)
 }

@@ -189,17 +189,6 @@ type event struct {
 	Received       time.Time
 }
 
-type eventLog struct {
-	mu   sync.Mutex
-	list []event
-}
-
-func (l *eventLog) all() []event {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]event(nil), l.list...)
-}
-
 // receiveEvents collects the subscription's messages until ctx ends.
 func (c *campaign) receiveEvents(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() {
@@ -212,9 +201,7 @@ func (c *campaign) receiveEvents(ctx context.Context, wg *sync.WaitGroup) {
 				}
 				e.Generation, _ = strconv.ParseInt(m.Attributes[pubsub.AttrGeneration], 10, 64)
 				_ = json.Unmarshal(m.Data, &e.Data)
-				c.events.mu.Lock()
-				c.events.list = append(c.events.list, e)
-				c.events.mu.Unlock()
+				c.events.add(e)
 			})
 			select {
 			case <-ctx.Done():
@@ -231,17 +218,6 @@ type resourceSample struct {
 	Life       int
 	RSS        float64 // bytes
 	Goroutines float64
-}
-
-type resourceLog struct {
-	mu   sync.Mutex
-	list []resourceSample
-}
-
-func (l *resourceLog) all() []resourceSample {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]resourceSample(nil), l.list...)
 }
 
 // sampleResources reads process_resident_memory_bytes and go_goroutines
@@ -271,9 +247,7 @@ func (c *campaign) sampleResources(ctx context.Context, wg *sync.WaitGroup) {
 				if !ok1 || !ok2 {
 					continue
 				}
-				c.resources.mu.Lock()
-				c.resources.list = append(c.resources.list, resourceSample{At: time.Now(), Proc: p.Name, Life: l.N, RSS: rss, Goroutines: gr})
-				c.resources.mu.Unlock()
+				c.resources.add(resourceSample{At: time.Now(), Proc: p.Name, Life: l.N, RSS: rss, Goroutines: gr})
 			}
 		}
 	})
@@ -363,17 +337,6 @@ func (h healthSample) healthy() bool {
 	return h.ProcsUp && h.tokensHealthy() && h.outboxClear(time.Time{}, h.At.Add(-5*time.Second))
 }
 
-type healthLog struct {
-	mu   sync.Mutex
-	list []healthSample
-}
-
-func (l *healthLog) all() []healthSample {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]healthSample(nil), l.list...)
-}
-
 // watchHealth samples health every second until ctx ends.
 func (c *campaign) watchHealth(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() {
@@ -385,10 +348,7 @@ func (c *campaign) watchHealth(ctx context.Context, wg *sync.WaitGroup) {
 				return
 			case <-tick.C:
 			}
-			h := c.healthNow(ctx)
-			c.health.mu.Lock()
-			c.health.list = append(c.health.list, h)
-			c.health.mu.Unlock()
+			c.health.add(c.healthNow(ctx))
 		}
 	})
 }

@@ -28,7 +28,7 @@ const DefaultProject = "demo-tokens"
 // If an emulator cannot start, Main prints why, with the tail of its
 // output, and returns 1 without running the tests.
 func Main(m *testing.M, kinds ...Kind) int {
-	procs, err := startMissing(kinds)
+	procs, err := StartMissing(kinds...)
 	defer func() {
 		for _, p := range procs {
 			if err := p.Stop(); err != nil {
@@ -46,8 +46,10 @@ func Main(m *testing.M, kinds ...Kind) int {
 	return m.Run()
 }
 
-// startMissing starts, in parallel, the emulators whose variable is unset.
-func startMissing(kinds []Kind) ([]*Process, error) {
+// StartMissing starts, in parallel, the emulators of kinds whose variable
+// is unset, and sets the variables to them. Stop the processes it returns
+// when done, also when it returns an error (some may have started).
+func StartMissing(kinds ...Kind) ([]*Process, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 	defer cancel()
 	var (
