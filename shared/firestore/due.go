@@ -44,6 +44,14 @@ func (s *Store) walk(ctx context.Context, field string, before time.Time, pageSi
 		return fmt.Errorf("page size %d must be positive", pageSize)
 	}
 	q := s.coll.Where(field, "<", before.UnixMilli()).OrderBy(field, gfs.Asc)
+	return s.eachToken(ctx, q, pageSize, fn)
+}
+
+// eachToken calls fn for the tokens q finds. A document that cannot be
+// decoded or opened is skipped: the walk goes on (one bad document must
+// not stop the others' refreshes), and the errors of all skipped
+// documents are returned at the end.
+func (s *Store) eachToken(ctx context.Context, q gfs.Query, pageSize int, fn func(*token.Token) error) error {
 	var skipped []error
 	err := s.eachDocument(ctx, q, pageSize, func(snap *gfs.DocumentSnapshot) error {
 		t, err := s.fromSnapshot(snap)

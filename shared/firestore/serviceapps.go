@@ -2,7 +2,6 @@ package firestore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	gfs "cloud.google.com/go/firestore"
@@ -21,19 +20,7 @@ func (s *Store) ServiceApps(ctx context.Context, pageSize int, fn func(*token.To
 		return fmt.Errorf("service apps: page size %d must be positive", pageSize)
 	}
 	q := s.coll.Where(fKind, "==", string(token.KindServiceApp)).OrderBy(gfs.DocumentID, gfs.Asc)
-	var skipped []error
-	err := s.eachDocument(ctx, q, pageSize, func(snap *gfs.DocumentSnapshot) error {
-		t, err := s.fromSnapshot(snap)
-		if err != nil {
-			skipped = append(skipped, fmt.Errorf("skip %s: %w", snap.Ref.ID, err))
-			return nil
-		}
-		return fn(t)
-	})
-	if err == nil {
-		err = errors.Join(skipped...)
-	}
-	if err != nil {
+	if err := s.eachToken(ctx, q, pageSize, fn); err != nil {
 		return fmt.Errorf("service apps: %w", err)
 	}
 	return nil
