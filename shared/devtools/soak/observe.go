@@ -190,25 +190,48 @@ type event struct {
 }
 
 // receiveEvents collects the subscription's messages until ctx ends.
+// The Pub/Sub client's Receive can outlive ctx by far when the emulator
+// went away under it (seen: a stream's Send stuck for 30 minutes), so the
+// campaign waits for it at most receiverStopWait after ctx ends and then
+// goes on without it.
 func (c *campaign) receiveEvents(ctx context.Context, wg *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.receive(ctx)
+	}()
 	wg.Go(func() {
-		for ctx.Err() == nil {
-			_ = c.ps.Subscriber(c.sub).Receive(ctx, func(_ context.Context, m *gps.Message) {
-				m.Ack()
-				e := event{
-					ID: m.Attributes[pubsub.AttrID], Type: m.Attributes[pubsub.AttrType], Name: m.Attributes[pubsub.AttrName],
-					Attributes: m.Attributes, RawData: string(m.Data), Published: m.PublishTime, Received: time.Now(),
-				}
-				e.Generation, _ = strconv.ParseInt(m.Attributes[pubsub.AttrGeneration], 10, 64)
-				_ = json.Unmarshal(m.Data, &e.Data)
-				c.events.add(e)
-			})
+		select {
+		case <-done:
+		case <-ctx.Done():
 			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
+			case <-done:
+			case <-time.After(receiverStopWait):
+				c.say("%s: the Pub/Sub receiver did not stop within %v of the end; going on without it", c.p.Name, receiverStopWait)
 			}
 		}
 	})
+}
+
+const receiverStopWait = 15 * time.Second
+
+func (c *campaign) receive(ctx context.Context) {
+	for ctx.Err() == nil {
+		_ = c.ps.Subscriber(c.sub).Receive(ctx, func(_ context.Context, m *gps.Message) {
+			m.Ack()
+			e := event{
+				ID: m.Attributes[pubsub.AttrID], Type: m.Attributes[pubsub.AttrType], Name: m.Attributes[pubsub.AttrName],
+				Attributes: m.Attributes, RawData: string(m.Data), Published: m.PublishTime, Received: time.Now(),
+			}
+			e.Generation, _ = strconv.ParseInt(m.Attributes[pubsub.AttrGeneration], 10, 64)
+			_ = json.Unmarshal(m.Data, &e.Data)
+			c.events.add(e)
+		})
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // resourceSample is one reading of a process's /metrics.

@@ -347,6 +347,10 @@ func (c *campaign) setFakeLifetimes() {
 
 // listDocs reads every document of the collection, raw.
 func listDocs(ctx context.Context, fs *gfs.Client, coll string) (map[string]map[string]any, error) {
+	// Bounded: the client retries an unreachable emulator for as long as
+	// ctx lasts, and the campaign's end must not wait for ever.
+	ctx, cancel := context.WithTimeout(ctx, listTimeout)
+	defer cancel()
 	snaps, err := fs.Collection(coll).Documents(ctx).GetAll()
 	if err != nil {
 		return nil, err
@@ -357,6 +361,8 @@ func listDocs(ctx context.Context, fs *gfs.Client, coll string) (map[string]map[
 	}
 	return out, nil
 }
+
+const listTimeout = 10 * time.Second
 
 func randomHex(rng *rand.Rand, n int) string {
 	const digits = "0123456789abcdef"
