@@ -72,17 +72,11 @@ func main() {
 	}
 }
 
-func stopAll(procs []*emulator.Process) {
-	for _, p := range procs {
-		p.Stop()
-	}
-}
-
 func run() error {
 	ctx := context.Background()
 	os.Setenv("GOOGLE_CLOUD_PROJECT", project)
 	procs, err := emulator.StartMissing(emulator.Firestore, emulator.PubSub)
-	defer stopAll(procs)
+	defer emulator.StopAll(procs)
 	if err != nil {
 		return err
 	}

@@ -79,11 +79,7 @@ func run(ctx context.Context, rounds int, d time.Duration, conc, starts, tokens 
 
 	fmt.Println("starting the Firestore and Pub/Sub emulators (unless running)...")
 	procs, err := emulator.StartMissing(emulator.Firestore, emulator.PubSub)
-	defer func() {
-		for _, p := range procs {
-			p.Stop()
-		}
-	}()
+	defer emulator.StopAll(procs)
 	if err != nil {
 		return err
 	}

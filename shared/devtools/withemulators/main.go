@@ -37,10 +37,8 @@ func run(args []string) int {
 	defer cancel()
 	var procs []*emulator.Process
 	defer func() {
-		for _, p := range procs {
-			if err := p.Stop(); err != nil {
-				fmt.Fprintln(os.Stderr, "withemulators:", err)
-			}
+		if err := emulator.StopAll(procs); err != nil {
+			fmt.Fprintln(os.Stderr, "withemulators:", err)
 		}
 	}()
 	type started struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -30,10 +31,8 @@ const DefaultProject = "demo-tokens"
 func Main(m *testing.M, kinds ...Kind) int {
 	procs, err := StartMissing(kinds...)
 	defer func() {
-		for _, p := range procs {
-			if err := p.Stop(); err != nil {
-				fmt.Fprintf(os.Stderr, "emulator: %v\n", err)
-			}
+		if err := StopAll(procs); err != nil {
+			fmt.Fprintf(os.Stderr, "emulator: %v\n", err)
 		}
 	}()
 	if err != nil {
@@ -83,6 +82,16 @@ func StartMissing(kinds ...Kind) ([]*Process, error) {
 		os.Setenv(p.Kind().EnvVar(), p.Host())
 	}
 	return procs, nil
+}
+
+// StopAll stops procs (what StartMissing returned) and returns what went
+// wrong, if anything.
+func StopAll(procs []*Process) error {
+	var errs []error
+	for _, p := range procs {
+		errs = append(errs, p.Stop())
+	}
+	return errors.Join(errs...)
 }
 
 // Project is the Google Cloud project ID for emulator clients:
