@@ -84,6 +84,7 @@ func (s *server) checkTokenPassphrase(c echo.Context, name string, budget time.T
 		ok, err = s.verifier.Check(ctx, passphrase.Caller{Key: addr, Priority: s.checkPriority(addr, name)}, given, t.PassphraseHash)
 		switch {
 		case errors.Is(err, passphrase.ErrBusy):
+			s.pushedBack.Record(addr)
 			return nil, &apiError{code: http.StatusTooManyRequests, retryAfter: time.Second, hold: s.refusals.hold,
 				message: "too many passphrase checks waiting; retry in a second"}
 		case errors.Is(err, passphrase.ErrMalformedHash):

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,9 +30,7 @@ func TestPassphraseChecksQueueFairly(t *testing.T) {
 	}
 	h.seed("guarded", 6*time.Hour, 30*24*time.Hour, map[string]any{"passphraseHash": hash})
 	h.seed("plain", 6*time.Hour, 30*24*time.Hour, nil)
-	one := passphrase.LaneLimits{Waiting: 1, PerKey: 1}
-	q := passphrase.NewQueue(passphrase.QueueConfig{Workers: 1, MaxWait: time.Minute,
-		Limits: [3]passphrase.LaneLimits{one, one, one}})
+	q := oneEachQueue()
 	a.srv.verifier = passphrase.NewVerifier(0, q)
 
 	const flows, guesser, otherGuesser, newcomer = "198.51.100.60", "198.51.100.61", "198.51.100.62", "198.51.100.63"
@@ -92,6 +93,111 @@ func TestPassphraseChecksQueueFairly(t *testing.T) {
 	// by it (one failure so far, limit 10).
 	if r := ask(otherGuesser, "guarded", own); r.code != 200 {
 		t.Errorf("the right passphrase from the refused address: got %d, want 200", r.code)
+	}
+}
+
+// oneEachQueue is an argon2id queue with one worker and one waiting place
+// per priority.
+func oneEachQueue() *passphrase.Queue {
+	var limits [len(passphrase.DefaultLaneLimits)]passphrase.LaneLimits
+	for p := range limits {
+		limits[p] = passphrase.LaneLimits{Waiting: 1, PerKey: 1}
+	}
+	return passphrase.NewQueue(passphrase.QueueConfig{Workers: 1, MaxWait: time.Minute, Limits: limits})
+}
+
+// An address refused a place in the queue (429) keeps a place of its own
+// for its next try, but after addresses that have not been refused: a
+// crowd of first guesses, retrying at full speed, cannot keep a newcomer
+// out. The guessers here have no failure yet, like each attacking
+// address at the start of an attack.
+func TestRefusedAddressWaitsBehindNewcomers(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"TRUSTED_PROXY_HOPS": "1"})
+	a := h.startAPI(nil)
+	own := "own-passphrase-" + randomHex(8)
+	h.Secret(own)
+	hash, err := passphrase.HashWith(own, passphrase.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.seed("guarded", 6*time.Hour, 30*24*time.Hour, map[string]any{"passphraseHash": hash})
+	q := oneEachQueue()
+	a.srv.verifier = passphrase.NewVerifier(0, q)
+	const first, refused, newcomer = "198.51.100.70", "198.51.100.71", "198.51.100.72"
+	request := func(ctx context.Context, ip, pass string) (int, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.url+"/?name=guarded", nil)
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("x-token-passphrase", pass)
+		req.Header.Set("X-Forwarded-For", ip)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+
+	started, hold := make(chan struct{}), make(chan struct{})
+	release := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release)
+	go q.Run(context.Background(), passphrase.Caller{Key: "test"}, func() { close(started); <-hold })
+	<-started
+	var answers []string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	waitFor := func(what string, waiting int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for q.Waiting() != waiting {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: got %d checks waiting, want %d", what, q.Waiting(), waiting)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	queue := func(ctx context.Context, who, ip string) {
+		wg.Go(func() {
+			code, err := request(ctx, ip, "guess-"+randomHex(6))
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				answers = append(answers, fmt.Sprintf("%s %d", who, code))
+			}
+		})
+	}
+
+	// A first guess takes the newcomers' one place; the next address's
+	// first guess finds no room.
+	queue(context.Background(), "first", first)
+	waitFor("the first guess", 1)
+	if code, err := request(context.Background(), refused, "guess-"+randomHex(6)); err != nil || code != 429 {
+		t.Fatalf("a first guess while the newcomers' place is taken: got %d %v, want 429", code, err)
+	}
+	// Its next try waits in a place of its own (the queue runs those after
+	// the newcomers', TestQueueOrder), though the first guess still holds
+	// the newcomers' place; a newcomer is still one.
+	if p := a.srv.checkPriority(refused, "guarded"); p != passphrase.Retrying {
+		t.Fatalf("the refused address: got priority %d, want Retrying (%d)", p, passphrase.Retrying)
+	}
+	if p := a.srv.checkPriority(newcomer, "guarded"); p != passphrase.Unknown {
+		t.Fatalf("a newcomer: got priority %d, want Unknown (%d)", p, passphrase.Unknown)
+	}
+	queue(context.Background(), "refused", refused)
+	waitFor("the refused address's retry", 2)
+	release()
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(answers) != 2 {
+		t.Fatalf("got answers %v, want two 401s", answers)
+	}
+	for _, o := range answers {
+		if !strings.HasSuffix(o, " 401") {
+			t.Fatalf("got answers %v, want two 401s", answers)
+		}
 	}
 }
 

@@ -52,6 +52,10 @@ const (
 	maxVouched = 10_000
 )
 
+// An address refused a place in the argon2id queue waits behind newcomers
+// for pushedBackFor (a crowd of first guesses retries at full speed).
+const pushedBackFor = time.Minute
+
 // server is the api: Echo routes over the token cache and the refresh protocol.
 type server struct {
 	deps
@@ -71,10 +75,13 @@ type server struct {
 	throttle  *authFailures
 	// successes are the addresses that recently presented a right
 	// passphrase: their argon2id checks go first.
-	successes *throttle.Successes
-	refusals  *refusalPacer
-	clients   clientip.Resolver
-	signer    oauthstate.Signer
+	successes *throttle.RecentAddrs
+	// pushedBack are the addresses recently refused a place in that
+	// queue: a newcomer's check goes before theirs.
+	pushedBack *throttle.RecentAddrs
+	refusals   *refusalPacer
+	clients    clientip.Resolver
+	signer     oauthstate.Signer
 	// startWarnings are the weaknesses of the configuration, one short
 	// sentence each for an operator (never a secret): logged at every
 	// start, shown on /admin/status and the console.
@@ -90,16 +97,17 @@ func newServer(d deps) *server {
 		d.now = time.Now
 	}
 	s := &server{
-		deps:      d,
-		cache:     newTokenCache(maxMissing),
-		tokenKeys: passphrase.NewConfigured(d.cfg.TokenPassphrase, d.cfg.PreviousPassphrase),
-		adminKey:  passphrase.NewConfigured(d.cfg.AdminPassphrase, ""),
-		verifier:  passphrase.NewVerifier(0, nil),
-		successes: throttle.NewSuccesses(vouchedFor, maxVouched, d.now),
-		refusals:  newRefusalPacer(),
-		throttle:  newAuthFailures(d.cfg.AuthFailureLimit, d.cfg.AuthFailureWindow, d.now),
-		clients:   clientip.Resolver{TrustedHops: d.cfg.TrustedProxyHops, Allowed: d.cfg.AllowedCIDRs},
-		signer:    oauthstate.Signer{Key: stateKey(d.cfg), Now: d.now},
+		deps:       d,
+		cache:      newTokenCache(maxMissing),
+		tokenKeys:  passphrase.NewConfigured(d.cfg.TokenPassphrase, d.cfg.PreviousPassphrase),
+		adminKey:   passphrase.NewConfigured(d.cfg.AdminPassphrase, ""),
+		verifier:   passphrase.NewVerifier(0, nil),
+		successes:  throttle.NewRecentAddrs(vouchedFor, maxVouched, d.now),
+		pushedBack: throttle.NewRecentAddrs(pushedBackFor, maxVouched, d.now),
+		refusals:   newRefusalPacer(),
+		throttle:   newAuthFailures(d.cfg.AuthFailureLimit, d.cfg.AuthFailureWindow, d.now),
+		clients:    clientip.Resolver{TrustedHops: d.cfg.TrustedProxyHops, Allowed: d.cfg.AllowedCIDRs},
+		signer:     oauthstate.Signer{Key: stateKey(d.cfg), Now: d.now},
 
 		startWarnings: startWarnings(d.cfg),
 	}

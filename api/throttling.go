@@ -107,15 +107,18 @@ func (p *refusalPacer) hold(ctx context.Context) {
 // checkPriority is the place of addr's check of name's own passphrase in
 // the argon2id queue: first for an address that recently presented a
 // right passphrase and has not failed for this name; then for addresses
-// without recent failures; last for the rest, one check at a time each.
+// without recent failures, those recently refused a place after the
+// others; last for the rest, one check at a time each.
 func (s *server) checkPriority(addr, name string) passphrase.Priority {
 	switch {
 	case s.throttle.pairs.Failures(addr, name) > 0:
 		return passphrase.Suspect
 	case s.successes.Recent(addr):
 		return passphrase.Vouched
-	case s.throttle.budget.Names(addr) == 0:
-		return passphrase.Unknown
+	case s.throttle.budget.Names(addr) > 0:
+		return passphrase.Suspect
+	case s.pushedBack.Recent(addr):
+		return passphrase.Retrying
 	}
-	return passphrase.Suspect
+	return passphrase.Unknown
 }

@@ -25,6 +25,11 @@ const (
 	Vouched Priority = iota
 	// Unknown: the caller's address has no recent failure.
 	Unknown
+	// Retrying: as Unknown, but the caller's address was recently
+	// refused a place (ErrBusy). An address that asks once goes before
+	// it, so that a crowd of first guesses retrying at full speed cannot
+	// keep a newcomer out of the line.
+	Retrying
 	// Suspect: the caller's address failed recently.
 	Suspect
 	numPriorities
@@ -65,9 +70,10 @@ type QueueConfig struct {
 // behind one address (after a deploy, every token's first request needs a
 // check), and one waiting check per address that failed recently.
 var DefaultLaneLimits = [numPriorities]LaneLimits{
-	Vouched: {Waiting: 64, PerKey: 32},
-	Unknown: {Waiting: 32, PerKey: 16},
-	Suspect: {Waiting: 8, PerKey: 1},
+	Vouched:  {Waiting: 64, PerKey: 32},
+	Unknown:  {Waiting: 32, PerKey: 16},
+	Retrying: {Waiting: 32, PerKey: 16},
+	Suspect:  {Waiting: 8, PerKey: 1},
 }
 
 // A Queue runs expensive checks a few at a time, in priority order, and

@@ -47,8 +47,10 @@ func TestQueueOrder(t *testing.T) {
 	var order []string
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	// Arrival order: suspects first, a vouched caller last.
+	// Arrival order: suspects first, then an address refused before, a
+	// vouched caller last.
 	queued(t, q, Caller{Key: "guesser", Priority: Suspect}, "suspect", &order, &mu, &wg)
+	queued(t, q, Caller{Key: "crowd", Priority: Retrying}, "retrying", &order, &mu, &wg)
 	queued(t, q, Caller{Key: "a", Priority: Unknown}, "unknown-a1", &order, &mu, &wg)
 	queued(t, q, Caller{Key: "a", Priority: Unknown}, "unknown-a2", &order, &mu, &wg)
 	queued(t, q, Caller{Key: "a", Priority: Unknown}, "unknown-a3", &order, &mu, &wg)
@@ -56,7 +58,7 @@ func TestQueueOrder(t *testing.T) {
 	queued(t, q, Caller{Key: "flows", Priority: Vouched}, "vouched", &order, &mu, &wg)
 	free()
 	wg.Wait()
-	want := []string{"vouched", "unknown-a1", "unknown-b1", "unknown-a2", "unknown-a3", "suspect"}
+	want := []string{"vouched", "unknown-a1", "unknown-b1", "unknown-a2", "unknown-a3", "retrying", "suspect"}
 	if fmt.Sprint(order) != fmt.Sprint(want) {
 		t.Errorf("got order %v, want %v", order, want)
 	}
@@ -112,12 +114,13 @@ func TestQueueGivesUp(t *testing.T) {
 func TestQueueNeverRunsMoreThanItsWorkers(t *testing.T) {
 	const workers = 3
 	q := NewQueue(QueueConfig{Workers: workers, MaxWait: time.Minute, Limits: [numPriorities]LaneLimits{
-		Vouched: {Waiting: 1000, PerKey: 1000}, Unknown: {Waiting: 1000, PerKey: 1000}, Suspect: {Waiting: 1000, PerKey: 1000}}})
+		Vouched: {Waiting: 1000, PerKey: 1000}, Unknown: {Waiting: 1000, PerKey: 1000},
+		Retrying: {Waiting: 1000, PerKey: 1000}, Suspect: {Waiting: 1000, PerKey: 1000}}})
 	var now, peak, done atomic.Int32
 	var wg sync.WaitGroup
 	for i := range 200 {
 		wg.Go(func() {
-			err := q.Run(context.Background(), Caller{Key: fmt.Sprint(i % 7), Priority: Priority(i % 3)}, func() {
+			err := q.Run(context.Background(), Caller{Key: fmt.Sprint(i % 7), Priority: Priority(i % int(numPriorities))}, func() {
 				n := now.Add(1)
 				for {
 					p := peak.Load()

@@ -99,9 +99,9 @@ func TestFailures(t *testing.T) {
 	}
 }
 
-func TestSuccesses(t *testing.T) {
+func TestRecentAddrs(t *testing.T) {
 	c := newClock()
-	s := NewSuccesses(time.Hour, 64, c.now)
+	s := NewRecentAddrs(time.Hour, 64, c.now)
 	if s.Recent("a") {
 		t.Fatal("unknown address: got recent, want not")
 	}
@@ -131,8 +131,8 @@ func TestSuccesses(t *testing.T) {
 	}
 }
 
-func BenchmarkSuccessesRecordKnown(b *testing.B) {
-	s := NewSuccesses(time.Hour, 10_000, nil)
+func BenchmarkRecentAddrsRecordKnown(b *testing.B) {
+	s := NewRecentAddrs(time.Hour, 10_000, nil)
 	s.Record("203.0.113.7")
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

@@ -15,8 +15,8 @@
 // address's budget, however often it repeats, while a guesser moving from
 // name to name uses one per name.
 //
-// Successes remembers which addresses recently presented a right
-// passphrase, so that work done for them can go first.
+// RecentAddrs remembers which addresses recently did something (presented
+// a right passphrase, say), so that work done for them can go first.
 //
 // State is per instance and in memory. The number of tracked keys is
 // capped; keys whose failures have all aged out are dropped lazily. The

@@ -6,44 +6,44 @@ import (
 	"time"
 )
 
-// Successes remembers which addresses presented a right passphrase within
-// the last ttl. An attacker cannot get an address remembered without
-// knowing a passphrase, so work queued for remembered addresses may go
-// first. It is safe for concurrent use. Make one with NewSuccesses.
-type Successes struct {
+// RecentAddrs remembers which addresses did something (presented a right
+// passphrase, was refused a place in a queue) within the last ttl, in
+// bounded memory. It is safe for concurrent use. Make one with
+// NewRecentAddrs.
+type RecentAddrs struct {
 	ttl      int64 // nanoseconds
 	now      func() time.Time
 	perShard int
 	seed     maphash.Seed
-	shards   [shardCount]successShard
+	shards   [shardCount]recentShard
 }
 
-type successShard struct {
+type recentShard struct {
 	mu   sync.RWMutex
-	last map[string]int64 // unix nanoseconds of the latest success
+	last map[string]int64 // unix nanoseconds of the latest Record
 }
 
-// NewSuccesses returns a Successes that remembers an address for ttl after
-// its latest success, and at most maxAddrs addresses (spread over shards;
+// NewRecentAddrs returns a RecentAddrs that remembers an address for ttl
+// after it was last recorded, and at most maxAddrs addresses (spread over shards;
 // a full shard forgets its least recent address first, among a few). now is
 // the clock (time.Now if nil).
-func NewSuccesses(ttl time.Duration, maxAddrs int, now func() time.Time) *Successes {
+func NewRecentAddrs(ttl time.Duration, maxAddrs int, now func() time.Time) *RecentAddrs {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Successes{ttl: int64(ttl), now: now, perShard: max(1, (maxAddrs+shardCount-1)/shardCount), seed: maphash.MakeSeed()}
+	s := &RecentAddrs{ttl: int64(ttl), now: now, perShard: max(1, (maxAddrs+shardCount-1)/shardCount), seed: maphash.MakeSeed()}
 	for i := range s.shards {
 		s.shards[i].last = make(map[string]int64)
 	}
 	return s
 }
 
-// refreshAfter is the share of ttl after which a success is written again:
-// most successes of a busy address cost only a read-locked lookup.
+// refreshAfter is the share of ttl after which an address is recorded again:
+// most Records of a busy address cost only a read-locked lookup.
 const refreshAfter = 16
 
-// Record notes a success from addr.
-func (s *Successes) Record(addr string) {
+// Record notes addr now.
+func (s *RecentAddrs) Record(addr string) {
 	now := s.now().UnixNano()
 	sh := &s.shards[maphash.String(s.seed, addr)%shardCount]
 	sh.mu.RLock()
@@ -60,8 +60,8 @@ func (s *Successes) Record(addr string) {
 	sh.last[addr] = now
 }
 
-// Recent reports whether addr succeeded within the last ttl.
-func (s *Successes) Recent(addr string) bool {
+// Recent reports whether addr was recorded within the last ttl.
+func (s *RecentAddrs) Recent(addr string) bool {
 	sh := &s.shards[maphash.String(s.seed, addr)%shardCount]
 	sh.mu.RLock()
 	last, ok := sh.last[addr]
@@ -70,7 +70,7 @@ func (s *Successes) Recent(addr string) bool {
 }
 
 // Len returns the number of addresses remembered.
-func (s *Successes) Len() int {
+func (s *RecentAddrs) Len() int {
 	n := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
@@ -83,7 +83,7 @@ func (s *Successes) Len() int {
 
 // evict drops the expired addresses of a full shard or, if none expired,
 // the least recent among a few random ones. Called with sh.mu held.
-func (s *Successes) evict(sh *successShard, now int64) {
+func (s *RecentAddrs) evict(sh *recentShard, now int64) {
 	for a, last := range sh.last {
 		if now-last >= s.ttl {
 			delete(sh.last, a)
