@@ -7,6 +7,9 @@
 //     answering the same body (shared/devtools/bench/bareecho), each
 //     server pinned to CPU 0 and the load generator (hey) to CPU 1,
 //     alternating A/B rounds; the median ratio of throughput and of p99;
+//     beside them, the same bare handler sending the api's headers from
+//     a server with the api's timeouts ("same answer"), which tells the
+//     cost of the api's code from that of what it answers;
 //   - memory: resident memory and Go heap with 10 000 tokens cached, under
 //     load, and the bytes each cached token costs.
 //
@@ -18,6 +21,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -114,12 +118,16 @@ func run(ctx context.Context, rounds int, d time.Duration, conc, starts, tokens 
 		return err
 	}
 	defer api.stop()
-	body, err := fetch(api.url+"/?name="+benchName, passphrase)
+	body, header, err := fetchAnswer(api.url+"/?name="+benchName, passphrase)
 	if err != nil {
 		return err
 	}
-	bodyFile := filepath.Join(work, "body.json")
-	if err := os.WriteFile(bodyFile, body, 0o600); err != nil {
+	bodyFile, headersFile := filepath.Join(work, "body.json"), filepath.Join(work, "headers.json")
+	for _, h := range []string{"Date", "Content-Length", "Content-Type"} { // set by net/http and Echo
+		header.Del(h)
+	}
+	headersJSON, _ := json.Marshal(header)
+	if err := errors.Join(os.WriteFile(bodyFile, body, 0o600), os.WriteFile(headersFile, headersJSON, 0o600)); err != nil {
 		return err
 	}
 	baseline, err := startServer(ctx, bare, append(os.Environ(), "BODY_FILE="+bodyFile), 0)
@@ -127,18 +135,25 @@ func run(ctx context.Context, rounds int, d time.Duration, conc, starts, tokens 
 		return err
 	}
 	defer baseline.stop()
-	if got, err := fetch(baseline.url+"/", ""); err != nil || len(got) != len(body) {
-		return fmt.Errorf("bare echo answered %d bytes (%v), want %d", len(got), err, len(body))
+	alike, err := startServer(ctx, bare, append(os.Environ(), "BODY_FILE="+bodyFile, "HEADERS_FILE="+headersFile), 0)
+	if err != nil {
+		return err
+	}
+	defer alike.stop()
+	for _, s := range []*server{baseline, alike} {
+		if got, _, err := fetchAnswer(s.url+"/", ""); err != nil || len(got) != len(body) {
+			return fmt.Errorf("bare echo answered %d bytes (%v), want %d", len(got), err, len(body))
+		}
 	}
 
-	fmt.Printf("hot path: %d alternating rounds of hey -c %d -z %s (servers on CPU 0, hey on CPU 1)...\n", rounds, conc, d)
+	fmt.Printf("hot path: %d rounds of hey -c %d -z %s against the api, bare Echo and bare Echo with the api's headers and timeouts, in turn (servers on CPU 0, hey on CPU 1)...\n", rounds, conc, d)
 	for i := 0; i < rounds; i++ {
-		pair := [2]*server{api, baseline}
-		if i%2 == 1 {
-			pair = [2]*server{baseline, api}
-		}
 		var r round
-		for _, s := range pair {
+		targets := []*heyResult{&r.api, &r.bare, &r.alike}
+		servers := []*server{api, baseline, alike}
+		for j := range servers {
+			k := (i + j) % len(servers) // each round starts with the next one
+			s := servers[k]
 			cpu0, steal0 := cpuTime(s.cmd.Process.Pid), stealTime()
 			res, err := hey(ctx, s.url+"/?name="+benchName, conc, d)
 			if err != nil {
@@ -146,17 +161,15 @@ func run(ctx context.Context, rounds int, d time.Duration, conc, starts, tokens 
 			}
 			res.cpuPerReq = (cpuTime(s.cmd.Process.Pid) - cpu0) / time.Duration(max(res.n, 1))
 			res.steal = stealTime() - steal0
-			if s == api {
-				r.api = res
-			} else {
-				r.bare = res
-			}
+			*targets[k] = res
 		}
-		fmt.Printf("  round %d: api %.0f req/s p99 %s CPU %s/req, bare %.0f req/s p99 %s CPU %s/req; steal %s, %s\n", i+1,
-			r.api.rps, r.api.p99, r.api.cpuPerReq, r.bare.rps, r.bare.p99, r.bare.cpuPerReq, r.api.steal, r.bare.steal)
+		fmt.Printf("  round %d: api %.0f req/s p99 %s CPU %s/req, bare %.0f req/s p99 %s CPU %s/req, same answer %.0f req/s p99 %s CPU %s/req; steal %s, %s, %s\n", i+1,
+			r.api.rps, r.api.p99, r.api.cpuPerReq, r.bare.rps, r.bare.p99, r.bare.cpuPerReq, r.alike.rps, r.alike.p99, r.alike.cpuPerReq,
+			r.api.steal, r.bare.steal, r.alike.steal)
 		rep.rounds = append(rep.rounds, r)
 	}
 	baseline.stop()
+	alike.stop()
 
 	fmt.Printf("memory: caching %d tokens...\n", tokens)
 	if err := rep.memory(ctx, fs, collection, api, tokens, conc); err != nil {
@@ -178,7 +191,9 @@ type heyResult struct {
 	cpuPerReq, steal time.Duration
 }
 
-type round struct{ api, bare heyResult }
+// round is one round of the hot path: the api, the bare Echo handler, and
+// the bare handler with the api's headers and timeouts (same answer).
+type round struct{ api, bare, alike heyResult }
 
 type report struct {
 	coldStarts []time.Duration
@@ -302,20 +317,26 @@ func coldStart(ctx context.Context, env []string) (time.Duration, error) {
 var client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
 func fetch(url, pass string) ([]byte, error) {
+	b, _, err := fetchAnswer(url, pass)
+	return b, err
+}
+
+// fetchAnswer GETs url and returns the body and headers of a 200 answer.
+func fetchAnswer(url, pass string) ([]byte, http.Header, error) {
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	if pass != "" {
 		req.Header.Set("x-token-passphrase", pass)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err == nil && resp.StatusCode != 200 {
 		err = fmt.Errorf("%s: %d %s", url, resp.StatusCode, b)
 	}
-	return b, err
+	return b, resp.Header, err
 }
 
 // memory caches n more tokens in the api and reads its resident memory
@@ -478,19 +499,25 @@ func (r *report) print(w io.Writer, conc int, d time.Duration) {
 	fmt.Fprintf(w, "| hot path throughput, api / bare Echo (median of %d rounds, hey -c %d -z %s) | **%.2f×** (rounds %s) | ≥ 0.90× |\n",
 		len(r.rounds), conc, d, median(tput), list(tput, "%.2f"))
 	fmt.Fprintf(w, "| hot path p99, api / bare Echo | **%.2f×** (rounds %s) | ≤ 1.5× |\n", median(p99), list(p99, "%.2f"))
-	var cpu []float64
+	var cpu, tputAlike, cpuAlike []float64
 	var steal time.Duration
 	for _, rd := range r.rounds {
 		cpu = append(cpu, float64(rd.api.cpuPerReq)/float64(rd.bare.cpuPerReq))
-		steal += rd.api.steal + rd.bare.steal
+		tputAlike = append(tputAlike, rd.api.rps/rd.alike.rps)
+		cpuAlike = append(cpuAlike, float64(rd.api.cpuPerReq)/float64(rd.alike.cpuPerReq))
+		steal += rd.api.steal + rd.bare.steal + rd.alike.steal
 	}
 	fmt.Fprintf(w, "| server CPU per answer, api / bare Echo | %.2f× (rounds %s) | |\n", median(cpu), list(cpu, "%.2f"))
-	fmt.Fprintf(w, "| CPU time the hypervisor took during the hot path (steal) | %s of %s | |\n", steal, 2*time.Duration(len(r.rounds))*2*d)
-	var apiRPS, bareRPS []float64
+	fmt.Fprintf(w, "| hot path throughput, api / bare Echo with the api's headers and timeouts (same answer) | %.2f× (rounds %s) | |\n",
+		median(tputAlike), list(tputAlike, "%.2f"))
+	fmt.Fprintf(w, "| server CPU per answer, api / same answer | %.2f× (rounds %s) | |\n", median(cpuAlike), list(cpuAlike, "%.2f"))
+	fmt.Fprintf(w, "| CPU time the hypervisor took during the hot path (steal) | %s of %s | |\n", steal, 2*time.Duration(len(r.rounds))*3*d)
+	var apiRPS, bareRPS, alikeRPS []float64
 	for _, rd := range r.rounds {
-		apiRPS, bareRPS = append(apiRPS, rd.api.rps), append(bareRPS, rd.bare.rps)
+		apiRPS, bareRPS, alikeRPS = append(apiRPS, rd.api.rps), append(bareRPS, rd.bare.rps), append(alikeRPS, rd.alike.rps)
 	}
-	fmt.Fprintf(w, "| api throughput (median) | %.0f req/s | |\n| bare Echo throughput (median) | %.0f req/s | |\n", median(apiRPS), median(bareRPS))
+	fmt.Fprintf(w, "| api throughput (median) | %.0f req/s | |\n| bare Echo throughput (median) | %.0f req/s | |\n| same answer throughput (median) | %.0f req/s | |\n",
+		median(apiRPS), median(bareRPS), median(alikeRPS))
 	var cs []float64
 	for _, c := range r.coldStarts {
 		cs = append(cs, float64(c.Milliseconds()))
