@@ -32,7 +32,8 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
 
 ## bench: the performance figures of the README: hot path against a bare Echo
-## handler (servers on CPU 0, hey on CPU 1, alternating rounds), cold start,
+## handler, and against it with the api's headers and timeouts (servers on
+## CPU 0, hey on CPU 1, rounds in turn), cold start,
 ## memory with 10 000 tokens cached (shared/devtools/bench).
 bench: build
 	$(GO) run ./shared/devtools/bench
