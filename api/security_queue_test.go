@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,27 +14,13 @@ import (
 // Checks of a token's own passphrase (argon2id) go through a bounded queue:
 // what cannot wait gets 429 with Retry-After, and an address that recently
 // presented a right passphrase goes first, so guesses, however many, cannot
-// keep a flow from its token. The queue's worker is held by the test, so
-// that what waits and what is refused is certain.
+// keep a flow from its token.
 func TestPassphraseChecksQueueFairly(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, map[string]string{"TRUSTED_PROXY_HOPS": "1"})
-	a := h.startAPI(nil)
-	own := "own-passphrase-" + randomHex(8)
-	h.Secret(own)
-	hash, err := passphrase.HashWith(own, passphrase.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.seed("guarded", 6*time.Hour, 30*24*time.Hour, map[string]any{"passphraseHash": hash})
+	w := newGuardedQueue(t)
+	h, ask, own := w.h, w.ask, w.own
 	h.seed("plain", 6*time.Hour, 30*24*time.Hour, nil)
-	q := oneEachQueue()
-	a.srv.verifier = passphrase.NewVerifier(0, q)
-
 	const flows, guesser, otherGuesser, newcomer = "198.51.100.60", "198.51.100.61", "198.51.100.62", "198.51.100.63"
-	ask := func(ip, name, pass string) reply {
-		return get(t, a.url+"/?name="+name, map[string]string{"x-token-passphrase": pass, "X-Forwarded-For": ip})
-	}
 	// Warm the cache, vouch for the flows' address, and give the guessers a failure each.
 	if r := ask(flows, "plain", h.Env["TOKEN_PASSPHRASE"]); r.code != 200 {
 		t.Fatalf("plain: got %d", r.code)
@@ -47,29 +31,17 @@ func TestPassphraseChecksQueueFairly(t *testing.T) {
 		}
 	}
 
-	started, hold := make(chan struct{}), make(chan struct{})
-	release := sync.OnceFunc(func() { close(hold) })
-	t.Cleanup(release)
-	go q.Run(context.Background(), passphrase.Caller{Key: "test"}, func() { close(started); <-hold })
-	<-started
+	release := w.holdWorker()
 	var wg sync.WaitGroup
 	answers := map[string]int{}
 	var mu sync.Mutex
 	waiting := func(who, ip, pass string) {
-		before := q.Waiting()
-		wg.Go(func() {
+		w.queued(&wg, who, func() {
 			r := ask(ip, "guarded", pass)
 			mu.Lock()
 			answers[who] = r.code
 			mu.Unlock()
 		})
-		deadline := time.Now().Add(10 * time.Second)
-		for q.Waiting() == before {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s's check never queued", who)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
 	}
 	waiting("guesser", guesser, "guess-"+randomHex(6))
 	r := ask(otherGuesser, "guarded", "guess-"+randomHex(6))
@@ -113,6 +85,57 @@ func oneEachQueue() *passphrase.Queue {
 // address at the start of an attack.
 func TestRefusedAddressWaitsBehindNewcomers(t *testing.T) {
 	t.Parallel()
+	w := newGuardedQueue(t)
+	const first, refused, newcomer = "198.51.100.70", "198.51.100.71", "198.51.100.72"
+	release := w.holdWorker()
+	var answers []int
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	guess := func(who, ip string) {
+		w.queued(&wg, who, func() {
+			r := w.ask(ip, "guarded", "guess-"+randomHex(6))
+			mu.Lock()
+			answers = append(answers, r.code)
+			mu.Unlock()
+		})
+	}
+
+	// A first guess takes the newcomers' one place; the next address's
+	// first guess finds no room.
+	guess("the first guess", first)
+	if r := w.ask(refused, "guarded", "guess-"+randomHex(6)); r.code != 429 {
+		t.Fatalf("a first guess while the newcomers' place is taken: got %d, want 429", r.code)
+	}
+	// Its next try waits in a place of its own (the queue runs those after
+	// the newcomers', TestQueueOrder), though the first guess still holds
+	// the newcomers' place; a newcomer is still one.
+	if p := w.a.srv.checkPriority(refused, "guarded"); p != passphrase.Retrying {
+		t.Fatalf("the refused address: got priority %d, want Retrying (%d)", p, passphrase.Retrying)
+	}
+	if p := w.a.srv.checkPriority(newcomer, "guarded"); p != passphrase.Unknown {
+		t.Fatalf("a newcomer: got priority %d, want Unknown (%d)", p, passphrase.Unknown)
+	}
+	guess("the refused address's retry", refused)
+	release()
+	wg.Wait()
+	if fmt.Sprint(answers) != "[401 401]" {
+		t.Fatalf("got answers %v, want two 401s", answers)
+	}
+}
+
+// guardedQueue is an api whose token "guarded" has a passphrase of its
+// own, checked through a queue with one worker and one waiting place per
+// priority (oneEachQueue), for tests of what waits and what is refused.
+type guardedQueue struct {
+	t   *testing.T
+	h   *harness
+	a   *api
+	q   *passphrase.Queue
+	own string // guarded's passphrase
+}
+
+func newGuardedQueue(t *testing.T) *guardedQueue {
+	t.Helper()
 	h := newHarness(t, map[string]string{"TRUSTED_PROXY_HOPS": "1"})
 	a := h.startAPI(nil)
 	own := "own-passphrase-" + randomHex(8)
@@ -124,80 +147,37 @@ func TestRefusedAddressWaitsBehindNewcomers(t *testing.T) {
 	h.seed("guarded", 6*time.Hour, 30*24*time.Hour, map[string]any{"passphraseHash": hash})
 	q := oneEachQueue()
 	a.srv.verifier = passphrase.NewVerifier(0, q)
-	const first, refused, newcomer = "198.51.100.70", "198.51.100.71", "198.51.100.72"
-	request := func(ctx context.Context, ip, pass string) (int, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.url+"/?name=guarded", nil)
-		if err != nil {
-			return 0, err
-		}
-		req.Header.Set("x-token-passphrase", pass)
-		req.Header.Set("X-Forwarded-For", ip)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		resp.Body.Close()
-		return resp.StatusCode, nil
-	}
+	return &guardedQueue{t: t, h: h, a: a, q: q, own: own}
+}
 
+// ask asks for name's token with pass, from ip (through X-Forwarded-For).
+func (w *guardedQueue) ask(ip, name, pass string) reply {
+	return get(w.t, w.a.url+"/?name="+name, map[string]string{"x-token-passphrase": pass, "X-Forwarded-For": ip})
+}
+
+// holdWorker occupies the queue's worker until release is called (at the
+// latest when the test ends), so that what waits and what is refused is
+// certain.
+func (w *guardedQueue) holdWorker() (release func()) {
 	started, hold := make(chan struct{}), make(chan struct{})
-	release := sync.OnceFunc(func() { close(hold) })
-	t.Cleanup(release)
-	go q.Run(context.Background(), passphrase.Caller{Key: "test"}, func() { close(started); <-hold })
+	release = sync.OnceFunc(func() { close(hold) })
+	w.t.Cleanup(release)
+	go w.q.Run(context.Background(), passphrase.Caller{Key: "test"}, func() { close(started); <-hold })
 	<-started
-	var answers []string
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	waitFor := func(what string, waiting int) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for q.Waiting() != waiting {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: got %d checks waiting, want %d", what, q.Waiting(), waiting)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}
-	queue := func(ctx context.Context, who, ip string) {
-		wg.Go(func() {
-			code, err := request(ctx, ip, "guess-"+randomHex(6))
-			mu.Lock()
-			defer mu.Unlock()
-			if err == nil {
-				answers = append(answers, fmt.Sprintf("%s %d", who, code))
-			}
-		})
-	}
+	return release
+}
 
-	// A first guess takes the newcomers' one place; the next address's
-	// first guess finds no room.
-	queue(context.Background(), "first", first)
-	waitFor("the first guess", 1)
-	if code, err := request(context.Background(), refused, "guess-"+randomHex(6)); err != nil || code != 429 {
-		t.Fatalf("a first guess while the newcomers' place is taken: got %d %v, want 429", code, err)
-	}
-	// Its next try waits in a place of its own (the queue runs those after
-	// the newcomers', TestQueueOrder), though the first guess still holds
-	// the newcomers' place; a newcomer is still one.
-	if p := a.srv.checkPriority(refused, "guarded"); p != passphrase.Retrying {
-		t.Fatalf("the refused address: got priority %d, want Retrying (%d)", p, passphrase.Retrying)
-	}
-	if p := a.srv.checkPriority(newcomer, "guarded"); p != passphrase.Unknown {
-		t.Fatalf("a newcomer: got priority %d, want Unknown (%d)", p, passphrase.Unknown)
-	}
-	queue(context.Background(), "refused", refused)
-	waitFor("the refused address's retry", 2)
-	release()
-	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if len(answers) != 2 {
-		t.Fatalf("got answers %v, want two 401s", answers)
-	}
-	for _, o := range answers {
-		if !strings.HasSuffix(o, " 401") {
-			t.Fatalf("got answers %v, want two 401s", answers)
+// queued runs request in wg and waits until it holds a place in the queue.
+func (w *guardedQueue) queued(wg *sync.WaitGroup, who string, request func()) {
+	w.t.Helper()
+	before := w.q.Waiting()
+	wg.Go(request)
+	deadline := time.Now().Add(10 * time.Second)
+	for w.q.Waiting() == before {
+		if time.Now().After(deadline) {
+			w.t.Fatalf("%s's check never queued", who)
 		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
 
