@@ -53,8 +53,12 @@ const (
 )
 
 // An address refused a place in the argon2id queue waits behind newcomers
-// for pushedBackFor (a crowd of first guesses retries at full speed).
-const pushedBackFor = time.Minute
+// for pushedBackFor (a crowd of first guesses retries at full speed); at
+// most maxPushedBack addresses are remembered.
+const (
+	pushedBackFor = time.Minute
+	maxPushedBack = 10_000
+)
 
 // server is the api: Echo routes over the token cache and the refresh protocol.
 type server struct {
@@ -103,7 +107,7 @@ func newServer(d deps) *server {
 		adminKey:   passphrase.NewConfigured(d.cfg.AdminPassphrase, ""),
 		verifier:   passphrase.NewVerifier(0, nil),
 		successes:  throttle.NewRecentAddrs(vouchedFor, maxVouched, d.now),
-		pushedBack: throttle.NewRecentAddrs(pushedBackFor, maxVouched, d.now),
+		pushedBack: throttle.NewRecentAddrs(pushedBackFor, maxPushedBack, d.now),
 		refusals:   newRefusalPacer(),
 		throttle:   newAuthFailures(d.cfg.AuthFailureLimit, d.cfg.AuthFailureWindow, d.now),
 		clients:    clientip.Resolver{TrustedHops: d.cfg.TrustedProxyHops, Allowed: d.cfg.AllowedCIDRs},

@@ -68,7 +68,8 @@ type QueueConfig struct {
 
 // DefaultLaneLimits leave room for a burst of first requests from flows
 // behind one address (after a deploy, every token's first request needs a
-// check), and one waiting check per address that failed recently.
+// check), as much again for the retries of those refused, and one waiting
+// check per address that failed recently.
 var DefaultLaneLimits = [numPriorities]LaneLimits{
 	Vouched:  {Waiting: 64, PerKey: 32},
 	Unknown:  {Waiting: 32, PerKey: 16},
