@@ -1,5 +1,8 @@
 # The two commands a newcomer needs are `make run` and `make test`.
 GO       ?= go
+# go.mod names go1.27.3; a fresh machine starts on its own Go and ignores
+# go.mod's toolchain line, so the go command is told to fetch it.
+export GOTOOLCHAIN ?= go1.27.3
 # Same flags as the Dockerfiles: static, reproducible binaries.
 BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w"
 PKGS     := ./...

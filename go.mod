@@ -1,6 +1,6 @@
 module github.com/wxcc/tokenservice
 
-go 1.26.8
+go 1.27.3
 
 require (
 	cloud.google.com/go/firestore v1.29.2

@@ -65,7 +65,7 @@ func TestDryRunPrintsEveryStep(t *testing.T) {
 		"gcloud secrets add-iam-policy-binding token-encryption-keys --member=serviceAccount:token-worker@acme-tokens.iam.gserviceaccount.com --role=roles/secretmanager.secretAccessor",
 		"gcloud secrets versions describe latest --secret=token-passphrase",
 		"gcloud auth configure-docker europe-west1-docker.pkg.dev",
-		"docker build --platform linux/amd64 -f Dockerfile.api --build-arg 'GO_IMAGE=golang:1.26.8-bookworm@",
+		"docker build --platform linux/amd64 -f Dockerfile.api --build-arg 'GO_IMAGE=golang:1.27.3-bookworm@",
 		"gcloud run services replace worker.service.yaml --region=europe-west1",
 		"gcloud run services replace api.service.yaml --region=europe-west1",
 		"gcloud run services add-iam-policy-binding token-api --region=europe-west1 --member=allUsers --role=roles/run.invoker",
