@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	neturl "net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -53,7 +54,46 @@ type Config struct {
 	RunAuthSecret      string
 	RunOIDCAudience    string
 	RunOIDCAccount     string
+	// RunBehindIAM: Cloud Run's IAM check admits every request to the
+	// worker, and its front end replaces a verified ID token's signature
+	// with SIGNATURE_REMOVED_BY_GOOGLE (RUN_BEHIND_CLOUD_RUN_IAM).
+	RunBehindIAM bool
+
+	// Sign-in with Webex for the console (DESIGN 2b).
+	ConsoleOIDCClientID     string
+	ConsoleOIDCClientSecret string
+	ConsoleOIDCIssuer       string
+	ConsoleOperators        []string
+	ConsoleViewers          []string
+	ConsoleOrgID            string
+	// ConsoleURL is the console's public base URL, for links in
+	// notifications ("" : none).
+	ConsoleURL string
+	// AdminSessionIdle ends a console session nobody used for this long.
+	AdminSessionIdle time.Duration
+	// AuthorizeLinkTTL is how long an authorization link stays valid.
+	AuthorizeLinkTTL time.Duration
+
+	// The activity record (DESIGN 2b).
+	ActivityCollection string
+	ActivityRetention  time.Duration
+
+	// Notifications (worker's POST /notify).
+	NotifyWebexBotToken string
+	NotifyWebexRoomID   string
+	NotifyWebhookURL    string
+	NotifyWebhookSecret string
+	NotifyReminder      time.Duration
+	NotifyGiveUp        time.Duration
 }
+
+// WebexIssuer is the issuer of Login with Webex's ID tokens, as Webex's
+// documentation names it; its discovery document is at
+// <issuer>/.well-known/openid-configuration.
+const WebexIssuer = "https://idbroker.webex.com/idb"
+
+// MinRunAuthSecret is the shortest RUN_AUTH_SECRET accepted.
+const MinRunAuthSecret = 32
 
 // Binary selects which required variables are checked.
 type Binary int
@@ -102,6 +142,27 @@ func Load(b Binary, getenv func(string) string) (*Config, error) {
 		RunAuthSecret:      r.str("RUN_AUTH_SECRET", ""),
 		RunOIDCAudience:    r.str("RUN_OIDC_AUDIENCE", ""),
 		RunOIDCAccount:     r.str("RUN_OIDC_SERVICE_ACCOUNT", ""),
+		RunBehindIAM:       r.boolean("RUN_BEHIND_CLOUD_RUN_IAM", false),
+
+		ConsoleOIDCClientID:     r.str("CONSOLE_OIDC_CLIENT_ID", ""),
+		ConsoleOIDCClientSecret: r.str("CONSOLE_OIDC_CLIENT_SECRET", ""),
+		ConsoleOIDCIssuer:       strings.TrimRight(r.str("CONSOLE_OIDC_ISSUER", WebexIssuer), "/"),
+		ConsoleOperators:        r.list("CONSOLE_OPERATORS", ""),
+		ConsoleViewers:          r.list("CONSOLE_VIEWERS", ""),
+		ConsoleOrgID:            r.str("CONSOLE_ORG_ID", ""),
+		ConsoleURL:              strings.TrimRight(r.str("CONSOLE_URL", ""), "/"),
+		AdminSessionIdle:        r.duration("ADMIN_SESSION_IDLE", time.Hour),
+		AuthorizeLinkTTL:        r.duration("AUTHORIZE_LINK_TTL", 72*time.Hour),
+
+		ActivityCollection: r.str("ACTIVITY_COLLECTION", "tokenActivity"),
+		ActivityRetention:  r.duration("ACTIVITY_RETENTION", 2160*time.Hour),
+
+		NotifyWebexBotToken: r.str("NOTIFY_WEBEX_BOT_TOKEN", ""),
+		NotifyWebexRoomID:   r.str("NOTIFY_WEBEX_ROOM_ID", ""),
+		NotifyWebhookURL:    r.str("NOTIFY_WEBHOOK_URL", ""),
+		NotifyWebhookSecret: r.str("NOTIFY_WEBHOOK_SECRET", ""),
+		NotifyReminder:      r.duration("NOTIFY_REMINDER", 24*time.Hour),
+		NotifyGiveUp:        r.duration("NOTIFY_GIVE_UP", 24*time.Hour),
 	}
 	if b == API {
 		c.TokenPassphrase = r.required("TOKEN_PASSPHRASE")
@@ -124,6 +185,42 @@ func Load(b Binary, getenv func(string) string) (*Config, error) {
 	if c.StateSigningKey != "" && len(c.StateSigningKey) < 16 {
 		r.errs = append(r.errs, errors.New("STATE_SIGNING_KEY must be at least 16 bytes"))
 	}
+	if c.RunAuthSecret != "" && len(c.RunAuthSecret) < MinRunAuthSecret {
+		r.errs = append(r.errs, fmt.Errorf("RUN_AUTH_SECRET is shorter than %d characters: choose a longer one (openssl rand -base64 32)", MinRunAuthSecret))
+	}
+	if c.RunBehindIAM && c.RunOIDCAudience == "" {
+		r.errs = append(r.errs, errors.New("RUN_BEHIND_CLOUD_RUN_IAM=true needs RUN_OIDC_AUDIENCE and RUN_OIDC_SERVICE_ACCOUNT: the claims are all that is checked"))
+	}
+	if (c.ConsoleOIDCClientID == "") != (c.ConsoleOIDCClientSecret == "") {
+		r.errs = append(r.errs, errors.New("CONSOLE_OIDC_CLIENT_ID and CONSOLE_OIDC_CLIENT_SECRET must be set together"))
+	}
+	if c.ConsoleOIDCClientID != "" && len(c.ConsoleOperators)+len(c.ConsoleViewers) == 0 {
+		r.errs = append(r.errs, errors.New("CONSOLE_OIDC_CLIENT_ID is set but CONSOLE_OPERATORS and CONSOLE_VIEWERS are empty: nobody could sign in"))
+	}
+	for _, name := range []string{"CONSOLE_OPERATORS", "CONSOLE_VIEWERS"} {
+		for _, p := range r.list(name, "") {
+			if !validPersonPattern(p) {
+				r.errs = append(r.errs, fmt.Errorf("%s: %q is neither an e-mail address nor *@domain", name, p))
+			}
+		}
+	}
+	r.url("CONSOLE_OIDC_ISSUER", c.ConsoleOIDCIssuer)
+	r.url("CONSOLE_URL", c.ConsoleURL)
+	r.url("NOTIFY_WEBHOOK_URL", c.NotifyWebhookURL)
+	if (c.NotifyWebexBotToken == "") != (c.NotifyWebexRoomID == "") {
+		r.errs = append(r.errs, errors.New("NOTIFY_WEBEX_BOT_TOKEN and NOTIFY_WEBEX_ROOM_ID must be set together"))
+	}
+	if c.NotifyWebhookURL != "" && len(c.NotifyWebhookSecret) < 24 {
+		r.errs = append(r.errs, errors.New("NOTIFY_WEBHOOK_URL needs NOTIFY_WEBHOOK_SECRET (at least 24 characters; a whsec_ value is accepted as it is)"))
+	}
+	r.positive("AUTHORIZE_LINK_TTL", c.AuthorizeLinkTTL)
+	r.positive("ACTIVITY_RETENTION", c.ActivityRetention)
+	r.positive("NOTIFY_REMINDER", c.NotifyReminder)
+	r.positive("NOTIFY_GIVE_UP", c.NotifyGiveUp)
+	r.positive("ADMIN_SESSION_IDLE", c.AdminSessionIdle)
+	if c.ActivityCollection == c.Collection || c.ActivityCollection == c.MetaCollection {
+		r.errs = append(r.errs, errors.New("ACTIVITY_COLLECTION must differ from TOKENS_COLLECTION and META_COLLECTION"))
+	}
 	if (c.RunOIDCAudience == "") != (c.RunOIDCAccount == "") {
 		r.errs = append(r.errs, errors.New("RUN_OIDC_AUDIENCE and RUN_OIDC_SERVICE_ACCOUNT must be set together"))
 	}
@@ -131,6 +228,19 @@ func Load(b Binary, getenv func(string) string) (*Config, error) {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	return c, nil
+}
+
+// SignInWithWebex reports whether the console offers sign-in with Webex.
+func (c *Config) SignInWithWebex() bool { return c.ConsoleOIDCClientID != "" }
+
+// Notifies reports whether the worker has a notification channel.
+func (c *Config) Notifies() bool { return c.NotifyWebexBotToken != "" || c.NotifyWebhookURL != "" }
+
+// validPersonPattern: an e-mail address (something@domain) or *@domain.
+func validPersonPattern(p string) bool {
+	local, domain, ok := strings.Cut(p, "@")
+	return ok && local != "" && domain != "" && !strings.ContainsAny(domain, "@ ") &&
+		strings.Contains(domain, ".") && (local == "*" || !strings.ContainsAny(local, "* "))
 }
 
 // CORSAllowsAll reports whether every origin may call the api from a browser.
@@ -232,6 +342,17 @@ func (r *reader) hostPort(name string) string {
 		return ""
 	}
 	return v
+}
+
+// url checks that an optional value is an absolute http(s) URL.
+func (r *reader) url(name, v string) {
+	if v == "" {
+		return
+	}
+	u, err := neturl.Parse(v)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil {
+		r.errs = append(r.errs, fmt.Errorf("%s=%q is not an absolute http(s) URL", name, v))
+	}
 }
 
 func (r *reader) prefixes(name string) []netip.Prefix {

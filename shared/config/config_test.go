@@ -41,6 +41,16 @@ func TestDefaults(t *testing.T) {
 		{"failure window", c.AuthFailureWindow, 15 * time.Minute},
 		{"hops", c.TrustedProxyHops, 0},
 		{"metrics addr", c.MetricsAddr, ""},
+		{"behind iam", c.RunBehindIAM, false},
+		{"oidc issuer", c.ConsoleOIDCIssuer, "https://idbroker.webex.com/idb"},
+		{"sign-in", c.SignInWithWebex(), false},
+		{"link ttl", c.AuthorizeLinkTTL, 72 * time.Hour},
+		{"session idle", c.AdminSessionIdle, time.Hour},
+		{"activity collection", c.ActivityCollection, "tokenActivity"},
+		{"activity retention", c.ActivityRetention, 2160 * time.Hour},
+		{"notify reminder", c.NotifyReminder, 24 * time.Hour},
+		{"notify give up", c.NotifyGiveUp, 24 * time.Hour},
+		{"notifies", c.Notifies(), false},
 	}
 	for _, tc := range checks {
 		if tc.got != tc.want {
@@ -62,6 +72,15 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"bad cidr", API, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_PASSPHRASE": "x", "ALLOWED_CIDRS": "10.0.0.0/8, nope"}, []string{"ALLOWED_CIDRS"}},
 		{"bad bool", API, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_PASSPHRASE": "x", "LEGACY_STATE": "yes please"}, []string{"LEGACY_STATE"}},
 		{"bad metrics addr", Worker, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "METRICS_ADDR": "9090"}, []string{"METRICS_ADDR"}},
+		{"short run secret", Worker, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "RUN_AUTH_SECRET": "0123456789abcdef0123456789abcde"}, []string{"RUN_AUTH_SECRET", "32"}},
+		{"iam without audience", Worker, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "RUN_BEHIND_CLOUD_RUN_IAM": "true"}, []string{"RUN_BEHIND_CLOUD_RUN_IAM", "RUN_OIDC_AUDIENCE"}},
+		{"sign-in without people", API, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_PASSPHRASE": "x", "CONSOLE_OIDC_CLIENT_ID": "c", "CONSOLE_OIDC_CLIENT_SECRET": "s"}, []string{"CONSOLE_OPERATORS"}},
+		{"half sign-in", API, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_PASSPHRASE": "x", "CONSOLE_OIDC_CLIENT_ID": "c", "CONSOLE_OPERATORS": "a@example.com"}, []string{"CONSOLE_OIDC_CLIENT_SECRET"}},
+		{"bad operator", API, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_PASSPHRASE": "x", "CONSOLE_OPERATORS": "alice, *@example.com"}, []string{"CONSOLE_OPERATORS", "alice"}},
+		{"bad console url", Worker, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "CONSOLE_URL": "console.example.com"}, []string{"CONSOLE_URL"}},
+		{"webhook without secret", Worker, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "NOTIFY_WEBHOOK_URL": "https://hooks.example.com/x"}, []string{"NOTIFY_WEBHOOK_SECRET"}},
+		{"bot without room", Worker, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "NOTIFY_WEBEX_BOT_TOKEN": "t"}, []string{"NOTIFY_WEBEX_ROOM_ID"}},
+		{"activity in tokens", Worker, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "ACTIVITY_COLLECTION": "tokens"}, []string{"ACTIVITY_COLLECTION"}},
 		{"half oidc", Worker, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "RUN_OIDC_AUDIENCE": "a"}, []string{"RUN_OIDC_SERVICE_ACCOUNT"}},
 	}
 	for _, tc := range tests {
@@ -134,5 +153,26 @@ func TestAdminPassphraseLength(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestPeopleLists(t *testing.T) {
+	c, err := Load(API, env(map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_PASSPHRASE": "x",
+		"CONSOLE_OIDC_CLIENT_ID": "c", "CONSOLE_OIDC_CLIENT_SECRET": "s",
+		"CONSOLE_OPERATORS": "alice@example.com, *@ops.example.com", "CONSOLE_VIEWERS": "bob@example.com"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.ConsoleOperators, "|"); got != "alice@example.com|*@ops.example.com" {
+		t.Errorf("operators: got %q", got)
+	}
+	if !c.SignInWithWebex() {
+		t.Error("sign-in with Webex: got off, want on")
+	}
+}
+
+func TestRunAuthSecretOf32IsAccepted(t *testing.T) {
+	if _, err := Load(Worker, env(map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "RUN_AUTH_SECRET": strings.Repeat("k", 32)})); err != nil {
+		t.Fatal(err)
 	}
 }
