@@ -36,6 +36,8 @@ const (
 	fAppID       = "appId"
 	fTargetOrgID = "targetOrgId"
 	fManager     = "manager"
+	// fAuthorizedBy: who an integration's grant acts as (DESIGN 3).
+	fAuthorizedBy = "authorizedBy"
 
 	fNextAttempt       = "nextAttempt"
 	fFailures          = "failures"
@@ -55,6 +57,10 @@ const (
 	fAt        = "at"
 	fMessage   = "message"
 	fPermanent = "permanent"
+	// Sub-fields of authorizedBy.
+	fPersonID    = "personId"
+	fEmail       = "email"
+	fDisplayName = "displayName"
 )
 
 // ownedFields are the fields encode writes, in a fixed order. Fields
@@ -63,7 +69,7 @@ var ownedFields = []string{
 	fClientID, fClientSecret, fRedirectURI, fAccessToken, fRefreshToken,
 	fAccessExpires, fRefreshExpires, fLastRefresh,
 	fGeneration, fLease, fStatus, fLastError, fScopes, fPassphraseHash,
-	fOrgID, fKind, fAppID, fTargetOrgID, fManager,
+	fOrgID, fKind, fAppID, fTargetOrgID, fManager, fAuthorizedBy,
 	fNextAttempt, fFailures, fConfigFingerprint, fFailureReported, fExpiryWarned, fManagerGeneration,
 }
 
@@ -111,6 +117,14 @@ func encode(t *token.Token) map[string]any {
 	putString(m, fAppID, t.AppID)
 	putString(m, fTargetOrgID, t.TargetOrgID)
 	putString(m, fManager, t.Manager)
+	if p := t.AuthorizedBy; p != nil {
+		by := map[string]any{}
+		putString(by, fPersonID, p.ID)
+		putString(by, fEmail, p.Email)
+		putString(by, fDisplayName, p.DisplayName)
+		putString(by, fOrgID, p.OrgID)
+		m[fAuthorizedBy] = by
+	}
 	putMillis(m, fNextAttempt, t.NextAttempt)
 	if t.Failures != 0 {
 		m[fFailures] = int64(t.Failures)
@@ -343,6 +357,9 @@ func decode(data map[string]any) (t *token.Token, bad []string) {
 	}
 	if l, ok := d.sub(fLease); ok {
 		t.Lease = token.Lease{Holder: l.string(fHolder), Until: l.millis(fUntil)}
+	}
+	if p, ok := d.sub(fAuthorizedBy); ok {
+		t.AuthorizedBy = &token.Person{ID: p.string(fPersonID), Email: p.string(fEmail), DisplayName: p.string(fDisplayName), OrgID: p.string(fOrgID)}
 	}
 	if e, ok := d.sub(fLastError); ok {
 		t.LastError = &token.LastError{At: e.millis(fAt), Message: e.string(fMessage), Permanent: e.bool(fPermanent)}

@@ -82,6 +82,9 @@ type Token struct {
 	Manager     string
 	// OrgID is the Webex org of the tokens, when known (see Org).
 	OrgID string
+	// AuthorizedBy is the Webex person an integration's current grant
+	// acts as, asked from Webex after each authorization; nil if unknown.
+	AuthorizedBy *Person
 	// ManagerGeneration is the manager's generation when a Service App
 	// last failed because of its manager, nil if none: it is retried once
 	// the manager has moved on (ManagerBack).
@@ -104,6 +107,15 @@ type Token struct {
 	// Version is the store's opaque revision of the document (Firestore's
 	// update time), used as the precondition of a lease write.
 	Version time.Time
+}
+
+// Person is a Webex person as Webex names them (GET /v1/people/me): who
+// an integration's grant acts as, or who signed in to the console.
+type Person struct {
+	ID          string
+	Email       string
+	DisplayName string
+	OrgID       string
 }
 
 // HasAccessToken reports whether the token holds an access token at all.
@@ -267,6 +279,10 @@ func (t *Token) Clone() *Token {
 	if t.LastError != nil {
 		le := *t.LastError
 		c.LastError = &le
+	}
+	if t.AuthorizedBy != nil {
+		p := *t.AuthorizedBy
+		c.AuthorizedBy = &p
 	}
 	if t.FailureReported != nil {
 		g := *t.FailureReported
