@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -50,16 +51,16 @@ func (s *server) refreshNow(c echo.Context) error {
 // forceRefresh is an operator's "Refresh now" of name. A refresh that
 // another instance completed meanwhile counts as done: across all
 // instances it is still one Webex call.
-func (s *server) forceRefresh(c echo.Context, name string) (token.Result, error) {
+func (s *server) forceRefresh(c echo.Context, name string) (lifecycle.Result, error) {
 	if err := token.ValidateName(name); err != nil {
-		return token.Result{}, err
+		return lifecycle.Result{}, err
 	}
 	// The Webex call has its own timeout; waiting a little longer lets a
 	// lease holder elsewhere finish first.
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.WebexTimeout+5*time.Second)
 	defer cancel()
-	res, err := s.refresher.Refresh(ctx, name, token.RefreshOptions{Force: true, Trigger: token.TriggerManual, WaitForOthers: true})
-	if err == nil && res.Outcome != token.Refreshed && res.Outcome != token.RefreshedElsewhere {
+	res, err := s.refresher.Refresh(ctx, name, lifecycle.RefreshOptions{Force: true, Trigger: token.TriggerManual, WaitForOthers: true})
+	if err == nil && res.Outcome != lifecycle.Refreshed && res.Outcome != lifecycle.RefreshedElsewhere {
 		err = &apiError{code: http.StatusServiceUnavailable, retryAfter: 5 * time.Second,
 			message: "token " + name + " is being refreshed by another instance; retry in a few seconds"}
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wxcc/tokenservice/shared/config"
+	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/logging"
 	"github.com/wxcc/tokenservice/shared/passphrase"
 	"github.com/wxcc/tokenservice/shared/testing/memstore"
@@ -105,7 +106,7 @@ func fuzzServer(f *testing.F) *httptest.Server {
 	}
 	issuer, _ := webex.New(webex.Options{TokenURL: fake.TokenURL, AuthorizeURL: fake.AuthorizeURL, Timeout: time.Second})
 	log := logging.New(io.Discard, logging.ParseLevel("error"))
-	r := token.NewRefresher(token.RefresherConfig{Store: store, Issuer: issuer, Holder: "fuzz", Logger: log})
+	r := lifecycle.NewRefresher(lifecycle.RefresherConfig{Store: store, Issuer: issuer, Holder: "fuzz", Logger: log})
 	f.Cleanup(r.Close)
 	srv := httptest.NewServer(newServer(deps{cfg: cfg, store: store, refresher: r, admin: fuzzAdminStore{store, &sync.Map{}},
 		ping: func(context.Context) error { return nil }, authorizeURL: issuer.AuthorizeURL, logger: log}))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/wxcc/tokenservice/shared/clientip"
 	"github.com/wxcc/tokenservice/shared/config"
+	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/logging"
 	"github.com/wxcc/tokenservice/shared/metrics"
 	"github.com/wxcc/tokenservice/shared/oauthstate"
@@ -28,7 +29,7 @@ import (
 type deps struct {
 	cfg       *config.Config
 	store     token.Store
-	refresher *token.Refresher
+	refresher *lifecycle.Refresher
 	// ping checks the store for /readyz.
 	ping func(context.Context) error
 	// admin is what the admin endpoints need beyond store; nil turns

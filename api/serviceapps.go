@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -98,7 +99,7 @@ func (s *server) mintAfterPut(ctx context.Context, name string, t *token.Token) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
 	defer cancel()
-	res, err := s.refresher.Refresh(ctx, name, token.RefreshOptions{Trigger: token.TriggerManual, WaitForOthers: true})
+	res, err := s.refresher.Refresh(ctx, name, lifecycle.RefreshOptions{Trigger: token.TriggerManual, WaitForOthers: true})
 	s.cache.drop(name)
 	out := map[string]any{"minted": err == nil && res.Token != nil && res.Token.HasAccessToken()}
 	if res.Token != nil {

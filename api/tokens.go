@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -143,7 +144,7 @@ func (s *server) servable(ctx context.Context, t *token.Token, budget time.Time)
 	}
 	rctx, cancel := context.WithDeadline(ctx, budget)
 	defer cancel()
-	res, err := s.refresher.Refresh(rctx, name, token.RefreshOptions{Trigger: token.TriggerInline, WaitForOthers: true})
+	res, err := s.refresher.Refresh(rctx, name, lifecycle.RefreshOptions{Trigger: token.TriggerInline, WaitForOthers: true})
 	if res.Token != nil {
 		t = s.cache.put(res.Token, s.now().Add(s.cfg.CacheMaxAge)).tok
 	}

@@ -18,11 +18,11 @@ import (
 	"github.com/wxcc/tokenservice/shared/bootstrap"
 	"github.com/wxcc/tokenservice/shared/config"
 	"github.com/wxcc/tokenservice/shared/firestore"
+	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/logging"
 	"github.com/wxcc/tokenservice/shared/pubsub"
 	"github.com/wxcc/tokenservice/shared/testing/emulator"
 	"github.com/wxcc/tokenservice/shared/testing/testkit"
-	"github.com/wxcc/tokenservice/shared/token"
 )
 
 func TestMain(m *testing.M) {
@@ -101,7 +101,7 @@ type workerUnderTest struct {
 	sweeper   *sweeper
 	store     *firestore.Store
 	relay     *pubsub.Relay
-	refresher *token.Refresher
+	refresher *lifecycle.Refresher
 }
 
 // startWorker starts a worker instance, built as run builds it on the

@@ -14,9 +14,9 @@ import (
 	"github.com/wxcc/tokenservice/shared/bootstrap"
 	"github.com/wxcc/tokenservice/shared/config"
 	"github.com/wxcc/tokenservice/shared/httpserve"
+	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/logging"
 	"github.com/wxcc/tokenservice/shared/metrics"
-	"github.com/wxcc/tokenservice/shared/token"
 )
 
 // run starts the worker and blocks until ctx ends, or, with -once, until
@@ -111,7 +111,7 @@ func newSweeperFor(cfg *config.Config, core *bootstrap.Core, log *slog.Logger, n
 }
 
 // newSweeper builds the sweeper from the configuration.
-func newSweeper(cfg *config.Config, store sweepStore, r *token.Refresher, ob eventRelay, log *slog.Logger, m *metrics.Metrics) *sweeper {
+func newSweeper(cfg *config.Config, store sweepStore, r *lifecycle.Refresher, ob eventRelay, log *slog.Logger, m *metrics.Metrics) *sweeper {
 	return &sweeper{
 		store: store, refresher: r, relay: ob, log: log, now: time.Now, metrics: m,
 		lead: cfg.RefreshLead, concurrency: cfg.RefreshConcurrency, timeout: cfg.SweepTimeout,

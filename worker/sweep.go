@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/metrics"
 	"github.com/wxcc/tokenservice/shared/pubsub"
 	"github.com/wxcc/tokenservice/shared/token"
@@ -70,7 +71,7 @@ type Summary struct {
 // time per process; a trigger that arrives during a sweep joins it.
 type sweeper struct {
 	store     sweepStore
-	refresher *token.Refresher
+	refresher *lifecycle.Refresher
 	relay     eventRelay // may be nil
 	log       *slog.Logger
 	now       func() time.Time
@@ -251,10 +252,10 @@ func (s *sweeper) refresh(ctx context.Context, run *sweepRun, t *token.Token, ha
 	if !s.wait(ctx, rand.N(s.jitter+1)) {
 		return
 	}
-	res, err := s.refresher.RefreshFrom(ctx, t, token.RefreshOptions{Lead: s.lead, Trigger: token.TriggerScheduled, MintWithin: s.expiryWarning})
+	res, err := s.refresher.RefreshFrom(ctx, t, lifecycle.RefreshOptions{Lead: s.lead, Trigger: token.TriggerScheduled, MintWithin: s.expiryWarning})
 	run.saw(res.Token)
 	switch {
-	case err == nil && res.Outcome == token.Refreshed:
+	case err == nil && res.Outcome == lifecycle.Refreshed:
 		run.count(func(sum *Summary) { sum.Refreshed++ })
 	case err == nil, errors.Is(err, token.ErrRefreshTokenLapsed), errors.Is(err, token.ErrWaitingForManager):
 		run.count(notDone)

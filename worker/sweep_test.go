@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/api/option"
 
+	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/testing/netfault"
 	"github.com/wxcc/tokenservice/shared/testing/testkit"
 	"github.com/wxcc/tokenservice/shared/token"
@@ -112,7 +113,7 @@ func TestTwoWorkersAndInlineCallersRefreshOnce(t *testing.T) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 			defer cancel()
-			api.Refresh(ctx, fmt.Sprintf("due-%d", rand.IntN(10)), token.RefreshOptions{Trigger: token.TriggerInline, WaitForOthers: true})
+			api.Refresh(ctx, fmt.Sprintf("due-%d", rand.IntN(10)), lifecycle.RefreshOptions{Trigger: token.TriggerInline, WaitForOthers: true})
 		}()
 	}
 	wg.Wait()

@@ -16,6 +16,7 @@ import (
 	"github.com/wxcc/tokenservice/shared/config"
 	"github.com/wxcc/tokenservice/shared/firestore"
 	"github.com/wxcc/tokenservice/shared/httpserve"
+	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/metrics"
 	"github.com/wxcc/tokenservice/shared/pubsub"
 	"github.com/wxcc/tokenservice/shared/token"
@@ -28,7 +29,7 @@ type Core struct {
 	Webex     *webex.Client
 	Relay     *pubsub.Relay // nil when Pub/Sub could not be reached
 	Metrics   *metrics.Metrics
-	Refresher *token.Refresher
+	Refresher *lifecycle.Refresher
 	closers   []func()
 }
 
@@ -120,7 +121,7 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Core, error) {
 			return metrics.EventStats{Published: st.Published, Failed: st.Failed, Backlog: st.Backlog}
 		})
 	}
-	c.Refresher = token.NewRefresher(token.RefresherConfig{
+	c.Refresher = lifecycle.NewRefresher(lifecycle.RefresherConfig{
 		Store: c.Store, Issuer: c.Webex, Publisher: publisher, OnRefresh: c.Metrics.Refresh,
 		Now:          o.Now,
 		Holder:       httpserve.HolderID(o.Kind, o.Getenv),

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -112,8 +113,8 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// Refresh records one refresh attempt (token.RefresherConfig.OnRefresh).
-func (m *Metrics) Refresh(r token.RefreshReport) {
+// Refresh records one refresh attempt (lifecycle.RefresherConfig.OnRefresh).
+func (m *Metrics) Refresh(r lifecycle.RefreshReport) {
 	if m == nil {
 		return
 	}

@@ -111,3 +111,51 @@ func IsPermanent(err error) bool {
 	return errors.Is(err, ErrGrantRejected) || errors.Is(err, ErrClientRejected) ||
 		errors.Is(err, ErrReauthRequired) || errors.Is(err, ErrConfigError)
 }
+
+// ManagerError says that a Service App could not be minted because of
+// its manager.
+type ManagerError struct {
+	Manager string
+	// Generation is the manager's when Webex refused it although it
+	// looked healthy (its token lacks the scope): the Service App is
+	// tried again only once the manager has moved on. Nil when the
+	// manager's own state says it needs re-authorization (or it does not
+	// exist): any healthy manager will do.
+	Generation *int64
+	// Reauth: the manager must be authorized again. Otherwise the
+	// failure is transient (the manager is backing off, say).
+	Reauth bool
+	// Err is what the manager's refresh or Webex said.
+	Err error
+}
+
+func (e *ManagerError) Error() string { return e.Summary() + ": " + e.Err.Error() }
+
+// Summary names the manager and what it needs, without the details.
+func (e *ManagerError) Summary() string {
+	if e.Reauth {
+		return fmt.Sprintf("manager %q needs re-authorization", e.Manager)
+	}
+	return fmt.Sprintf("manager %q cannot mint now", e.Manager)
+}
+
+// Unwrap is ErrReauthRequired or ErrUnavailable, never the manager's own
+// error: a rejection of the manager counts once, for the manager.
+func (e *ManagerError) Unwrap() error {
+	if e.Reauth {
+		return ErrReauthRequired
+	}
+	return ErrUnavailable
+}
+
+// GenerationCopy is a copy of Generation (nil if none), for storing.
+func (e *ManagerError) GenerationCopy() *int64 {
+	if e.Generation == nil {
+		return nil
+	}
+	g := *e.Generation
+	return &g
+}
+
+// ErrNoClientConfig: the document lacks clientId, clientSecret or redirectUri.
+var ErrNoClientConfig = errors.New("client configuration incomplete")

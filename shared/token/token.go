@@ -1,8 +1,9 @@
 // Package token holds the domain model of the token service: a named Webex
 // OAuth token, the rules that decide when it must be refreshed and whether it
-// may still be served, the interfaces of the adapters around it (store, Webex
-// issuer, event publisher) and the refresh protocol shared by the worker and
-// the api. It imports no database driver and no HTTP framework on purpose:
+// may still be served, its errors and events, and the interfaces of the
+// adapters around it (store, Webex issuer, event publisher). What changes a
+// token (the refresh protocol and the operators' use cases) is in package
+// lifecycle. It imports no database driver and no HTTP framework on purpose:
 // adapters depend on it, never the other way round.
 package token
 
@@ -165,8 +166,10 @@ func (t *Token) RefreshTokenExpired(now time.Time) bool {
 //     it is minted again.
 func (t *Token) HeldBack(now time.Time) error { return t.heldBack(now, false) }
 
-// heldBack is HeldBack, not counting a backoff when ignoreBackoff is set
-// (a forced refresh).
+// HeldBackFromForced is HeldBack for an operator's forced refresh, which
+// a backoff does not hold back.
+func (t *Token) HeldBackFromForced(now time.Time) error { return t.heldBack(now, true) }
+
 func (t *Token) heldBack(now time.Time, ignoreBackoff bool) error {
 	switch {
 	case !t.HasAccessToken() && !t.IsServiceApp():

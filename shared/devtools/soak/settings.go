@@ -34,7 +34,7 @@ const (
 	// leaseTTL is how long a lease outlives its holder (WEBEX_TIMEOUT + 15 s).
 	leaseTTL = webexTimeout + 15*time.Second
 	// backoffFloor is the refresh protocol's shortest backoff after a
-	// transient failure (token.RefresherConfig.BackoffBase's default).
+	// transient failure (lifecycle.RefresherConfig.BackoffBase's default).
 	backoffFloor = 15 * time.Second
 	// outboxSettle is how old an event must be before a sweep publishes
 	// it for an instance that may have died (the relay's settle time

@@ -1,4 +1,4 @@
-package token
+package lifecycle
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/wxcc/tokenservice/shared/token"
 )
 
 // Minting a Service App's pair (DESIGN 5a) is a step of the refresh
@@ -40,50 +42,6 @@ import (
 // have left to be sent along with a mint.
 const managerMinValidity = time.Minute
 
-// ManagerError says that a Service App could not be minted because of
-// its manager.
-type ManagerError struct {
-	Manager string
-	// Generation is the manager's when Webex refused it although it
-	// looked healthy (its token lacks the scope): the Service App is
-	// tried again only once the manager has moved on. Nil when the
-	// manager's own state says it needs re-authorization (or it does not
-	// exist): any healthy manager will do.
-	Generation *int64
-	// Reauth: the manager must be authorized again. Otherwise the
-	// failure is transient (the manager is backing off, say).
-	Reauth bool
-	// Err is what the manager's refresh or Webex said.
-	Err error
-}
-
-func (e *ManagerError) Error() string { return e.Summary() + ": " + e.Err.Error() }
-
-// Summary names the manager and what it needs, without the details.
-func (e *ManagerError) Summary() string {
-	if e.Reauth {
-		return fmt.Sprintf("manager %q needs re-authorization", e.Manager)
-	}
-	return fmt.Sprintf("manager %q cannot mint now", e.Manager)
-}
-
-// Unwrap is ErrReauthRequired or ErrUnavailable, never the manager's own
-// error: a rejection of the manager counts once, for the manager.
-func (e *ManagerError) Unwrap() error {
-	if e.Reauth {
-		return ErrReauthRequired
-	}
-	return ErrUnavailable
-}
-
-func (e *ManagerError) generation() *int64 {
-	if e.Generation == nil {
-		return nil
-	}
-	g := *e.Generation
-	return &g
-}
-
 // serviceAppLeaseTTL is how long a Service App's lease lasts: a refresh
 // that Webex rejects, the manager's refresh, a mint, the manager's forced
 // refresh and a second mint, each under WebexTimeout, with room for the
@@ -91,7 +49,7 @@ func (e *ManagerError) generation() *int64 {
 func (r *Refresher) serviceAppLeaseTTL() time.Duration { return 5*r.o.WebexTimeout + 30*time.Second }
 
 // leaseTTL is how long the lease on t lasts.
-func (r *Refresher) leaseTTL(t *Token) time.Duration {
+func (r *Refresher) leaseTTL(t *token.Token) time.Duration {
 	if t.IsServiceApp() {
 		return r.serviceAppLeaseTTL()
 	}
@@ -99,17 +57,17 @@ func (r *Refresher) leaseTTL(t *Token) time.Duration {
 }
 
 // mints reports whether the Webex call for t, leased under m, is a mint.
-func (r *Refresher) mints(t *Token, m RefreshOptions) bool {
+func (r *Refresher) mints(t *token.Token, m RefreshOptions) bool {
 	return t.IsServiceApp() && (m.Force || t.NeedsMint(r.o.Now(), m.MintWithin) || t.WaitsForManager())
 }
 
 // managerBack reports whether the Service App t, waiting for its manager,
 // may be minted again: the manager is back (Token.ManagerBack). It costs
 // a store read, no Webex call.
-func (r *Refresher) managerBack(ctx context.Context, t *Token) bool {
+func (r *Refresher) managerBack(ctx context.Context, t *token.Token) bool {
 	manager, err := r.o.Store.Get(ctx, t.Manager)
 	switch {
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrInvalidName):
+	case errors.Is(err, token.ErrNotFound), errors.Is(err, token.ErrInvalidName):
 		manager = nil
 	case err != nil:
 		return false // the store will answer at the next try
@@ -119,13 +77,13 @@ func (r *Refresher) managerBack(ctx context.Context, t *Token) bool {
 
 // mintAndCommit holds the lease on the Service App t: it mints a new pair
 // and records the outcome as afterCall does for a refresh.
-func (r *Refresher) mintAndCommit(ctx context.Context, t *Token, m RefreshOptions) (Result, error) {
+func (r *Refresher) mintAndCommit(ctx context.Context, t *token.Token, m RefreshOptions) (Result, error) {
 	g, latency, called, err := r.mint(ctx, t, m)
 	mm := m
-	mm.Trigger = TriggerMint
+	mm.Trigger = token.TriggerMint
 	res, err := r.afterCall(ctx, t, g, err, mm)
 	if called {
-		r.report(RefreshReport{Name: t.Name, Trigger: TriggerMint, Grant: "applications_token", Result: resultOf(res, err), WebexLatency: latency, Token: res.Token})
+		r.report(RefreshReport{Name: t.Name, Trigger: token.TriggerMint, Grant: "applications_token", Result: resultOf(res, err), WebexLatency: latency, Token: res.Token})
 	}
 	return res, err
 }
@@ -133,40 +91,40 @@ func (r *Refresher) mintAndCommit(ctx context.Context, t *Token, m RefreshOption
 // mint gets the manager's access token and calls the applications
 // endpoint with it, retrying once with a refreshed manager token if
 // Webex refused the first. called says whether Webex was called at all.
-func (r *Refresher) mint(ctx context.Context, t *Token, m RefreshOptions) (g Grant, latency time.Duration, called bool, err error) {
+func (r *Refresher) mint(ctx context.Context, t *token.Token, m RefreshOptions) (g token.Grant, latency time.Duration, called bool, err error) {
 	if missing := t.MissingClientFields(); len(missing) > 0 {
-		return Grant{}, 0, false, fmt.Errorf("mint %s: %w: no %s", t.Name, ErrNoClientConfig, strings.Join(missing, ", "))
+		return token.Grant{}, 0, false, fmt.Errorf("mint %s: %w: no %s", t.Name, token.ErrNoClientConfig, strings.Join(missing, ", "))
 	}
 	manager, err := r.managerToken(ctx, t, m, nil)
 	if err != nil {
-		return Grant{}, 0, false, err
+		return token.Grant{}, 0, false, err
 	}
-	call := func(manager *Token) (Grant, time.Duration, error) {
-		return r.callWebex(ctx, func(ctx context.Context) (Grant, error) {
-			return r.o.Issuer.Mint(ctx, MintRequest{AppID: t.AppID, Client: Client{ID: t.ClientID, Secret: t.ClientSecret},
+	call := func(manager *token.Token) (token.Grant, time.Duration, error) {
+		return r.callWebex(ctx, func(ctx context.Context) (token.Grant, error) {
+			return r.o.Issuer.Mint(ctx, token.MintRequest{AppID: t.AppID, Client: token.Client{ID: t.ClientID, Secret: t.ClientSecret},
 				TargetOrgID: t.TargetOrgID, ManagerToken: manager.AccessToken})
 		})
 	}
 	g, latency, err = call(manager)
-	if errors.Is(err, ErrManagerTokenRejected) {
+	if errors.Is(err, token.ErrManagerTokenRejected) {
 		r.o.Logger.Warn("webex refused the manager's token; refreshing the manager once", "token", t.Name, "manager", t.Manager)
 		refreshed, merr := r.managerToken(ctx, t, m, manager)
 		if merr != nil {
-			return Grant{}, latency, true, merr
+			return token.Grant{}, latency, true, merr
 		}
 		manager = refreshed
 		var again time.Duration
 		g, again, err = call(manager)
 		latency += again
-		if errors.Is(err, ErrManagerTokenRejected) {
+		if errors.Is(err, token.ErrManagerTokenRejected) {
 			// Webex just issued that token: what it refuses is the rest
 			// of the request, the Service App's own client.
-			err = fmt.Errorf("%w: refused with the manager's fresh token too: %w", ErrClientRejected, err)
+			err = fmt.Errorf("%w: refused with the manager's fresh token too: %w", token.ErrClientRejected, err)
 		}
 	}
-	if errors.Is(err, ErrManagerNotPermitted) {
+	if errors.Is(err, token.ErrManagerNotPermitted) {
 		gen := manager.Generation
-		err = &ManagerError{Manager: t.Manager, Generation: &gen, Reauth: true, Err: err}
+		err = &token.ManagerError{Manager: t.Manager, Generation: &gen, Reauth: true, Err: err}
 	}
 	return g, latency, true, err
 }
@@ -177,7 +135,7 @@ func (r *Refresher) mint(ctx context.Context, t *Token, m RefreshOptions) (g Gra
 // token: the manager is then refreshed now (forced), unless someone has
 // refreshed it since. A manager that cannot give a token is a
 // *ManagerError (or ErrBadManager if it is a Service App).
-func (r *Refresher) managerToken(ctx context.Context, t *Token, m RefreshOptions, rejected *Token) (*Token, error) {
+func (r *Refresher) managerToken(ctx context.Context, t *token.Token, m RefreshOptions, rejected *token.Token) (*token.Token, error) {
 	opts := RefreshOptions{Trigger: m.Trigger, WaitForOthers: true, asManager: true}
 	if rejected != nil {
 		cur, err := r.o.Store.Get(ctx, t.Manager)
@@ -191,17 +149,17 @@ func (r *Refresher) managerToken(ctx context.Context, t *Token, m RefreshOptions
 	res, err := r.refresh(mctx, t.Manager, nil, opts)
 	manager := res.Token
 	switch {
-	case errors.Is(err, ErrBadManager):
+	case errors.Is(err, token.ErrBadManager):
 		return nil, fmt.Errorf("mint %s: %w", t.Name, err)
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrInvalidName):
-		return nil, &ManagerError{Manager: t.Manager, Reauth: true, Err: fmt.Errorf("no token named %q", t.Manager)}
+	case errors.Is(err, token.ErrNotFound), errors.Is(err, token.ErrInvalidName):
+		return nil, &token.ManagerError{Manager: t.Manager, Reauth: true, Err: fmt.Errorf("no token named %q", t.Manager)}
 	case manager != nil && manager.Servable(r.o.Now(), managerMinValidity) &&
 		(rejected == nil || manager.Generation != rejected.Generation):
 		return manager, nil // whatever else the manager's refresh said
-	case errors.Is(err, ErrReauthRequired), errors.Is(err, ErrNotAuthorized):
-		return nil, &ManagerError{Manager: t.Manager, Reauth: true, Err: err}
+	case errors.Is(err, token.ErrReauthRequired), errors.Is(err, token.ErrNotAuthorized):
+		return nil, &token.ManagerError{Manager: t.Manager, Reauth: true, Err: err}
 	case err == nil:
 		err = fmt.Errorf("its access token has less than %s left", managerMinValidity)
 	}
-	return nil, &ManagerError{Manager: t.Manager, Err: err}
+	return nil, &token.ManagerError{Manager: t.Manager, Err: err}
 }

@@ -1,4 +1,4 @@
-package token
+package lifecycle
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/wxcc/tokenservice/shared/token"
 )
 
 // The refresh protocol (DESIGN section 5), used by the worker on schedule and
@@ -80,7 +82,7 @@ type RefreshOptions struct {
 	// Lead is added to the threshold: the worker refreshes early.
 	Lead time.Duration
 	// Trigger goes into the events.
-	Trigger Trigger
+	Trigger token.Trigger
 	// WaitForOthers: when another holder has the lease, poll for its
 	// result instead of skipping.
 	WaitForOthers bool
@@ -104,15 +106,15 @@ type RefreshOptions struct {
 // Result is the token after a Refresh (the new one, or the current one
 // when nothing was stored) and what happened.
 type Result struct {
-	Token   *Token
+	Token   *token.Token
 	Outcome Outcome
 }
 
 // RefresherConfig configures a Refresher. Zero values take the defaults.
 type RefresherConfig struct {
-	Store     Store
-	Issuer    Issuer
-	Publisher Publisher // may be nil: events then wait in the outbox
+	Store     token.Store
+	Issuer    token.Issuer
+	Publisher token.Publisher // may be nil: events then wait in the outbox
 	Now       func() time.Time
 	// Holder identifies this instance in leases.
 	Holder string
@@ -132,7 +134,7 @@ type RefresherConfig struct {
 // RefreshReport describes one Webex call of the protocol and its result.
 type RefreshReport struct {
 	Name    string
-	Trigger Trigger
+	Trigger token.Trigger
 	// Grant is "refresh_token" or "authorization_code".
 	Grant string
 	// Result is refreshed, refreshed_elsewhere (another holder committed
@@ -142,7 +144,7 @@ type RefreshReport struct {
 	Result       string
 	WebexLatency time.Duration
 	// Token is the token after the call, if known.
-	Token *Token
+	Token *token.Token
 }
 
 func (r *Refresher) report(rep RefreshReport) {
@@ -157,13 +159,13 @@ func resultOf(res Result, err error) string {
 	switch {
 	case err == nil:
 		return res.Outcome.String()
-	case errors.Is(err, ErrReauthRequired):
+	case errors.Is(err, token.ErrReauthRequired):
 		return "reauth_required"
-	case errors.Is(err, ErrConfigError):
+	case errors.Is(err, token.ErrConfigError):
 		return "config_error"
-	case RejectedByWebex(err): // an authorization code or its client
+	case token.RejectedByWebex(err): // an authorization code or its client
 		return "rejected"
-	case errors.As(err, new(*BackoffError)), errors.As(err, new(*TransientError)):
+	case errors.As(err, new(*token.BackoffError)), errors.As(err, new(*token.TransientError)):
 		return "transient"
 	default:
 		return "store_error"
@@ -259,7 +261,7 @@ func (r *Refresher) track() bool {
 }
 
 // errShuttingDown is returned for work refused once Close has begun.
-var errShuttingDown = fmt.Errorf("shutting down: %w", ErrUnavailable)
+var errShuttingDown = fmt.Errorf("shutting down: %w", token.ErrUnavailable)
 
 // Refresh refreshes the named token if it is due. Concurrent calls for one
 // name in this process share one run. The run is detached from ctx: when ctx
@@ -270,12 +272,12 @@ func (r *Refresher) Refresh(ctx context.Context, name string, m RefreshOptions) 
 
 // RefreshFrom is Refresh starting from a snapshot the caller just read
 // (the worker's due query), which saves one store read per token.
-func (r *Refresher) RefreshFrom(ctx context.Context, t *Token, m RefreshOptions) (Result, error) {
+func (r *Refresher) RefreshFrom(ctx context.Context, t *token.Token, m RefreshOptions) (Result, error) {
 	return r.refresh(ctx, t.Name, t, m)
 }
 
-func (r *Refresher) refresh(ctx context.Context, name string, snapshot *Token, m RefreshOptions) (Result, error) {
-	if err := ValidateName(name); err != nil {
+func (r *Refresher) refresh(ctx context.Context, name string, snapshot *token.Token, m RefreshOptions) (Result, error) {
+	if err := token.ValidateName(name); err != nil {
 		return Result{Outcome: Failed}, err
 	}
 	key := name
@@ -304,9 +306,9 @@ func (r *Refresher) refresh(ctx context.Context, name string, snapshot *Token, m
 }
 
 // run is one pass of the protocol for name.
-func (r *Refresher) run(ctx context.Context, name string, snapshot *Token, m RefreshOptions) (Result, error) {
+func (r *Refresher) run(ctx context.Context, name string, snapshot *token.Token, m RefreshOptions) (Result, error) {
 	const maxRounds = 5
-	var t *Token
+	var t *token.Token
 	var forcedFrom int64 // the generation a forced refresh replaces
 	for round := 0; round < maxRounds; round++ {
 		if round == 0 && snapshot != nil {
@@ -321,7 +323,7 @@ func (r *Refresher) run(ctx context.Context, name string, snapshot *Token, m Ref
 		now := r.o.Now()
 		switch {
 		case m.asManager && t.IsServiceApp():
-			return Result{Token: t, Outcome: Failed}, fmt.Errorf("%w: %q is itself a Service App", ErrBadManager, name)
+			return Result{Token: t, Outcome: Failed}, fmt.Errorf("%w: %q is itself a Service App", token.ErrBadManager, name)
 		case m.Force && round == 0:
 			forcedFrom = t.Generation
 		case m.Force && t.Generation != forcedFrom:
@@ -330,13 +332,13 @@ func (r *Refresher) run(ctx context.Context, name string, snapshot *Token, m Ref
 			!t.NeedsMint(now, m.MintWithin) && !t.WaitsForManager():
 			return Result{Token: t, Outcome: Fresh}, nil
 		}
-		if err := t.heldBack(now, m.Force); err != nil {
+		if err := heldBack(t, now, m.Force); err != nil {
 			switch {
-			case errors.Is(err, ErrRefreshTokenLapsed):
+			case errors.Is(err, token.ErrRefreshTokenLapsed):
 				if marked := r.markReauth(ctx, t, err.Error(), m); marked != nil {
 					t = marked
 				}
-			case errors.Is(err, ErrWaitingForManager) && r.managerBack(ctx, t):
+			case errors.Is(err, token.ErrWaitingForManager) && r.managerBack(ctx, t):
 				err = nil // minted below
 			}
 			if err != nil {
@@ -352,12 +354,12 @@ func (r *Refresher) run(ctx context.Context, name string, snapshot *Token, m Ref
 			}
 			continue
 		}
-		leased, err := r.o.Store.TryLease(ctx, t, Lease{Holder: r.o.Holder, Until: now.Add(r.leaseTTL(t))})
-		if errors.Is(err, ErrConflict) {
+		leased, err := r.o.Store.TryLease(ctx, t, token.Lease{Holder: r.o.Holder, Until: now.Add(r.leaseTTL(t))})
+		if errors.Is(err, token.ErrConflict) {
 			continue // someone wrote in between: look again
 		}
 		if err != nil {
-			if !errors.Is(err, ErrNotFound) {
+			if !errors.Is(err, token.ErrNotFound) {
 				// The write may have landed with its answer lost (a
 				// shutdown cancels it in flight): let go of it if so.
 				r.release(t)
@@ -369,9 +371,18 @@ func (r *Refresher) run(ctx context.Context, name string, snapshot *Token, m Ref
 	return Result{Token: t, Outcome: Skipped}, nil
 }
 
+// heldBack is what holds t back from this refresh (Token.HeldBack), a
+// backoff aside when forced.
+func heldBack(t *token.Token, now time.Time, forced bool) error {
+	if forced {
+		return t.HeldBackFromForced(now)
+	}
+	return t.HeldBack(now)
+}
+
 // waitForOther polls until the lease holder commits a new generation
 // (done), releases or loses its lease (not done: try again), or ctx ends.
-func (r *Refresher) waitForOther(ctx context.Context, t *Token) (Result, bool, error) {
+func (r *Refresher) waitForOther(ctx context.Context, t *token.Token) (Result, bool, error) {
 	tick := time.NewTicker(r.o.PollInterval)
 	defer tick.Stop()
 	for {
@@ -396,14 +407,14 @@ func (r *Refresher) waitForOther(ctx context.Context, t *Token) (Result, bool, e
 // callAndCommit holds the lease on t: it calls Webex and records the
 // outcome. A Service App is minted when it needs a pair (mint.go), and
 // also when Webex rejects its refresh token: no person is needed.
-func (r *Refresher) callAndCommit(ctx context.Context, t *Token, m RefreshOptions) (Result, error) {
+func (r *Refresher) callAndCommit(ctx context.Context, t *token.Token, m RefreshOptions) (Result, error) {
 	if r.mints(t, m) {
 		return r.mintAndCommit(ctx, t, m)
 	}
-	g, latency, err := r.callWebex(ctx, func(ctx context.Context) (Grant, error) {
-		return r.o.Issuer.Refresh(ctx, Client{ID: t.ClientID, Secret: t.ClientSecret, RedirectURI: t.RedirectURI}, t.RefreshToken)
+	g, latency, err := r.callWebex(ctx, func(ctx context.Context) (token.Grant, error) {
+		return r.o.Issuer.Refresh(ctx, token.Client{ID: t.ClientID, Secret: t.ClientSecret, RedirectURI: t.RedirectURI}, t.RefreshToken)
 	})
-	if t.IsServiceApp() && errors.Is(err, ErrGrantRejected) {
+	if t.IsServiceApp() && errors.Is(err, token.ErrGrantRejected) {
 		r.o.Logger.Warn("webex rejected a Service App's refresh token; minting a new pair", "token", t.Name, "error", err.Error())
 		r.report(RefreshReport{Name: t.Name, Trigger: m.Trigger, Grant: "refresh_token", Result: "rejected", WebexLatency: latency, Token: t})
 		return r.mintAndCommit(ctx, t, m)
@@ -416,21 +427,21 @@ func (r *Refresher) callAndCommit(ctx context.Context, t *Token, m RefreshOption
 // callWebex makes one Webex call under WebexTimeout. An answer without an
 // access token or expiry is a transient failure; the grant is returned
 // all the same, since its refresh token may be new.
-func (r *Refresher) callWebex(ctx context.Context, call func(context.Context) (Grant, error)) (Grant, time.Duration, error) {
+func (r *Refresher) callWebex(ctx context.Context, call func(context.Context) (token.Grant, error)) (token.Grant, time.Duration, error) {
 	wctx, cancel := context.WithTimeout(ctx, r.o.WebexTimeout)
 	defer cancel()
 	start := time.Now()
 	g, err := call(wctx)
 	latency := time.Since(start)
 	if err == nil && (g.AccessToken == "" || g.ExpiresIn <= 0) {
-		err = &TransientError{Err: errors.New("webex answered without an access token or expiry")}
+		err = &token.TransientError{Err: errors.New("webex answered without an access token or expiry")}
 	}
 	return g, latency, err
 }
 
 // afterCall records the outcome of the Webex call made under t's lease.
-func (r *Refresher) afterCall(ctx context.Context, t *Token, g Grant, err error, m RefreshOptions) (Result, error) {
-	var rotated *Grant
+func (r *Refresher) afterCall(ctx context.Context, t *token.Token, g token.Grant, err error, m RefreshOptions) (Result, error) {
+	var rotated *token.Grant
 	if err != nil && g.RefreshToken != "" && g.RefreshToken != t.RefreshToken {
 		// Unusable answer, but Webex may have retired the refresh token
 		// we sent: keep the new one or re-authorization looms.
@@ -440,19 +451,19 @@ func (r *Refresher) afterCall(ctx context.Context, t *Token, g Grant, err error,
 		if r.base.Err() != nil && rotated == nil {
 			// Shutting down: not a failure of the token, just let go.
 			r.release(t)
-			return Result{Token: t, Outcome: Failed}, fmt.Errorf("refresh %s: %w", t.Name, ErrUnavailable)
+			return Result{Token: t, Outcome: Failed}, fmt.Errorf("refresh %s: %w", t.Name, token.ErrUnavailable)
 		}
-		r.o.Logger.Warn("webex refresh failed", "token", t.Name, "error", err.Error(), "permanent", IsPermanent(err))
+		r.o.Logger.Warn("webex refresh failed", "token", t.Name, "error", err.Error(), "permanent", token.IsPermanent(err))
 		return r.recordFailure(ctx, t, err, m, rotated)
 	}
-	saved, err := r.storeGrant(ctx, t.Name, g, m.Trigger, func(cur *Token) error {
+	saved, err := r.storeGrant(ctx, t.Name, g, m.Trigger, func(cur *token.Token) error {
 		if cur.Generation != t.Generation {
-			return ErrConflict
+			return token.ErrConflict
 		}
 		return nil
 	})
 	switch {
-	case errors.Is(err, ErrConflict):
+	case errors.Is(err, token.ErrConflict):
 		r.o.Logger.Warn("another instance committed first; grant discarded", "token", t.Name, "generation", t.Generation)
 		dctx, cancel := detached(ctx)
 		defer cancel()
@@ -489,9 +500,9 @@ func detached(ctx context.Context) (context.Context, context.CancelFunc) {
 // the refresh token: losing it would force a re-authorization, so the
 // write is detached from ctx's cancellation and tried a few times.
 // check's error is returned as it is.
-func (r *Refresher) storeGrant(ctx context.Context, name string, g Grant, trigger Trigger, check func(cur *Token) error) (*Token, error) {
-	var events []Event
-	apply := func(cur *Token) ([]Event, error) {
+func (r *Refresher) storeGrant(ctx context.Context, name string, g token.Grant, trigger token.Trigger, check func(cur *token.Token) error) (*token.Token, error) {
+	var events []token.Event
+	apply := func(cur *token.Token) ([]token.Event, error) {
 		if check != nil {
 			if err := check(cur); err != nil {
 				return nil, err
@@ -500,7 +511,7 @@ func (r *Refresher) storeGrant(ctx context.Context, name string, g Grant, trigge
 		now := r.o.Now()
 		applyGrant(cur, g, now)
 		cur.NextAttempt = r.shortLivedBackoff(g, now)
-		events = []Event{NewEvent(EventRotated, cur, trigger, now)}
+		events = []token.Event{token.NewEvent(token.EventRotated, cur, trigger, now)}
 		return events, nil
 	}
 	// Tried for as long as the lease still has after the Webex call
@@ -514,14 +525,14 @@ func (r *Refresher) storeGrant(ctx context.Context, name string, g Grant, trigge
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), window)
 	defer cancel()
 	var (
-		saved *Token
+		saved *token.Token
 		err   error
 	)
 	for attempt := 1; ; attempt++ {
 		actx, acancel := context.WithTimeout(wctx, commitTimeout)
 		saved, err = r.o.Store.Update(actx, name, apply)
 		acancel()
-		if err == nil || errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
+		if err == nil || errors.Is(err, token.ErrConflict) || errors.Is(err, token.ErrNotFound) {
 			break
 		}
 		pause := time.NewTimer(min(time.Duration(attempt)*200*time.Millisecond, time.Second))
@@ -535,7 +546,7 @@ func (r *Refresher) storeGrant(ctx context.Context, name string, g Grant, trigge
 		}
 	}
 	if err != nil {
-		if !errors.Is(err, ErrConflict) {
+		if !errors.Is(err, token.ErrConflict) {
 			r.o.Logger.Error("new token could not be stored", "token", name, "error", err.Error())
 		}
 		return nil, fmt.Errorf("store %s: %w", name, err)
@@ -547,7 +558,7 @@ func (r *Refresher) storeGrant(ctx context.Context, name string, g Grant, trigge
 
 // applyGrant stores a Webex answer as the next generation and clears every
 // trace of earlier failures. A grant without a refresh token keeps the old one.
-func applyGrant(cur *Token, g Grant, now time.Time) {
+func applyGrant(cur *token.Token, g token.Grant, now time.Time) {
 	cur.AccessToken = g.AccessToken
 	cur.AccessExpires = now.Add(g.ExpiresIn)
 	if g.RefreshToken != "" {
@@ -558,14 +569,14 @@ func applyGrant(cur *Token, g Grant, now time.Time) {
 	}
 	cur.LastRefresh = now
 	cur.Generation++
-	cur.Lease = Lease{}
-	cur.Status = StatusActive
+	cur.Lease = token.Lease{}
+	cur.Status = token.StatusActive
 	cur.LastError = nil
 	cur.Failures = 0
 	cur.ConfigFingerprint = ""
 	cur.FailureReported = nil
 	cur.ManagerGeneration = nil
-	switch org := OrgOfAccessToken(cur.AccessToken); {
+	switch org := token.OrgOfAccessToken(cur.AccessToken); {
 	case cur.IsServiceApp():
 		cur.OrgID = cur.TargetOrgID
 	case org != "":
@@ -576,7 +587,7 @@ func applyGrant(cur *Token, g Grant, now time.Time) {
 // shortLivedBackoff is when to try again after a grant: immediately
 // (zero) unless Webex handed out a token shorter than the threshold, when
 // refreshing again at once would loop; then wait half its lifetime.
-func (r *Refresher) shortLivedBackoff(g Grant, now time.Time) time.Time {
+func (r *Refresher) shortLivedBackoff(g token.Grant, now time.Time) time.Time {
 	if g.ExpiresIn >= r.o.Threshold {
 		return time.Time{}
 	}
@@ -586,17 +597,17 @@ func (r *Refresher) shortLivedBackoff(g Grant, now time.Time) time.Time {
 // recordFailure classifies err and stores it with the lease released,
 // unless someone else has moved the token on meanwhile. rotated, if not
 // nil, is an unusable answer whose new refresh token is stored too.
-func (r *Refresher) recordFailure(ctx context.Context, t *Token, cause error, m RefreshOptions, rotated *Grant) (Result, error) {
-	var events []Event
+func (r *Refresher) recordFailure(ctx context.Context, t *token.Token, cause error, m RefreshOptions, rotated *token.Grant) (Result, error) {
+	var events []token.Event
 	var result error
-	apply := func(cur *Token) ([]Event, error) {
+	apply := func(cur *token.Token) ([]token.Event, error) {
 		if cur.Generation != t.Generation {
-			return nil, ErrConflict
+			return nil, token.ErrConflict
 		}
 		now := r.o.Now()
 		events = nil
 		if cur.Lease.Holder == r.o.Holder {
-			cur.Lease = Lease{}
+			cur.Lease = token.Lease{}
 		}
 		if rotated != nil {
 			cur.RefreshToken = rotated.RefreshToken
@@ -604,41 +615,41 @@ func (r *Refresher) recordFailure(ctx context.Context, t *Token, cause error, m 
 				cur.RefreshExpires = now.Add(rotated.RefreshExpiresIn)
 			}
 		}
-		le := &LastError{At: now, Message: cause.Error()}
-		var te *TransientError
-		var me *ManagerError
+		le := &token.LastError{At: now, Message: cause.Error()}
+		var te *token.TransientError
+		var me *token.ManagerError
 		switch {
 		case errors.As(cause, &me) && me.Reauth:
 			// A Service App whose manager must be authorized again: no
 			// person acts on the Service App itself.
 			le.Permanent = true
-			cur.ManagerGeneration = me.generation()
-			if cur.Status != StatusReauthRequired {
-				cur.Status = StatusReauthRequired
-				e := NewEvent(EventReauthorizationRequired, cur, m.Trigger, now)
+			cur.ManagerGeneration = me.GenerationCopy()
+			if cur.Status != token.StatusReauthRequired {
+				cur.Status = token.StatusReauthRequired
+				e := token.NewEvent(token.EventReauthorizationRequired, cur, m.Trigger, now)
 				e.Message = me.Summary()
 				events = append(events, e)
 			}
 			result = fmt.Errorf("mint %s: %w", t.Name, cause)
-		case errors.Is(cause, ErrGrantRejected):
+		case errors.Is(cause, token.ErrGrantRejected):
 			le.Permanent = true
-			if cur.Status != StatusReauthRequired {
-				cur.Status = StatusReauthRequired
-				events = append(events, NewEvent(EventReauthorizationRequired, cur, m.Trigger, now))
+			if cur.Status != token.StatusReauthRequired {
+				cur.Status = token.StatusReauthRequired
+				events = append(events, token.NewEvent(token.EventReauthorizationRequired, cur, m.Trigger, now))
 			}
-			result = fmt.Errorf("refresh %s: %w: %w", t.Name, ErrReauthRequired, cause)
-		case errors.Is(cause, ErrClientRejected), errors.Is(cause, ErrBadManager), errors.Is(cause, ErrNoClientConfig):
+			result = fmt.Errorf("refresh %s: %w: %w", t.Name, token.ErrReauthRequired, cause)
+		case errors.Is(cause, token.ErrClientRejected), errors.Is(cause, token.ErrBadManager), errors.Is(cause, token.ErrNoClientConfig):
 			le.Permanent = true
-			cur.Status = StatusConfigError
+			cur.Status = token.StatusConfigError
 			cur.ConfigFingerprint = t.ClientFingerprint()
 			events = append(events, r.failedOnce(cur, m, now)...)
-			result = fmt.Errorf("refresh %s: %w: %w", t.Name, ErrConfigError, cause)
+			result = fmt.Errorf("refresh %s: %w: %w", t.Name, token.ErrConfigError, cause)
 		default:
 			if cur.WaitsForManager() {
 				// The manager is back: what failed now is no longer it.
-				cur.Status, cur.ManagerGeneration = StatusPending, nil
+				cur.Status, cur.ManagerGeneration = token.StatusPending, nil
 				if cur.HasAccessToken() {
-					cur.Status = StatusActive
+					cur.Status = token.StatusActive
 				}
 			}
 			cur.Failures++
@@ -650,7 +661,7 @@ func (r *Refresher) recordFailure(ctx context.Context, t *Token, cause error, m 
 			if cur.Remaining(now) < r.o.Threshold {
 				events = append(events, r.failedOnce(cur, m, now)...)
 			}
-			result = &BackoffError{Until: cur.NextAttempt, Err: fmt.Errorf("refresh %s: %w", t.Name, cause)}
+			result = &token.BackoffError{Until: cur.NextAttempt, Err: fmt.Errorf("refresh %s: %w", t.Name, cause)}
 		}
 		cur.LastError = le
 		return events, nil
@@ -658,7 +669,7 @@ func (r *Refresher) recordFailure(ctx context.Context, t *Token, cause error, m 
 	ctx, cancel := detached(ctx)
 	defer cancel()
 	saved, err := r.o.Store.Update(ctx, t.Name, apply)
-	if errors.Is(err, ErrConflict) {
+	if errors.Is(err, token.ErrConflict) {
 		cur, gerr := r.o.Store.Get(ctx, t.Name)
 		if gerr == nil {
 			return Result{Token: cur, Outcome: RefreshedElsewhere}, nil
@@ -675,13 +686,13 @@ func (r *Refresher) recordFailure(ctx context.Context, t *Token, cause error, m 
 
 // failedOnce returns token.refresh_failed unless it was already published
 // for this generation.
-func (r *Refresher) failedOnce(cur *Token, m RefreshOptions, now time.Time) []Event {
+func (r *Refresher) failedOnce(cur *token.Token, m RefreshOptions, now time.Time) []token.Event {
 	if cur.FailureReported != nil && *cur.FailureReported == cur.Generation {
 		return nil
 	}
 	g := cur.Generation
 	cur.FailureReported = &g
-	return []Event{NewEvent(EventRefreshFailed, cur, m.Trigger, now)}
+	return []token.Event{token.NewEvent(token.EventRefreshFailed, cur, m.Trigger, now)}
 }
 
 // backoff is exponential in the number of consecutive failures, but never
@@ -703,18 +714,18 @@ func (r *Refresher) backoff(failures int, remaining time.Duration) time.Duration
 // unusable: reauth_required and its event, once. It returns the token as
 // stored, or nil if it was not (someone else moved it on, or the store
 // failed: the next attempt tries again).
-func (r *Refresher) markReauth(ctx context.Context, t *Token, why string, m RefreshOptions) *Token {
+func (r *Refresher) markReauth(ctx context.Context, t *token.Token, why string, m RefreshOptions) *token.Token {
 	ctx, cancel := detached(ctx)
 	defer cancel()
-	var events []Event
-	saved, err := r.o.Store.Update(ctx, t.Name, func(cur *Token) ([]Event, error) {
-		if cur.Generation != t.Generation || cur.Status == StatusReauthRequired {
-			return nil, ErrConflict
+	var events []token.Event
+	saved, err := r.o.Store.Update(ctx, t.Name, func(cur *token.Token) ([]token.Event, error) {
+		if cur.Generation != t.Generation || cur.Status == token.StatusReauthRequired {
+			return nil, token.ErrConflict
 		}
 		now := r.o.Now()
-		cur.Status = StatusReauthRequired
-		cur.LastError = &LastError{At: now, Message: why, Permanent: true}
-		events = []Event{NewEvent(EventReauthorizationRequired, cur, m.Trigger, now)}
+		cur.Status = token.StatusReauthRequired
+		cur.LastError = &token.LastError{At: now, Message: why, Permanent: true}
+		events = []token.Event{token.NewEvent(token.EventReauthorizationRequired, cur, m.Trigger, now)}
 		return events, nil
 	})
 	if err != nil {
@@ -726,24 +737,24 @@ func (r *Refresher) markReauth(ctx context.Context, t *Token, why string, m Refr
 }
 
 // release gives up this instance's lease on t without recording anything.
-func (r *Refresher) release(t *Token) {
+func (r *Refresher) release(t *token.Token) {
 	ctx, cancel := detached(r.base)
 	defer cancel()
-	_, err := r.o.Store.Update(ctx, t.Name, func(cur *Token) ([]Event, error) {
+	_, err := r.o.Store.Update(ctx, t.Name, func(cur *token.Token) ([]token.Event, error) {
 		if cur.Lease.Holder != r.o.Holder {
-			return nil, ErrConflict
+			return nil, token.ErrConflict
 		}
-		cur.Lease = Lease{}
+		cur.Lease = token.Lease{}
 		return nil, nil
 	})
-	if err != nil && !errors.Is(err, ErrConflict) {
+	if err != nil && !errors.Is(err, token.ErrConflict) {
 		r.o.Logger.Warn("lease not released; it expires by itself", "token", t.Name, "error", err.Error())
 	}
 }
 
 // deliver hands committed events to the publisher without holding up the
 // caller; Close waits for it.
-func (r *Refresher) deliver(events []Event) {
+func (r *Refresher) deliver(events []token.Event) {
 	if r.o.Publisher == nil || len(events) == 0 || !r.track() {
 		return // after Close began, the events wait in the outbox
 	}

@@ -1,4 +1,4 @@
-package token_test
+package lifecycle_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/testing/memstore"
 	"github.com/wxcc/tokenservice/shared/token"
 )
@@ -120,7 +121,7 @@ type fixture struct {
 	store  *memstore.Store
 	issuer *stubIssuer
 	clock  *clock
-	r      *token.Refresher
+	r      *lifecycle.Refresher
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -132,8 +133,8 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) newRefresher(holder string) *token.Refresher {
-	r := token.NewRefresher(token.RefresherConfig{
+func (f *fixture) newRefresher(holder string) *lifecycle.Refresher {
+	r := lifecycle.NewRefresher(lifecycle.RefresherConfig{
 		Store: f.store, Issuer: f.issuer, Now: f.clock.Now, Holder: holder,
 		Threshold: 2 * time.Hour, WebexTimeout: 2 * time.Second, PollInterval: 5 * time.Millisecond,
 	})
@@ -166,13 +167,13 @@ func (f *fixture) get(t *testing.T, name string) *token.Token {
 	return tok
 }
 
-var scheduled = token.RefreshOptions{Trigger: token.TriggerScheduled, Lead: 30 * time.Minute}
+var scheduled = lifecycle.RefreshOptions{Trigger: token.TriggerScheduled, Lead: 30 * time.Minute}
 
 func TestRefreshSkipsFreshToken(t *testing.T) {
 	f := newFixture(t)
 	f.seed(t, "fresh", 5*time.Hour)
 	res, err := f.r.Refresh(context.Background(), "fresh", scheduled)
-	if err != nil || res.Outcome != token.Fresh {
+	if err != nil || res.Outcome != lifecycle.Fresh {
 		t.Fatalf("got %v, %v; want fresh, nil", res.Outcome, err)
 	}
 	if n := f.issuer.Calls(); n != 0 {
@@ -184,7 +185,7 @@ func TestRefreshStoresNewGeneration(t *testing.T) {
 	f := newFixture(t)
 	f.seed(t, "due", time.Hour)
 	res, err := f.r.Refresh(context.Background(), "due", scheduled)
-	if err != nil || res.Outcome != token.Refreshed {
+	if err != nil || res.Outcome != lifecycle.Refreshed {
 		t.Fatalf("got %v, %v; want refreshed, nil", res.Outcome, err)
 	}
 	got := f.get(t, "due")
@@ -323,7 +324,7 @@ func TestConfigErrorResumesWhenClientChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := f.r.Refresh(context.Background(), "cfg", scheduled)
-	if err != nil || res.Outcome != token.Refreshed || res.Token.Status != token.StatusActive {
+	if err != nil || res.Outcome != lifecycle.Refreshed || res.Token.Status != token.StatusActive {
 		t.Fatalf("got %v %v, want refreshed and active after the client changed", res.Outcome, err)
 	}
 	if n := f.issuer.Calls(); n != 2 {
@@ -347,7 +348,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 		t.Fatalf("got %d calls inside Retry-After, want 1", n)
 	}
 	f.clock.Advance(2 * time.Minute)
-	if res, err := f.r.Refresh(context.Background(), "rl", scheduled); err != nil || res.Outcome != token.Refreshed {
+	if res, err := f.r.Refresh(context.Background(), "rl", scheduled); err != nil || res.Outcome != lifecycle.Refreshed {
 		t.Fatalf("got %v %v after Retry-After, want refreshed", res.Outcome, err)
 	}
 }
@@ -391,7 +392,7 @@ func TestShortLivedGrantDoesNotLoop(t *testing.T) {
 	f.seed(t, "short", time.Hour)
 	f.issuer.grant = token.Grant{AccessToken: "at-short", ExpiresIn: time.Hour}
 	for i := 0; i < 5; i++ {
-		f.r.Refresh(context.Background(), "short", token.RefreshOptions{Trigger: token.TriggerInline})
+		f.r.Refresh(context.Background(), "short", lifecycle.RefreshOptions{Trigger: token.TriggerInline})
 		f.clock.Advance(time.Minute)
 	}
 	if n := f.issuer.Calls(); n != 1 {
@@ -407,7 +408,7 @@ func TestLeaseHeldElsewhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := f.r.Refresh(context.Background(), "leased", scheduled)
-	if err != nil || res.Outcome != token.Skipped || f.issuer.Calls() != 0 {
+	if err != nil || res.Outcome != lifecycle.Skipped || f.issuer.Calls() != 0 {
 		t.Fatalf("got %v %v with %d calls, want skipped without a call", res.Outcome, err, f.issuer.Calls())
 	}
 	// A waiting caller sees the other holder's generation, once it has
@@ -422,8 +423,8 @@ func TestLeaseHeldElsewhere(t *testing.T) {
 			return nil, nil
 		})
 	}()
-	res, err = f.r.Refresh(context.Background(), "leased", token.RefreshOptions{Trigger: token.TriggerInline, WaitForOthers: true})
-	if err != nil || res.Outcome != token.RefreshedElsewhere || res.Token.AccessToken != "at-other" {
+	res, err = f.r.Refresh(context.Background(), "leased", lifecycle.RefreshOptions{Trigger: token.TriggerInline, WaitForOthers: true})
+	if err != nil || res.Outcome != lifecycle.RefreshedElsewhere || res.Token.AccessToken != "at-other" {
 		t.Fatalf("got %v %v, want the other holder's token", res.Outcome, err)
 	}
 	if f.issuer.Calls() != 0 {
@@ -443,7 +444,7 @@ func TestConcurrentCallersShareOneRefresh(t *testing.T) {
 			r = other
 		}
 		wg.Go(func() {
-			res, err := r.Refresh(context.Background(), "hot", token.RefreshOptions{Trigger: token.TriggerInline, WaitForOthers: true})
+			res, err := r.Refresh(context.Background(), "hot", lifecycle.RefreshOptions{Trigger: token.TriggerInline, WaitForOthers: true})
 			if err != nil || res.Token.AccessToken != "at-new" {
 				t.Errorf("got %v %v, want the new token", res.Outcome, err)
 			}
@@ -507,7 +508,7 @@ func TestCloseCutsOffHungDelivery(t *testing.T) {
 	f := newFixture(t)
 	f.seed(t, "due", time.Hour)
 	pub := hungPublisher{started: make(chan struct{})}
-	r := token.NewRefresher(token.RefresherConfig{Store: f.store, Issuer: f.issuer, Publisher: pub, Now: f.clock.Now,
+	r := lifecycle.NewRefresher(lifecycle.RefresherConfig{Store: f.store, Issuer: f.issuer, Publisher: pub, Now: f.clock.Now,
 		Holder: "holder-b", Threshold: 2 * time.Hour, WebexTimeout: 2 * time.Second})
 	if _, err := r.Refresh(context.Background(), "due", scheduled); err != nil {
 		t.Fatal(err)
@@ -515,8 +516,8 @@ func TestCloseCutsOffHungDelivery(t *testing.T) {
 	<-pub.started
 	start := time.Now()
 	r.Close()
-	if took := time.Since(start); took < token.DeliveryGrace/2 || took > token.DeliveryGrace+3*time.Second {
-		t.Fatalf("Close took %s, want about DeliveryGrace (%s)", took, token.DeliveryGrace)
+	if took := time.Since(start); took < lifecycle.DeliveryGrace/2 || took > lifecycle.DeliveryGrace+3*time.Second {
+		t.Fatalf("Close took %s, want about DeliveryGrace (%s)", took, lifecycle.DeliveryGrace)
 	}
 }
 
@@ -536,7 +537,7 @@ func (s lostAnswerStore) TryLease(ctx context.Context, t *token.Token, l token.L
 func TestLeaseWithLostAnswerIsReleased(t *testing.T) {
 	f := newFixture(t)
 	f.seed(t, "lost", time.Hour)
-	r := token.NewRefresher(token.RefresherConfig{Store: lostAnswerStore{f.store}, Issuer: f.issuer, Now: f.clock.Now,
+	r := lifecycle.NewRefresher(lifecycle.RefresherConfig{Store: lostAnswerStore{f.store}, Issuer: f.issuer, Now: f.clock.Now,
 		Holder: "holder-c", Threshold: 2 * time.Hour, WebexTimeout: 2 * time.Second})
 	defer r.Close()
 	if _, err := r.Refresh(context.Background(), "lost", scheduled); err == nil {
@@ -570,7 +571,7 @@ func TestGrantAtShutdownIsStored(t *testing.T) {
 	f := newFixture(t)
 	f.seed(t, "late", time.Hour)
 	iss := &lateIssuer{called: make(chan struct{})}
-	r := token.NewRefresher(token.RefresherConfig{Store: f.store, Issuer: iss, Now: f.clock.Now,
+	r := lifecycle.NewRefresher(lifecycle.RefresherConfig{Store: f.store, Issuer: iss, Now: f.clock.Now,
 		Holder: "holder-d", Threshold: 2 * time.Hour, WebexTimeout: 10 * time.Second})
 	go r.Refresh(context.Background(), "late", scheduled)
 	<-iss.called
@@ -639,9 +640,9 @@ func TestBrakeCountsOnlyWebexRejections(t *testing.T) {
 func TestForcedRefresh(t *testing.T) {
 	f := newFixture(t)
 	f.seed(t, "fresh", 10*time.Hour, func(tok *token.Token) { tok.NextAttempt = f.clock.Now().Add(time.Minute) })
-	manual := token.RefreshOptions{Trigger: token.TriggerManual, Force: true, WaitForOthers: true}
+	manual := lifecycle.RefreshOptions{Trigger: token.TriggerManual, Force: true, WaitForOthers: true}
 	res, err := f.r.Refresh(context.Background(), "fresh", manual)
-	if err != nil || res.Outcome != token.Refreshed || res.Token.Generation != 1 {
+	if err != nil || res.Outcome != lifecycle.Refreshed || res.Token.Generation != 1 {
 		t.Fatalf("got %v %v, want refreshed to generation 1 despite 10h left and a backoff", res.Outcome, err)
 	}
 	if ev := f.store.Outbox(); len(ev) != 1 || ev[0].Trigger != token.TriggerManual {
@@ -652,7 +653,7 @@ func TestForcedRefresh(t *testing.T) {
 	// holds the lease: one Webex call for both.
 	f.issuer.hold()
 	other := f.newRefresher("holder-b")
-	first := make(chan token.Outcome, 1)
+	first := make(chan lifecycle.Outcome, 1)
 	go func() {
 		res, err := f.r.Refresh(context.Background(), "fresh", manual)
 		if err != nil {
@@ -662,7 +663,7 @@ func TestForcedRefresh(t *testing.T) {
 	}()
 	f.issuer.awaitCall(t) // holder-a holds the lease and calls Webex
 	reads := f.store.Reads()
-	second := make(chan token.Result, 1)
+	second := make(chan lifecycle.Result, 1)
 	go func() {
 		res, err := other.Refresh(context.Background(), "fresh", manual)
 		if err != nil {
@@ -675,10 +676,10 @@ func TestForcedRefresh(t *testing.T) {
 	}
 	f.issuer.release()
 	res = <-second
-	if err != nil || res.Outcome != token.RefreshedElsewhere || res.Token.Generation != 2 {
+	if err != nil || res.Outcome != lifecycle.RefreshedElsewhere || res.Token.Generation != 2 {
 		t.Fatalf("second: got %v %v, want refreshed elsewhere to generation 2", res.Outcome, err)
 	}
-	if o := <-first; o != token.Refreshed {
+	if o := <-first; o != lifecycle.Refreshed {
 		t.Fatalf("first: got %v, want refreshed", o)
 	}
 	if n := f.issuer.Calls(); n != 2 {
@@ -712,13 +713,13 @@ func TestGrantSurvivesAStoreOutage(t *testing.T) {
 	f := newFixture(t)
 	f.seed(t, "due", time.Hour)
 	store := &outageStore{Store: f.store, fails: 5}
-	r := token.NewRefresher(token.RefresherConfig{
+	r := lifecycle.NewRefresher(lifecycle.RefresherConfig{
 		Store: store, Issuer: f.issuer, Now: f.clock.Now, Holder: "holder-x",
 		Threshold: 2 * time.Hour, WebexTimeout: 2 * time.Second, PollInterval: 5 * time.Millisecond,
 	})
 	t.Cleanup(r.Close)
 	res, err := r.Refresh(context.Background(), "due", scheduled)
-	if err != nil || res.Outcome != token.Refreshed {
+	if err != nil || res.Outcome != lifecycle.Refreshed {
 		t.Fatalf("got %v %v, want the grant stored once the store answers again", res.Outcome, err)
 	}
 	if got := f.get(t, "due"); got.RefreshToken != "rt-new" || got.Generation != 1 {

@@ -1,4 +1,4 @@
-package token_test
+package lifecycle_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -93,13 +94,13 @@ func (f *mintFixture) eventTypes(name string) []string {
 	return out
 }
 
-var inline = token.RefreshOptions{Trigger: token.TriggerInline, WaitForOthers: true}
+var inline = lifecycle.RefreshOptions{Trigger: token.TriggerInline, WaitForOthers: true}
 
 func TestMintCreatesPair(t *testing.T) {
 	f := newMintFixture(t)
 	f.seedApp(t)
 	res, err := f.r.Refresh(context.Background(), "app", inline)
-	if err != nil || res.Outcome != token.Refreshed {
+	if err != nil || res.Outcome != lifecycle.Refreshed {
 		t.Fatalf("got %v %v, want minted", res.Outcome, err)
 	}
 	got := f.get(t, "app")
@@ -118,7 +119,7 @@ func TestMintCreatesPair(t *testing.T) {
 		t.Fatalf("got events %v, want one token.rotated with trigger mint", ev)
 	}
 	// The pair is fresh: nothing more to do.
-	if res, err := f.r.Refresh(context.Background(), "app", inline); err != nil || res.Outcome != token.Fresh || f.issuer.Mints() != 1 {
+	if res, err := f.r.Refresh(context.Background(), "app", inline); err != nil || res.Outcome != lifecycle.Fresh || f.issuer.Mints() != 1 {
 		t.Fatalf("second call: got %v %v and %d mints, want fresh and still 1", res.Outcome, err, f.issuer.Mints())
 	}
 }
@@ -131,16 +132,16 @@ func TestMintInsteadOfReauthorization(t *testing.T) {
 		name          string
 		accessLeft    time.Duration
 		refreshLeft   time.Duration
-		opts          token.RefreshOptions
+		opts          lifecycle.RefreshOptions
 		rejected      bool // Webex rejects the refresh token
 		wantRefreshes int
 	}{
 		{name: "refresh token expired", accessLeft: time.Hour, refreshLeft: -time.Minute, opts: scheduled},
 		{name: "refresh token rejected", accessLeft: time.Hour, refreshLeft: 30 * 24 * time.Hour, opts: scheduled, rejected: true, wantRefreshes: 1},
 		{name: "refresh token inside the warning, access not due", accessLeft: 10 * time.Hour, refreshLeft: 3 * 24 * time.Hour,
-			opts: token.RefreshOptions{Trigger: token.TriggerScheduled, Lead: 30 * time.Minute, MintWithin: week}},
+			opts: lifecycle.RefreshOptions{Trigger: token.TriggerScheduled, Lead: 30 * time.Minute, MintWithin: week}},
 		{name: "forced (Refresh now)", accessLeft: 10 * time.Hour, refreshLeft: 30 * 24 * time.Hour,
-			opts: token.RefreshOptions{Trigger: token.TriggerManual, Force: true, WaitForOthers: true}},
+			opts: lifecycle.RefreshOptions{Trigger: token.TriggerManual, Force: true, WaitForOthers: true}},
 		{name: "lapsed and inline", accessLeft: 30 * time.Minute, refreshLeft: -time.Second, opts: inline},
 	}
 	for _, tt := range tests {
@@ -151,7 +152,7 @@ func TestMintInsteadOfReauthorization(t *testing.T) {
 				f.issuer.err = fmt.Errorf("webex refresh: HTTP 400 invalid_grant: %w", token.ErrGrantRejected)
 			}
 			res, err := f.r.Refresh(context.Background(), "app", tt.opts)
-			if err != nil || res.Outcome != token.Refreshed {
+			if err != nil || res.Outcome != lifecycle.Refreshed {
 				t.Fatalf("got %v %v, want minted", res.Outcome, err)
 			}
 			got := f.get(t, "app")
@@ -197,7 +198,7 @@ func TestMintRetriesOnceWithRefreshedManager(t *testing.T) {
 	f.accepted["mgr-at"] = false // Webex no longer takes it, though it has 10h left
 	f.seedApp(t)
 	res, err := f.r.Refresh(context.Background(), "app", inline)
-	if err != nil || res.Outcome != token.Refreshed {
+	if err != nil || res.Outcome != lifecycle.Refreshed {
 		t.Fatalf("got %v %v, want minted after the manager's refresh", res.Outcome, err)
 	}
 	if n, m := f.issuer.Calls(), f.issuer.Mints(); n != 1 || m != 2 {
@@ -259,7 +260,7 @@ func TestManagerWithoutScopeTriedOncePerGeneration(t *testing.T) {
 	}
 	// The manager moves on (here: a refresh): one more try, which fails
 	// the same way and waits again.
-	if _, err := f.r.Refresh(context.Background(), "mgr", token.RefreshOptions{Trigger: token.TriggerManual, Force: true}); err != nil {
+	if _, err := f.r.Refresh(context.Background(), "mgr", lifecycle.RefreshOptions{Trigger: token.TriggerManual, Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	f.r.Refresh(context.Background(), "app", scheduled)
@@ -269,10 +270,10 @@ func TestManagerWithoutScopeTriedOncePerGeneration(t *testing.T) {
 	}
 	// Authorized again with the scope: minted.
 	f.mintErr = nil
-	if _, err := f.r.Refresh(context.Background(), "mgr", token.RefreshOptions{Trigger: token.TriggerManual, Force: true}); err != nil {
+	if _, err := f.r.Refresh(context.Background(), "mgr", lifecycle.RefreshOptions{Trigger: token.TriggerManual, Force: true}); err != nil {
 		t.Fatal(err)
 	}
-	if res, err := f.r.Refresh(context.Background(), "app", scheduled); err != nil || res.Outcome != token.Refreshed {
+	if res, err := f.r.Refresh(context.Background(), "app", scheduled); err != nil || res.Outcome != lifecycle.Refreshed {
 		t.Fatalf("got %v %v, want minted once the manager moved on", res.Outcome, err)
 	}
 }
@@ -348,7 +349,7 @@ func TestMintWaitsForManager(t *testing.T) {
 			}
 			f.accepted["at-new"] = true // what the stub's exchange grants
 			res, err := f.r.Refresh(context.Background(), "app", scheduled)
-			if err != nil || res.Outcome != token.Refreshed || res.Token.Status != token.StatusActive || res.Token.ManagerGeneration != nil {
+			if err != nil || res.Outcome != lifecycle.Refreshed || res.Token.Status != token.StatusActive || res.Token.ManagerGeneration != nil {
 				t.Fatalf("got %v %v %+v, want minted by itself", res.Outcome, err, res.Token)
 			}
 		})
@@ -436,7 +437,7 @@ func TestConfigErrorResumesWhenFixed(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if res, err := f.r.Refresh(context.Background(), "app", inline); err != nil || res.Outcome != token.Refreshed {
+	if res, err := f.r.Refresh(context.Background(), "app", inline); err != nil || res.Outcome != lifecycle.Refreshed {
 		t.Fatalf("got %v %v, want minted", res.Outcome, err)
 	}
 }
