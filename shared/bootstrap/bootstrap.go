@@ -15,7 +15,6 @@ import (
 
 	"github.com/wxcc/tokenservice/shared/config"
 	"github.com/wxcc/tokenservice/shared/firestore"
-	"github.com/wxcc/tokenservice/shared/httpserve"
 	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/metrics"
 	"github.com/wxcc/tokenservice/shared/pubsub"
@@ -124,7 +123,7 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Core, error) {
 	c.Refresher = lifecycle.NewRefresher(lifecycle.RefresherConfig{
 		Store: c.Store, Issuer: c.Webex, Publisher: publisher, OnRefresh: c.Metrics.Refresh,
 		Now:          o.Now,
-		Holder:       httpserve.HolderID(o.Kind, o.Getenv),
+		Holder:       lifecycle.HolderID(o.Kind, o.Getenv),
 		Threshold:    cfg.RefreshThreshold,
 		WebexTimeout: cfg.WebexTimeout,
 		Logger:       log,

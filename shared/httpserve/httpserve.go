@@ -6,14 +6,11 @@ package httpserve
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"strconv"
 	"time"
 )
 
@@ -129,15 +126,4 @@ func ListenMetrics(addr string, h http.Handler) (*Metrics, error) {
 		return nil, fmt.Errorf("listen on METRICS_ADDR %s: %w", addr, err)
 	}
 	return &Metrics{Listener: ln, Handler: h}, nil
-}
-
-// HolderID names this instance in leases: kind, the Cloud Run revision
-// (K_REVISION, read through getenv) or else the host name, the process ID
-// and a random part, so two instances never share one.
-func HolderID(kind string, getenv func(string) string) string {
-	host := getenv("K_REVISION")
-	if host == "" {
-		host, _ = os.Hostname()
-	}
-	return kind + "/" + host + "/" + strconv.Itoa(os.Getpid()) + "/" + rand.Text()[:8]
 }

@@ -7,7 +7,7 @@
 // counted from the response. The README's "Background work" section quotes
 // its numbers.
 //
-//	make build && go run ./shared/deploy/throttlecheck [scenario numbers]
+//	make build && go run ./shared/devtools/throttlecheck [scenario numbers]
 package main
 
 import (
