@@ -2,24 +2,20 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"golang.org/x/oauth2"
 
-	"github.com/wxcc/tokenservice/shared/passphrase"
+	"github.com/wxcc/tokenservice/shared/httpapi"
+	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/token"
 )
-
-// adminStore is what the admin endpoints need beyond token.Store.
-type adminStore interface {
-	List(ctx context.Context, pageSize int, fn func(*token.Token) error) error
-	UseNonce(ctx context.Context, nonce string, expires time.Time) (bool, error)
-}
 
 // adminTimeout bounds the store calls of an admin request.
 const adminTimeout = 10 * time.Second
@@ -39,75 +35,16 @@ type clientConfig struct {
 	Manager      *string   `json:"manager"`
 }
 
-// validate checks every field present; it never echoes a secret.
-func (cc *clientConfig) validate() error {
-	if cc.ClientID != nil && !printable(*cc.ClientID, 1, 256) {
-		return errors.New("clientId must be 1-256 printable characters without spaces")
-	}
-	if cc.ClientSecret != nil && !printable(*cc.ClientSecret, 1, 512) {
-		return errors.New("clientSecret must be 1-512 printable characters without spaces")
-	}
-	if cc.RedirectURI != nil {
-		if strings.Contains(*cc.RedirectURI, "#") {
-			return errors.New("redirectUri must not contain a fragment (#): RFC 6749 section 3.1.2")
-		}
-		u, err := url.Parse(*cc.RedirectURI)
-		local := err == nil && (u.Hostname() == "localhost" || u.Hostname() == "127.0.0.1")
-		if err != nil || len(*cc.RedirectURI) > 2048 || u.Host == "" || !(u.Scheme == "https" || u.Scheme == "http" && local) {
-			return errors.New("redirectUri must be an absolute https URL (http only for localhost)")
-		}
-	}
-	if cc.Scopes != nil {
-		if len(*cc.Scopes) > 64 {
-			return errors.New("scopes: at most 64")
-		}
-		for _, sc := range *cc.Scopes {
-			if !printable(sc, 1, 128) {
-				return errors.New("scopes must be 1-128 printable characters without spaces each")
-			}
-		}
-	}
-	if cc.Passphrase != nil && *cc.Passphrase != "" {
-		if err := passphrase.Validate(*cc.Passphrase); err != nil {
-			return fmt.Errorf("passphrase: %w", err)
-		}
-	}
-	return cc.validateServiceApp()
+// change is the body as the model's change of a client config.
+func (cc *clientConfig) change() token.ConfigChange {
+	return token.ConfigChange{ClientID: cc.ClientID, ClientSecret: cc.ClientSecret, RedirectURI: cc.RedirectURI, Scopes: cc.Scopes,
+		Passphrase: cc.Passphrase, Kind: cc.Kind, AppID: cc.AppID, TargetOrgID: cc.TargetOrgID, Manager: cc.Manager}
 }
 
-func printable(s string, minLen, maxLen int) bool {
-	if len(s) < minLen || len(s) > maxLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] > '~' {
-			return false
-		}
-	}
-	return true
-}
-
-// apply writes cc into t and reports which fields changed (names only).
-func (cc *clientConfig) apply(t *token.Token, hash string) []string {
-	var changed []string
-	set := func(field string, dst *string, v *string) {
-		if v != nil && *dst != *v {
-			*dst = *v
-			changed = append(changed, field)
-		}
-	}
-	set("clientId", &t.ClientID, cc.ClientID)
-	set("clientSecret", &t.ClientSecret, cc.ClientSecret)
-	set("redirectUri", &t.RedirectURI, cc.RedirectURI)
-	if cc.Scopes != nil && strings.Join(*cc.Scopes, " ") != strings.Join(t.Scopes, " ") {
-		t.Scopes = append([]string{}, *cc.Scopes...)
-		changed = append(changed, "scopes")
-	}
-	if cc.Passphrase != nil && (hash != "" || t.PassphraseHash != "") {
-		t.PassphraseHash = hash
-		changed = append(changed, "passphrase")
-	}
-	return changed
+// actor is who acts through the JSON admin endpoints: the holder of the
+// admin passphrase, or a console session.
+func (s *server) actor(c echo.Context) lifecycle.Actor {
+	return s.console.Actor(c)
 }
 
 // putToken creates or updates a token's client config and its own
@@ -116,44 +53,30 @@ func (cc *clientConfig) apply(t *token.Token, hash string) []string {
 func (s *server) putToken(c echo.Context) error {
 	name := c.Param("name")
 	if err := token.ValidateName(name); err != nil {
-		return writeError(c, statusOf(err, name, s.now()))
+		return httpapi.Write(c, httpapi.StatusOf(err, name, s.now()))
 	}
 	var cc clientConfig
 	if ae := decodeBody(c, &cc); ae != nil {
-		return writeError(c, ae)
-	}
-	if err := cc.validate(); err != nil {
-		return writeError(c, errorf(http.StatusBadRequest, err.Error()))
-	}
-	var hash string
-	if cc.Passphrase != nil && *cc.Passphrase != "" {
-		h, err := passphrase.Hash(*cc.Passphrase)
-		if err != nil {
-			return writeError(c, errorf(http.StatusBadRequest, "passphrase could not be hashed"))
-		}
-		hash = h
+		return httpapi.Write(c, ae)
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
 	defer cancel()
-	if ae := s.checkManager(ctx, name, cc.Manager); ae != nil {
-		return writeError(c, ae)
-	}
-
-	created, changed, stored, err := s.saveClientConfig(ctx, name, &cc, hash, createOrUpdate)
+	saved, err := s.service.SaveClientConfig(ctx, s.actor(c), name, cc.change(), lifecycle.CreateOrUpdate)
+	s.changed(name)
 	if err != nil {
-		s.logger.Warn("admin update failed", "token", name, "error", err.Error())
-		return writeError(c, statusOf(err, name, s.now()))
+		return httpapi.Write(c, httpapi.StatusOf(err, name, s.now()))
 	}
-	s.cache.drop(name)
 	action := "updated"
-	if created {
+	if saved.Created {
 		action = "created"
 	}
-	s.logger.Info("admin action", "action", "put_token", "result", action, "token", name,
-		"fields", changed, "remote_ip", c.RealIP())
-	body := map[string]any{"status": "200", "name": name, "created": created, "message": "token " + name + " " + action}
-	for k, v := range s.mintAfterPut(c.Request().Context(), name, stored) {
-		body[k] = v
+	body := map[string]any{"status": "200", "name": name, "created": saved.Created, "message": "token " + name + " " + action}
+	if m := saved.Mint; m != nil {
+		body["minted"] = m.Minted
+		body["tokenStatus"] = string(m.Status)
+		if m.LastError != "" {
+			body["lastError"] = m.LastError
+		}
 	}
 	return c.JSON(http.StatusOK, body)
 }
@@ -191,7 +114,7 @@ func (s *server) listTokens(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
 	defer cancel()
 	rows := []tokenSummary{}
-	err := s.admin.List(ctx, 300, func(t *token.Token) error {
+	err := s.store.List(ctx, 300, func(t *token.Token) error {
 		row := tokenSummary{
 			Name: t.Name, Status: string(t.State()), Generation: t.Generation, ClientID: t.ClientID,
 			Scopes: t.Scopes, HasPassphrase: t.PassphraseHash != "",
@@ -212,31 +135,68 @@ func (s *server) listTokens(c echo.Context) error {
 	})
 	if err != nil {
 		s.logger.Warn("admin list failed", "error", err.Error())
-		return writeError(c, statusOf(err, "", s.now()))
+		return httpapi.Write(c, httpapi.StatusOf(err, "", s.now()))
 	}
 	s.logger.Info("admin action", "action", "list_tokens", "count", len(rows), "remote_ip", c.RealIP())
 	return c.JSON(http.StatusOK, map[string]any{"status": "200", "tokens": rows})
 }
 
 // authorizeLink answers the Webex authorize URL for a token, with a signed
-// state valid for 15 minutes and accepted once, for an admin to open.
+// state valid for 15 minutes and accepted once, and PKCE whose verifier
+// never leaves the service (derived from the state's nonce under the
+// state key), for an admin to open.
 func (s *server) authorizeLink(c echo.Context) error {
 	name := c.QueryParam("name")
 	if err := token.ValidateName(name); err != nil {
-		return writeError(c, statusOf(err, name, s.now()))
+		return httpapi.Write(c, httpapi.StatusOf(err, name, s.now()))
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
 	defer cancel()
-	t, err := s.authorizable(ctx, name)
+	t, err := s.service.Authorizable(ctx, name)
 	if err != nil {
-		return writeError(c, statusOf(err, name, s.now()))
+		return httpapi.Write(c, httpapi.StatusOf(err, name, s.now()))
 	}
-	state, _, expires, err := s.signer.Issue(name)
+	state, nonce, expires, err := s.signer.Issue(name)
 	if err != nil {
 		s.logger.Error("state not issued", "error", err.Error())
-		return writeError(c, errorf(http.StatusServiceUnavailable, "authorization links are not available: check STATE_SIGNING_KEY"))
+		return httpapi.Write(c, httpapi.Errorf(http.StatusServiceUnavailable, "authorization links are not available: check STATE_SIGNING_KEY"))
 	}
-	u := s.authorizeURL(token.Client{ID: t.ClientID, RedirectURI: t.RedirectURI}, t.Scopes, state)
-	s.logger.Info("admin action", "action", "authorize", "token", name, "remote_ip", c.RealIP())
+	u, err := withPKCE(s.authorizeURL(token.Client{ID: t.ClientID, RedirectURI: t.RedirectURI}, t.Scopes, state), s.pkceVerifier(nonce))
+	if err != nil {
+		return httpapi.Write(c, httpapi.Errorf(http.StatusServiceUnavailable, "WEBEX_AUTHORIZE_URL is not a URL"))
+	}
+	s.service.AuthorizationStarted(ctx, s.actor(c), name, "authorize URL handed out by GET /authorize")
 	return c.JSON(http.StatusOK, map[string]any{"status": "200", "url": u, "expiresAt": expires.UTC().Format(time.RFC3339)})
+}
+
+// withPKCE adds an S256 code challenge for verifier to the authorize URL.
+func withPKCE(authorizeURL, verifier string) (string, error) {
+	u, err := url.Parse(authorizeURL)
+	if err != nil {
+		return "", err
+	}
+	q := u.Query()
+	q.Set("code_challenge", oauth2.S256ChallengeFromVerifier(verifier))
+	q.Set("code_challenge_method", "S256")
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// pkceVerifier is the PKCE code verifier of a state issued by
+// /authorize, derived from its nonce under the state key, so that
+// /callback knows it without storing it: 43 characters of base64url, as
+// RFC 7636 asks.
+func (s *server) pkceVerifier(nonce string) string {
+	m := hmac.New(sha256.New, s.signer.Key)
+	m.Write([]byte("pkce\x00" + nonce))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// changed drops name from the cache and the listing: a change made here
+// is served at once.
+func (s *server) changed(name string) {
+	s.cache.drop(name)
+	if s.listing != nil {
+		s.listing.Invalidate()
+	}
 }

@@ -252,11 +252,21 @@ func TestFailedAuthorizationIsRecorded(t *testing.T) {
 	if le := h.Doc("onboard")["lastError"]; le != nil {
 		t.Errorf("a successful authorization left lastError %v", le)
 	}
-	if r := callback("code=" + code + "&state=" + state); r.code != 400 {
-		t.Fatalf("reused state: got %d, want 400", r.code)
+	if r := callback("code=" + code + "&state=" + state); r.code != 400 || !strings.Contains(r.str("message"), "already used") {
+		t.Fatalf("reused state: got %d %s, want 400 saying it was used", r.code, r.raw)
 	}
-	if m := lastError("onboard"); !strings.Contains(m, "already used") {
-		t.Errorf("reused state recorded as %q", m)
+	// A used state proves nothing: nothing is recorded (issue 20, finding 1).
+	if le := h.Doc("onboard")["lastError"]; le != nil {
+		t.Errorf("a reused state was recorded as %v", le)
+	}
+	// Nor is an error redirect with a used state, however often it comes.
+	for range 3 {
+		if r := callback("error=access_denied&error_description=forged&state=" + state); r.code != 400 {
+			t.Fatalf("error redirect with a used state: got %d, want 400", r.code)
+		}
+	}
+	if le := h.Doc("onboard")["lastError"]; le != nil {
+		t.Errorf("an error redirect with a used state was recorded as %v", le)
 	}
 	if st := h.Doc("onboard")["status"]; st != "active" {
 		t.Errorf("a replayed callback changed the status to %v", st)
@@ -291,9 +301,10 @@ func link2(t *testing.T, a *api, name string) string {
 	return state
 }
 
-// TestExpiredStateIsRecorded: a link used after 15 minutes is refused and
-// the refusal is recorded on its token.
-func TestExpiredStateIsRecorded(t *testing.T) {
+// TestExpiredStateIsNotRecorded: a link used after 15 minutes is refused,
+// and nothing is recorded on its token, an error redirect included: an
+// old state proves nothing (issue 20, finding 1).
+func TestExpiredStateIsNotRecorded(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, map[string]string{"ADMIN_PASSPHRASE": adminPass})
 	h.Secret(adminPass)
@@ -308,9 +319,11 @@ func TestExpiredStateIsRecorded(t *testing.T) {
 	if r := get(t, a.url+"/callback?code=fake-code-x&state="+state, nil); r.code != 400 || !strings.Contains(r.str("message"), "expired") {
 		t.Fatalf("expired state: got %d %s", r.code, r.raw)
 	}
-	le, _ := h.Doc("late")["lastError"].(map[string]any)
-	if m, _ := le["message"].(string); !strings.Contains(m, "expired") {
-		t.Errorf("expired state recorded as %v", le)
+	if r := get(t, a.url+"/callback?error=access_denied&error_description=attacker+text&state="+state, nil); r.code != 400 {
+		t.Fatalf("error redirect with an expired state: got %d %s", r.code, r.raw)
+	}
+	if le := h.Doc("late")["lastError"]; le != nil {
+		t.Errorf("an expired state was recorded as %v", le)
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 
 // countingStore counts reads of the real Firestore store underneath.
 type countingStore struct {
-	token.Store
+	Store
 	reads atomic.Int64
 }
 

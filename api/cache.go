@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -34,6 +35,10 @@ type cacheEntry struct {
 	tok *token.Token
 	// name is the name of a missing entry (tok is nil).
 	name string
+	// unreadable, if not nil, says that tok's secrets do not open with
+	// the configured keys (a *token.SealedError holding tok): it is
+	// remembered, and never served.
+	unreadable error
 	// checkAfter is when the entry must be re-read from the store.
 	checkAfter time.Time
 }
@@ -52,12 +57,24 @@ func (c *tokenCache) get(name string) *cacheEntry {
 func (c *tokenCache) put(t *token.Token, checkAfter time.Time) *cacheEntry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old := c.m[t.Name]; old != nil && old.tok != nil && old.tok.Generation > t.Generation {
+	if old := c.m[t.Name]; old != nil && old.tok != nil && old.unreadable == nil && old.tok.Generation > t.Generation {
 		return old
 	}
 	e := &cacheEntry{tok: t, checkAfter: checkAfter}
 	c.m[t.Name] = e
 	return e
+}
+
+// putUnreadable remembers until checkAfter that the token err holds (a
+// *token.SealedError) cannot be decrypted.
+func (c *tokenCache) putUnreadable(err error, checkAfter time.Time) {
+	var sealed *token.SealedError
+	if !errors.As(err, &sealed) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[sealed.Token.Name] = &cacheEntry{tok: sealed.Token, unreadable: err, checkAfter: checkAfter}
 }
 
 // putMissing remembers until checkAfter that name does not exist,

@@ -108,8 +108,9 @@ func fuzzServer(f *testing.F) *httptest.Server {
 	log := logging.New(io.Discard, logging.ParseLevel("error"))
 	r := lifecycle.NewRefresher(lifecycle.RefresherConfig{Store: store, Issuer: issuer, Holder: "fuzz", Logger: log})
 	f.Cleanup(r.Close)
-	srv := httptest.NewServer(newServer(deps{cfg: cfg, store: store, refresher: r, admin: fuzzAdminStore{store, &sync.Map{}},
-		ping: func(context.Context) error { return nil }, authorizeURL: issuer.AuthorizeURL, logger: log}))
+	svc := lifecycle.New(r, lifecycle.Deps{Store: store, HashPassphrase: passphrase.Hash})
+	srv := httptest.NewServer(newServer(deps{cfg: cfg, store: fuzzAdminStore{store, &sync.Map{}}, service: svc,
+		authorizeURL: issuer.AuthorizeURL, logger: log}))
 	f.Cleanup(srv.Close)
 	return srv
 }
@@ -123,6 +124,16 @@ type fuzzAdminStore struct {
 func (s fuzzAdminStore) List(ctx context.Context, pageSize int, fn func(*token.Token) error) error {
 	return s.Due(ctx, time.Now().Add(1000*time.Hour), pageSize, fn)
 }
+
+func (s fuzzAdminStore) ListChecked(ctx context.Context, pageSize int, fn func(*token.Token, []string) error) error {
+	return s.List(ctx, pageSize, func(t *token.Token) error { return fn(t, nil) })
+}
+
+func (s fuzzAdminStore) LastSweep(context.Context) (*token.SweepRecord, error) {
+	return nil, token.ErrNotFound
+}
+
+func (s fuzzAdminStore) Ping(context.Context) error { return nil }
 
 func (s fuzzAdminStore) UseNonce(_ context.Context, nonce string, _ time.Time) (bool, error) {
 	_, used := s.nonces.LoadOrStore(nonce, true)

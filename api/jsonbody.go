@@ -14,23 +14,25 @@ import (
 	"sync"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/wxcc/tokenservice/shared/httpapi"
 )
 
 // decodeBody reads a request's JSON body into v strictly (strictUnmarshal):
 // 413 when it is over the body limit, however it was sent (Echo's limit
 // reader reports a chunked body only as it is read), 400 naming the
 // problem otherwise.
-func decodeBody(c echo.Context, v any) *apiError {
+func decodeBody(c echo.Context, v any) *httpapi.Error {
 	data, err := io.ReadAll(c.Request().Body)
 	if err != nil {
 		var he *echo.HTTPError
 		if errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge {
-			return errorf(http.StatusRequestEntityTooLarge, "body larger than 64 KiB")
+			return httpapi.Errorf(http.StatusRequestEntityTooLarge, "body larger than 64 KiB")
 		}
-		return errorf(http.StatusBadRequest, "body could not be read")
+		return httpapi.Errorf(http.StatusBadRequest, "body could not be read")
 	}
 	if err := strictUnmarshal(data, v); err != nil {
-		return errorf(http.StatusBadRequest, "body: "+err.Error())
+		return httpapi.Errorf(http.StatusBadRequest, "body: "+err.Error())
 	}
 	return nil
 }

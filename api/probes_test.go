@@ -43,7 +43,7 @@ func TestReadyChecksFirestore(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
 	a := h.startAPI(nil)
-	a.srv.ping = func(context.Context) error { return context.DeadlineExceeded }
+	a.srv.store = unreachable{a.srv.store}
 	if r := get(t, a.url+"/ready", nil); r.code != 503 {
 		t.Fatalf("/ready with Firestore down: got %d, want 503", r.code)
 	}
@@ -137,3 +137,8 @@ func TestDeployedProbesAreServed(t *testing.T) {
 		}
 	}
 }
+
+// unreachable is a store whose Ping fails as an unreachable Firestore's does.
+type unreachable struct{ Store }
+
+func (unreachable) Ping(context.Context) error { return context.DeadlineExceeded }

@@ -10,6 +10,7 @@ import (
 	"github.com/wxcc/tokenservice/shared/config"
 	"github.com/wxcc/tokenservice/shared/httpserve"
 	"github.com/wxcc/tokenservice/shared/logging"
+	"github.com/wxcc/tokenservice/shared/metrics"
 )
 
 // run starts the api and blocks until ctx ends. It logs JSON to logOut.
@@ -21,7 +22,7 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 	}
 	log := logging.New(logOut, logging.ParseLevel(getenv("LOG_LEVEL")))
 
-	core, err := bootstrap.Open(ctx, cfg, bootstrap.Options{Kind: "api", Logger: log, Getenv: getenv})
+	core, err := bootstrap.Open(ctx, cfg, bootstrap.Options{Kind: "api", Metrics: metrics.New(metrics.API), Logger: log, Getenv: getenv})
 	if err != nil {
 		return err
 	}
@@ -32,22 +33,22 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 		log.Warn(w)
 	}
 
-	metrics, err := httpserve.ListenMetrics(cfg.MetricsAddr, core.Metrics.Handler())
+	private, err := httpserve.ListenMetrics(cfg.MetricsAddr, core.Metrics.Handler())
 	if err != nil {
 		return err
 	}
 	ln, err := httpserve.Listen(cfg.Port)
 	if err != nil {
-		if metrics != nil {
-			metrics.Listener.Close()
+		if private != nil {
+			private.Listener.Close()
 		}
 		return err
 	}
-	return httpserve.Serve(ctx, ln, srv, log, httpserve.Options{Ready: ready, Metrics: metrics})
+	return httpserve.Serve(ctx, ln, srv, log, httpserve.Options{Ready: ready, Metrics: private})
 }
 
 // newAPI builds the api over the parts both binaries share.
 func newAPI(cfg *config.Config, core *bootstrap.Core, log *slog.Logger, now func() time.Time) *server {
-	return newServer(deps{cfg: cfg, store: core.Store, refresher: core.Refresher, ping: core.Store.Ping,
-		admin: core.Store, ops: core.Store, authorizeURL: core.Webex.AuthorizeURL, logger: log, metrics: core.Metrics, now: now})
+	return newServer(deps{cfg: cfg, store: core.Store, service: core.Service,
+		authorizeURL: core.Webex.AuthorizeURL, logger: log, metrics: core.Metrics, now: now})
 }

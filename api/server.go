@@ -14,8 +14,11 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/wxcc/tokenservice/api/console"
+	"github.com/wxcc/tokenservice/api/listing"
 	"github.com/wxcc/tokenservice/shared/clientip"
 	"github.com/wxcc/tokenservice/shared/config"
+	"github.com/wxcc/tokenservice/shared/httpapi"
 	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/logging"
 	"github.com/wxcc/tokenservice/shared/metrics"
@@ -25,20 +28,24 @@ import (
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
+// Store is everything the api reads from the store; the Firestore store
+// is it. Writes go through the use cases (lifecycle.Service).
+type Store interface {
+	token.Store
+	// Ping checks that the store answers, for /readyz.
+	Ping(ctx context.Context) error
+	// List calls fn for every token (GET /admin/tokens).
+	List(ctx context.Context, pageSize int, fn func(*token.Token) error) error
+	// UseNonce records an OAuth state's nonce as used, across instances.
+	UseNonce(ctx context.Context, nonce string, expires time.Time) (bool, error)
+	listing.Store
+}
+
 // deps are what the api is built from; run wires the real ones, tests their own.
 type deps struct {
-	cfg       *config.Config
-	store     token.Store
-	refresher *lifecycle.Refresher
-	// ping checks the store for /readyz.
-	ping func(context.Context) error
-	// admin is what the admin endpoints need beyond store; nil turns
-	// them off even when ADMIN_PASSPHRASE is set.
-	admin adminStore
-	// ops is what the console and the admin actions need beyond admin
-	// (listing with unreadable secrets, deleting, the last sweep); nil
-	// turns them off.
-	ops opsStore
+	cfg     *config.Config
+	store   Store
+	service *lifecycle.Service
 	// authorizeURL builds Webex's authorize URL (the Webex client's).
 	authorizeURL func(c token.Client, scopes []string, state string) string
 	logger       *slog.Logger
@@ -91,8 +98,10 @@ type server struct {
 	// sentence each for an operator (never a secret): logged at every
 	// start, shown on /admin/status and the console.
 	startWarnings []string
-	// console is the admin console; nil when it is off.
-	console *console
+	// listing is the read model of every token (console, /admin/status);
+	// console is the admin console. Both nil when admin is off.
+	listing *listing.Listing
+	console *console.Console
 	// limitBody and cors are Echo's middleware, applied by frontDoor.
 	limitBody, cors echo.MiddlewareFunc
 }
@@ -118,7 +127,7 @@ func newServer(d deps) *server {
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = httpErrorHandler
+	e.HTTPErrorHandler = httpapi.ErrorHandler
 	e.IPExtractor = func(r *http.Request) string { return s.clients.ClientAddr(r).String() }
 	s.limitBody = middleware.BodyLimit("64K")
 	s.cors = middleware.CORSWithConfig(middleware.CORSConfig{
@@ -142,18 +151,16 @@ func (s *server) routes() {
 	s.get("/", s.getToken)
 	s.get("/init", s.initToken)
 	s.get("/callback", s.callback)
-	s.get("/healthz", s.healthz)
-	s.get("/readyz", s.readyz)
-	s.get("/health", s.healthz) // Cloud Run's front end reserves some paths ending in z
-	s.get("/ready", s.readyz)
-	if s.cfg.AdminPassphrase != "" && s.admin != nil {
-		s.get("/authorize", s.authorizeLink, s.requireAdmin)
-		s.get("/admin/tokens", s.listTokens, s.requireAdmin)
-		s.echo.PUT("/admin/tokens/:name", s.putToken, s.requireAdmin)
-		if s.ops != nil {
-			s.adminActionRoutes()
-			s.consoleRoutes()
-		}
+	httpapi.Probes(s.echo, func(ctx context.Context) error { return s.store.Ping(ctx) }, s.logger)
+	if s.cfg.AdminPassphrase != "" {
+		s.listing = listing.New(s.store, token.HealthWindows{Refresh: s.cfg.RefreshThreshold + s.cfg.RefreshLead, RefreshExpiry: s.cfg.ExpiryWarning}, s.now)
+		s.console = console.New(console.Deps{
+			Config: s.cfg, Service: s.service, Tokens: s.store, Listing: s.listing, Nonces: s.store,
+			AdminKey: s.adminKey, Throttle: consoleThrottle{s}, ClientKey: s.throttleKeyOf, ClientAddr: s.clientAddr,
+			AuthorizeURL: s.authorizeURL, Changed: s.cache.drop, Warnings: s.startWarnings, Logger: s.logger, Now: s.now,
+		})
+		s.adminRoutes()
+		s.console.Register(s.echo, s.get)
 	}
 	if s.metrics != nil && s.cfg.MetricsAddr == "" { // else run serves it on METRICS_ADDR only
 		s.get("/metrics", echo.WrapHandler(s.metrics.Handler()))
@@ -201,10 +208,6 @@ var (
 	corsHeaders = []string{"x-token-passphrase", "content-type"}
 )
 
-// varyOrigin is the Vary header of a CORS route's answer; shared and
-// read-only (len == cap, so an Add copies it).
-var varyOrigin = []string{"Origin"}
-
 // header is r.Header.Get for a key already in canonical form (the server
 // canonicalizes the keys it reads), without canonicalizing it again: the
 // hot path reads a few headers per request.
@@ -243,9 +246,8 @@ func (s *server) crossOrigin(c echo.Context, next echo.HandlerFunc) (handled boo
 	options, fromBrowser := r.Method == http.MethodOptions, header(r, "Origin") != ""
 	switch {
 	case !options && !fromBrowser && corsRoute(c.Path()):
-		// A flow's request (no browser): all CORS would do is say that
-		// the answer varies by Origin.
-		c.Response().Header()["Vary"] = varyOrigin
+		// A flow's request (no browser): nothing for CORS to do. Vary
+		// is moot under no-store.
 		return false, nil
 	case adminPath(c):
 		if options && fromBrowser {
@@ -295,7 +297,7 @@ func (s *server) frontDoor(next echo.HandlerFunc) echo.HandlerFunc {
 // the body limit (for requests that have a body).
 func (s *server) admit(c echo.Context, next echo.HandlerFunc) error {
 	if ae := s.allowedNetworks(c); ae != nil {
-		return writeError(c, ae)
+		return httpapi.Write(c, ae)
 	}
 	setSecurityHeaders(c)
 	if handled, err := s.crossOrigin(c, next); handled {
@@ -308,16 +310,17 @@ func (s *server) admit(c echo.Context, next echo.HandlerFunc) error {
 }
 
 // staticHeaders go on every answer: no cache between us and the caller
-// may keep a token, and browsers get the usual hardening. The slices are
-// shared, read-only, so setting them allocates nothing on the hot path.
+// may keep a token, and no browser may sniff a JSON answer into anything
+// else. That is all a JSON answer carries besides Content-Type and CORS
+// (DESIGN 2); the console's HTML pages add their own page headers. The
+// slices are shared, read-only, so setting them allocates nothing on the
+// hot path.
 var staticHeaders = [...]struct {
 	key   string
 	value []string
 }{
 	{"Cache-Control", []string{"no-store"}},
 	{"X-Content-Type-Options", []string{"nosniff"}},
-	{"X-Frame-Options", []string{"DENY"}},
-	{"Referrer-Policy", []string{"no-referrer"}},
 }
 
 func setSecurityHeaders(c echo.Context) {
@@ -362,18 +365,4 @@ func (s *server) endRequest(c echo.Context, start time.Time, log *slog.Logger) {
 			slog.String("remote_ip", c.RealIP()),
 		)
 	}
-}
-
-func (s *server) healthz(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "200", "message": "ok"})
-}
-
-func (s *server) readyz(c echo.Context) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-	defer cancel()
-	if err := s.ping(ctx); err != nil {
-		s.logger.Warn("not ready: store unreachable", "error", err.Error())
-		return writeError(c, &apiError{code: http.StatusServiceUnavailable, retryAfter: 5 * time.Second, message: "firestore unreachable"})
-	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "200", "message": "ready"})
 }

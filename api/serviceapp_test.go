@@ -10,6 +10,7 @@ import (
 	"time"
 
 	gfs "cloud.google.com/go/firestore"
+
 	"github.com/wxcc/tokenservice/shared/testing/testkit"
 )
 

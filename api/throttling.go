@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wxcc/tokenservice/shared/httpapi"
 	"github.com/wxcc/tokenservice/shared/passphrase"
 	"github.com/wxcc/tokenservice/shared/throttle"
 )
@@ -41,7 +42,7 @@ func (f *authFailures) Blocked(addr, name string) (time.Duration, bool) {
 	return f.budget.Blocked(addr)
 }
 
-// Fail records a wrong or missing passphrase from addr for name.
+// Fail records a wrong passphrase from addr for name.
 func (f *authFailures) Fail(addr, name string) {
 	f.pairs.Fail(addr, name)
 	f.budget.Fail(addr, name)
@@ -51,10 +52,10 @@ func (f *authFailures) Fail(addr, name string) {
 func (f *authFailures) Miss(addr, name string) { f.budget.Fail(addr, name) }
 
 // throttled is the 429 for addr and name while they failed too often, or nil.
-func (s *server) throttled(addr, name string) *apiError {
+func (s *server) throttled(addr, name string) *httpapi.Error {
 	if wait, blocked := s.throttle.Blocked(addr, name); blocked {
-		return &apiError{code: http.StatusTooManyRequests, retryAfter: wait, hold: s.refusals.hold,
-			message: "too many failed passphrases from this address; retry later"}
+		return &httpapi.Error{Code: http.StatusTooManyRequests, RetryAfter: wait, Hold: s.refusals.hold,
+			Message: "too many failed passphrases from this address; retry later"}
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/wxcc/tokenservice/shared/httpapi"
 	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/token"
 )
@@ -30,10 +31,10 @@ const storeRetry = 5 * time.Second
 func (s *server) getToken(c echo.Context) error {
 	name := queryValue(c.Request().URL, "name")
 	if name == "" {
-		return writeError(c, errorf(http.StatusBadRequest, "missing name: call GET /?name=<token name>"))
+		return httpapi.Write(c, httpapi.Errorf(http.StatusBadRequest, "missing name: call GET /?name=<token name>"))
 	}
 	if err := token.ValidateName(name); err != nil {
-		return writeError(c, statusOf(err, name, s.now()))
+		return httpapi.Write(c, httpapi.StatusOf(err, name, s.now()))
 	}
 	// The store read and an inline refresh share one budget: a flow
 	// waits INLINE_REFRESH_TIMEOUT at most, whatever is slow.
@@ -43,7 +44,7 @@ func (s *server) getToken(c echo.Context) error {
 		t, err = s.servable(c.Request().Context(), t, budget)
 	}
 	if err != nil {
-		return writeError(c, statusOf(err, name, s.now()))
+		return httpapi.Write(c, httpapi.StatusOf(err, name, s.now()))
 	}
 	// Set here from shared, read-only values, Content-Type costs Echo no
 	// allocation; the body is built in a pooled buffer, written out
@@ -74,6 +75,9 @@ func (s *server) cached(ctx context.Context, name string, budget time.Time) (*to
 		if e.tok == nil {
 			return nil, token.ErrNotFound
 		}
+		if e.unreadable != nil {
+			return nil, e.unreadable
+		}
 	} else {
 		if e != nil && e.tok == nil {
 			e = nil // a stale "missing" says nothing while the store fails
@@ -86,6 +90,14 @@ func (s *server) cached(ctx context.Context, name string, budget time.Time) (*to
 			e = s.cache.put(t, now.Add(s.cfg.CacheMaxAge))
 		case errors.Is(err, token.ErrNotFound):
 			s.cache.putMissing(name, now.Add(min(s.cfg.CacheMaxAge, missingTTL)))
+			return nil, err
+		case errors.As(err, new(*token.SealedError)):
+			// The store answered: a key is missing. Remembered like any
+			// token, so that asking again costs no read and no log line;
+			// never a sign that the store is down.
+			s.logger.Warn("token cannot be decrypted with the configured keys", "token", name, "error", err.Error())
+			s.metrics.Cache("miss")
+			s.cache.putUnreadable(err, now.Add(s.cfg.CacheMaxAge))
 			return nil, err
 		case e != nil:
 			// Store trouble: keep serving what we have while it is valid,
@@ -116,7 +128,7 @@ func (s *server) servable(ctx context.Context, t *token.Token, budget time.Time)
 	if !t.HasAccessToken() && !t.IsServiceApp() { // a Service App is minted
 		return nil, token.ErrNotAuthorized
 	}
-	if !t.Due(now, s.refresher.Threshold()) {
+	if !t.Due(now, s.service.Threshold()) {
 		return t, nil
 	}
 	// A lapsed refresh token goes to the protocol, which records it as
@@ -144,7 +156,7 @@ func (s *server) servable(ctx context.Context, t *token.Token, budget time.Time)
 	}
 	rctx, cancel := context.WithDeadline(ctx, budget)
 	defer cancel()
-	res, err := s.refresher.Refresh(rctx, name, lifecycle.RefreshOptions{Trigger: token.TriggerInline, WaitForOthers: true})
+	res, err := s.service.Refresh(rctx, name, lifecycle.RefreshOptions{Trigger: token.TriggerInline, WaitForOthers: true})
 	if res.Token != nil {
 		t = s.cache.put(res.Token, s.now().Add(s.cfg.CacheMaxAge)).tok
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/wxcc/tokenservice/shared/firestore"
 	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/logging"
+	"github.com/wxcc/tokenservice/shared/metrics"
 	"github.com/wxcc/tokenservice/shared/pubsub"
 	"github.com/wxcc/tokenservice/shared/testing/emulator"
 	"github.com/wxcc/tokenservice/shared/testing/testkit"
@@ -118,7 +119,7 @@ func (h *harness) startWorker(ps *gps.Client) *workerUnderTest {
 	}
 	log := logging.New(h.Logs, logging.ParseLevel("debug"))
 	core, err := bootstrap.Open(context.Background(), cfg, bootstrap.Options{
-		Kind: "worker", Logger: log, Getenv: h.Getenv, Firestore: emulator.FirestoreClient(h.T), PubSub: ps,
+		Kind: "worker", Metrics: metrics.New(metrics.Worker), Logger: log, Getenv: h.Getenv, Firestore: emulator.FirestoreClient(h.T), PubSub: ps,
 		Now: h.Clock.Now, Relay: pubsub.Options{PublishTimeout: 2 * time.Second},
 	})
 	if err != nil {
@@ -131,7 +132,7 @@ func (h *harness) startWorker(ps *gps.Client) *workerUnderTest {
 	}
 	srv := httptest.NewServer(newHandler(sw, auth, core.Metrics.Handler(), log))
 	h.T.Cleanup(func() { srv.Close(); core.Close() })
-	return &workerUnderTest{url: srv.URL, sweeper: sw, store: core.Store, relay: core.Relay, refresher: core.Refresher}
+	return &workerUnderTest{url: srv.URL, sweeper: sw, store: core.Store, relay: core.Relay, refresher: core.Service.Refresher}
 }
 
 // run triggers one sweep over HTTP and returns the summary.

@@ -41,7 +41,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := logging.New(logOut, logging.ParseLevel(getenv("LOG_LEVEL")))
 
-	core, err := bootstrap.Open(ctx, cfg, bootstrap.Options{Kind: "worker", Logger: log, Getenv: getenv})
+	core, err := bootstrap.Open(ctx, cfg, bootstrap.Options{Kind: "worker", Metrics: metrics.New(metrics.Worker), Logger: log, Getenv: getenv})
 	if err != nil {
 		return err
 	}
@@ -81,22 +81,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Info("sweeping on schedule", "interval", cfg.SweepInterval.String())
 	}
 	publicMetrics := core.Metrics.Handler()
-	metrics, err := httpserve.ListenMetrics(cfg.MetricsAddr, publicMetrics)
+	private, err := httpserve.ListenMetrics(cfg.MetricsAddr, publicMetrics)
 	if err != nil {
 		return err
 	}
-	if metrics != nil {
+	if private != nil {
 		publicMetrics = nil // served on METRICS_ADDR only
 	}
 	ln, err := httpserve.Listen(cfg.Port)
 	if err != nil {
-		if metrics != nil {
-			metrics.Listener.Close()
+		if private != nil {
+			private.Listener.Close()
 		}
 		return err
 	}
 	return httpserve.Serve(ctx, ln, newHandler(sw, auth, publicMetrics, log), log,
-		httpserve.Options{Ready: ready, WriteTimeout: cfg.SweepTimeout + 30*time.Second, Metrics: metrics})
+		httpserve.Options{Ready: ready, WriteTimeout: cfg.SweepTimeout + 30*time.Second, Metrics: private})
 }
 
 // newSweeperFor builds the sweeper over the parts both binaries share.
@@ -105,15 +105,15 @@ func newSweeperFor(cfg *config.Config, core *bootstrap.Core, log *slog.Logger, n
 	if core.Relay != nil { // a nil *Relay in the interface would not be nil
 		relay = core.Relay
 	}
-	sw := newSweeper(cfg, core.Store, core.Refresher, relay, log, core.Metrics)
+	sw := newSweeper(cfg, core.Store, core.Service, relay, log, core.Metrics)
 	sw.now = now
 	return sw
 }
 
 // newSweeper builds the sweeper from the configuration.
-func newSweeper(cfg *config.Config, store sweepStore, r *lifecycle.Refresher, ob eventRelay, log *slog.Logger, m *metrics.Metrics) *sweeper {
+func newSweeper(cfg *config.Config, store sweepStore, svc *lifecycle.Service, ob eventRelay, log *slog.Logger, m *metrics.Metrics) *sweeper {
 	return &sweeper{
-		store: store, refresher: r, relay: ob, log: log, now: time.Now, metrics: m,
+		store: store, service: svc, relay: ob, log: log, now: time.Now, metrics: m,
 		lead: cfg.RefreshLead, concurrency: cfg.RefreshConcurrency, timeout: cfg.SweepTimeout,
 		expiryWarning: cfg.ExpiryWarning, brakeAfter: 5, pageSize: 1000, jitter: 100 * time.Millisecond,
 	}

@@ -6,12 +6,13 @@ import (
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/wxcc/tokenservice/shared/httpapi"
 )
 
 // tokenValidator checks a Google-signed OIDC ID token (Cloud Scheduler's)
@@ -62,26 +63,18 @@ type pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// newHandler serves POST /run, the probes (GET and HEAD /healthz, /health
-// and /ready, which checks the store) and, when metrics is not nil,
-// GET /metrics.
+// newHandler serves POST /run, the probes (GET and HEAD /healthz, /health,
+// and /readyz, /ready, which check the store) and, when metrics is not
+// nil, GET /metrics.
 func newHandler(sw *sweeper, auth *runAuth, metrics http.Handler, log *slog.Logger) http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.Use(middleware.BodyLimit("8K"))
-	e.HTTPErrorHandler = func(err error, c echo.Context) {
-		code := http.StatusInternalServerError
-		if he, ok := err.(*echo.HTTPError); ok {
-			code = he.Code
-		}
-		if !c.Response().Committed {
-			_ = c.JSON(code, map[string]string{"status": strconv.Itoa(code), "message": http.StatusText(code)})
-		}
-	}
+	e.HTTPErrorHandler = httpapi.ErrorHandler
 	e.POST("/run", func(c echo.Context) error {
 		if !auth.allow(c.Request()) {
 			log.Warn("sweep trigger refused", "remote_ip", c.RealIP())
-			return c.JSON(http.StatusUnauthorized, map[string]string{"status": "401", "message": "x-run-secret or a Cloud Scheduler OIDC token is required"})
+			return httpapi.Write(c, httpapi.Errorf(http.StatusUnauthorized, "x-run-secret or a Cloud Scheduler OIDC token is required"))
 		}
 		sum, err := sw.Run(c.Request().Context())
 		if err != nil && sum.Error == "" {
@@ -93,24 +86,11 @@ func newHandler(sw *sweeper, auth *runAuth, metrics http.Handler, log *slog.Logg
 		}
 		return c.JSON(code, sum)
 	})
-	probe := []string{http.MethodGet, http.MethodHead}
-	health := func(c echo.Context) error {
-		return c.JSON(http.StatusOK, map[string]string{"status": "200", "message": "ok"})
+	ping := func(context.Context) error { return nil }
+	if p, ok := sw.store.(pinger); ok {
+		ping = p.Ping
 	}
-	e.Match(probe, "/healthz", health)
-	e.Match(probe, "/health", health) // Cloud Run's front end reserves some paths ending in z
-	e.Match(probe, "/ready", func(c echo.Context) error {
-		if p, ok := sw.store.(pinger); ok {
-			ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-			defer cancel()
-			if err := p.Ping(ctx); err != nil {
-				log.Warn("not ready: store unreachable", "error", err.Error())
-				c.Response().Header().Set("Retry-After", "5")
-				return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "503", "message": "firestore unreachable"})
-			}
-		}
-		return c.JSON(http.StatusOK, map[string]string{"status": "200", "message": "ready"})
-	})
+	httpapi.Probes(e, ping, log)
 	if metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(metrics))
 	}

@@ -37,13 +37,9 @@ type sweepStore interface {
 	RecordSweep(ctx context.Context, rec token.SweepRecord) error
 }
 
-// eventRelay publishes events: those just committed (Deliver), those that
-// earlier attempts left in the outbox (Drain), and alerts.
+// eventRelay publishes what earlier attempts left in the outbox.
 type eventRelay interface {
-	token.Publisher
 	Drain(ctx context.Context) (int, error)
-	// Alert publishes an event that belongs to no token.
-	Alert(ctx context.Context, e token.Event) error
 }
 
 // Summary is what one sweep did; POST /run answers it as JSON.
@@ -70,12 +66,12 @@ type Summary struct {
 // sweeper refreshes every token nearing its threshold. One sweep runs at a
 // time per process; a trigger that arrives during a sweep joins it.
 type sweeper struct {
-	store     sweepStore
-	refresher *lifecycle.Refresher
-	relay     eventRelay // may be nil
-	log       *slog.Logger
-	now       func() time.Time
-	metrics   *metrics.Metrics
+	store   sweepStore
+	service *lifecycle.Service
+	relay   eventRelay // may be nil
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *metrics.Metrics
 
 	lead          time.Duration
 	concurrency   int
@@ -222,7 +218,7 @@ func (s *sweeper) refreshDue(ctx context.Context, run *sweepRun) error {
 	defer halt()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.concurrency)
-	err := s.store.Due(gctx, now.Add(s.refresher.Threshold()+s.lead), s.pageSize, func(t *token.Token) error {
+	err := s.store.Due(gctx, now.Add(s.service.Threshold()+s.lead), s.pageSize, func(t *token.Token) error {
 		run.count(func(sum *Summary) { sum.Due++ })
 		run.saw(t)
 		// A lapsed refresh token goes to the protocol, which records it as
@@ -252,7 +248,7 @@ func (s *sweeper) refresh(ctx context.Context, run *sweepRun, t *token.Token, ha
 	if !s.wait(ctx, rand.N(s.jitter+1)) {
 		return
 	}
-	res, err := s.refresher.RefreshFrom(ctx, t, lifecycle.RefreshOptions{Lead: s.lead, Trigger: token.TriggerScheduled, MintWithin: s.expiryWarning})
+	res, err := s.service.RefreshFrom(ctx, t, lifecycle.RefreshOptions{Lead: s.lead, Trigger: token.TriggerScheduled, MintWithin: s.expiryWarning})
 	run.saw(res.Token)
 	switch {
 	case err == nil && res.Outcome == lifecycle.Refreshed:
@@ -329,23 +325,11 @@ func (s *sweeper) countTokens(ctx context.Context, sum *Summary) {
 }
 
 // reportHalt says loudly that the brake stopped the sweep: the summary,
-// one ERROR line and one token.sweep_halted event.
+// and the use case's ERROR line, activity entry and token.sweep_halted.
 func (s *sweeper) reportHalt(ctx context.Context, sum *Summary, kind string, n int) {
 	sum.Halted = true
 	sum.Error = fmt.Sprintf("sweep halted: %d tokens failed the same permanent way (%s); this is a bug or an outage, not many dead tokens", n, kind)
-	s.log.Error(sum.Error, "kind", kind)
-	if s.relay == nil {
-		return
-	}
-	now := s.now()
-	e := token.Event{
-		ID:      fmt.Sprintf("sweep/%d/%s", now.UnixMilli(), token.EventSweepHalted),
-		Type:    token.EventSweepHalted,
-		Trigger: token.TriggerScheduled,
-		Time:    now,
-		Message: sum.Error,
-	}
-	if err := s.relay.Alert(ctx, e); err != nil {
+	if err := s.service.HaltSweep(ctx, sum.Error); err != nil {
 		s.log.Error("sweep halt not published", "error", err.Error())
 	}
 }
@@ -379,7 +363,7 @@ func (s *sweeper) finish(ctx context.Context, start time.Time, sum *Summary, que
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	rec := token.SweepRecord{
-		At: s.now(), Instance: s.refresher.Holder(), Scanned: sum.Scanned, Due: sum.Due, Refreshed: sum.Refreshed,
+		At: s.now(), Instance: s.service.Holder(), Scanned: sum.Scanned, Due: sum.Due, Refreshed: sum.Refreshed,
 		Failed: sum.Failed, Skipped: sum.Skipped, Warned: sum.Warned, Published: sum.Published,
 		Halted: sum.Halted, Error: sum.Error, Duration: took,
 	}
@@ -426,25 +410,12 @@ func (s *sweeper) warnExpiring(ctx context.Context, run *sweepRun) int {
 	}
 	warned := 0
 	for _, name := range names {
-		var events []token.Event
-		_, err := s.store.Update(ctx, name, func(cur *token.Token) ([]token.Event, error) {
-			if cur.ExpiryWarned.Equal(cur.RefreshExpires) || cur.RefreshExpires.IsZero() {
-				return nil, token.ErrConflict
-			}
-			cur.ExpiryWarned = cur.RefreshExpires
-			events = []token.Event{token.NewEvent(token.EventRefreshExpiring, cur, token.TriggerScheduled, s.now())}
-			return events, nil
-		})
+		ok, err := s.service.WarnExpiring(ctx, name)
 		if err != nil {
-			if !errors.Is(err, token.ErrConflict) {
-				s.log.Warn("record refresh-token expiry warning", "token", name, "error", err.Error())
-			}
-			continue
+			s.log.Warn("record refresh-token expiry warning", "token", name, "error", err.Error())
 		}
-		warned++
-		s.log.Warn("refresh token expires soon; authorize again before it does", "token", name)
-		if s.relay != nil {
-			s.relay.Deliver(ctx, events)
+		if ok {
+			warned++
 		}
 	}
 	return warned

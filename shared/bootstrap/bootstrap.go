@@ -17,6 +17,7 @@ import (
 	"github.com/wxcc/tokenservice/shared/firestore"
 	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/metrics"
+	"github.com/wxcc/tokenservice/shared/passphrase"
 	"github.com/wxcc/tokenservice/shared/pubsub"
 	"github.com/wxcc/tokenservice/shared/token"
 	"github.com/wxcc/tokenservice/shared/webex"
@@ -24,20 +25,24 @@ import (
 
 // Core is the shared machinery of one process.
 type Core struct {
-	Store     *firestore.Store
-	Webex     *webex.Client
-	Relay     *pubsub.Relay // nil when Pub/Sub could not be reached
-	Metrics   *metrics.Metrics
-	Refresher *lifecycle.Refresher
-	closers   []func()
+	Store   *firestore.Store
+	Webex   *webex.Client
+	Relay   *pubsub.Relay // nil when Pub/Sub could not be reached
+	Metrics *metrics.Metrics
+	// Service is the refresh protocol and the use cases over the store.
+	Service *lifecycle.Service
+	closers []func()
 }
 
 // Options are what Open needs beyond the configuration. Tests inject
 // their own clients and clock; the binaries leave them nil.
 type Options struct {
 	// Kind ("api" or "worker") names this instance in leases.
-	Kind   string
-	Logger *slog.Logger
+	Kind string
+	// Metrics are the binary's own (metrics.New(metrics.API) or Worker);
+	// nil: a set that nobody serves.
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 	// Getenv reads the environment of the process (K_REVISION).
 	Getenv func(string) string
 	// Firestore and PubSub, if set, are used instead of connecting; they
@@ -86,9 +91,9 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Core, error) {
 		c.Close()
 		return nil, err
 	}
-	c.Metrics = metrics.New(metrics.API)
-	if o.Kind == "worker" {
-		c.Metrics = metrics.New(metrics.Worker)
+	c.Metrics = o.Metrics
+	if c.Metrics == nil {
+		c.Metrics = metrics.New(metrics.API)
 	}
 	var publisher token.Publisher
 	relayOpts := o.Relay
@@ -120,7 +125,7 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Core, error) {
 			return metrics.EventStats{Published: st.Published, Failed: st.Failed, Backlog: st.Backlog}
 		})
 	}
-	c.Refresher = lifecycle.NewRefresher(lifecycle.RefresherConfig{
+	refresher := lifecycle.NewRefresher(lifecycle.RefresherConfig{
 		Store: c.Store, Issuer: c.Webex, Publisher: publisher, OnRefresh: c.Metrics.Refresh,
 		Now:          o.Now,
 		Holder:       lifecycle.HolderID(o.Kind, o.Getenv),
@@ -128,8 +133,13 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Core, error) {
 		WebexTimeout: cfg.WebexTimeout,
 		Logger:       log,
 	})
+	deps := lifecycle.Deps{Store: c.Store, HashPassphrase: passphrase.Hash}
+	if relay != nil {
+		deps.Alerts = relay
+	}
+	c.Service = lifecycle.New(refresher, deps)
 	// Closed first: aborts Webex calls, releases leases, waits for deliveries.
-	c.closers = append(c.closers, c.Refresher.Close)
+	c.closers = append(c.closers, refresher.Close)
 	return c, nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/wxcc/tokenservice/shared/activity"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -127,6 +128,9 @@ type RefresherConfig struct {
 	// PollInterval is how often a waiting loser re-reads the token.
 	PollInterval time.Duration
 	Logger       *slog.Logger
+	// Activity, if set, records the service's own rotations, mints and
+	// failures (New sets it from Deps).
+	Activity activity.Recorder
 	// OnRefresh, if set, is told about every Webex call (for metrics).
 	OnRefresh func(RefreshReport)
 }
@@ -461,7 +465,7 @@ func (r *Refresher) afterCall(ctx context.Context, t *token.Token, g token.Grant
 			return token.ErrConflict
 		}
 		return nil
-	})
+	}, nil)
 	switch {
 	case errors.Is(err, token.ErrConflict):
 		r.o.Logger.Warn("another instance committed first; grant discarded", "token", t.Name, "generation", t.Generation)
@@ -499,8 +503,9 @@ func detached(ctx context.Context) (context.Context, context.CancelFunc) {
 // event to the publisher. The grant is in hand and Webex may have rotated
 // the refresh token: losing it would force a re-authorization, so the
 // write is detached from ctx's cancellation and tried a few times.
-// check's error is returned as it is.
-func (r *Refresher) storeGrant(ctx context.Context, name string, g token.Grant, trigger token.Trigger, check func(cur *token.Token) error) (*token.Token, error) {
+// check's error is returned as it is. then, if not nil, edits the token
+// once the grant is applied (who an authorization acts as).
+func (r *Refresher) storeGrant(ctx context.Context, name string, g token.Grant, trigger token.Trigger, check func(cur *token.Token) error, then func(cur *token.Token)) (*token.Token, error) {
 	var events []token.Event
 	apply := func(cur *token.Token) ([]token.Event, error) {
 		if check != nil {
@@ -510,6 +515,9 @@ func (r *Refresher) storeGrant(ctx context.Context, name string, g token.Grant, 
 		}
 		now := r.o.Now()
 		applyGrant(cur, g, now)
+		if then != nil {
+			then(cur)
+		}
 		cur.NextAttempt = r.shortLivedBackoff(g, now)
 		events = []token.Event{token.NewEvent(token.EventRotated, cur, trigger, now)}
 		return events, nil
@@ -552,6 +560,12 @@ func (r *Refresher) storeGrant(ctx context.Context, name string, g token.Grant, 
 		return nil, fmt.Errorf("store %s: %w", name, err)
 	}
 	r.o.Logger.Info("token rotated", "token", name, "generation", saved.Generation, "trigger", string(trigger), "access_expires", saved.AccessExpires.UTC().Format(time.RFC3339))
+	action := activity.Rotated
+	if trigger == token.TriggerMint {
+		action = activity.Minted
+	}
+	r.recordSelf(ctx, action, name, activity.OK, fmt.Sprintf("generation %d, trigger %s, access token valid until %s",
+		saved.Generation, trigger, saved.AccessExpires.UTC().Format(time.RFC3339)))
 	r.deliver(events)
 	return saved, nil
 }
@@ -680,8 +694,42 @@ func (r *Refresher) recordFailure(ctx context.Context, t *token.Token, cause err
 		r.o.Logger.Error("refresh failure could not be recorded", "token", t.Name, "error", err.Error())
 		return Result{Token: t, Outcome: Failed}, fmt.Errorf("refresh %s: %w", t.Name, cause)
 	}
+	r.recordFailureActivity(ctx, saved, events, cause)
 	r.deliver(events)
 	return Result{Token: saved, Outcome: Failed}, result
+}
+
+// recordSelf writes an activity entry of the service itself.
+func (r *Refresher) recordSelf(ctx context.Context, action activity.Action, name string, outcome activity.Outcome, detail string) {
+	recordActivity(ctx, r.o.Activity, activity.Entry{At: r.o.Now(), ActorKind: activity.ByService, Actor: r.o.Holder,
+		Action: action, Token: name, Outcome: outcome, Detail: detail})
+}
+
+// recordFailureActivity writes the activity entry of a failed refresh: the
+// failure's class and Webex's message, and whether a person must now
+// authorize again. A transient failure that published nothing (the
+// token still has time) is left to the log.
+func (r *Refresher) recordFailureActivity(ctx context.Context, t *token.Token, events []token.Event, cause error) {
+	for _, e := range events {
+		switch e.Type {
+		case token.EventReauthorizationRequired:
+			r.recordSelf(ctx, activity.ReauthRequired, t.Name, activity.Failed, failureDetail(cause))
+		case token.EventRefreshFailed:
+			r.recordSelf(ctx, activity.RefreshFailed, t.Name, activity.Failed, failureDetail(cause))
+		}
+	}
+}
+
+// failureDetail is a failure's class and message for the activity record.
+func failureDetail(cause error) string {
+	class := "transient"
+	switch {
+	case errors.Is(cause, token.ErrGrantRejected), errors.Is(cause, token.ErrReauthRequired):
+		class = "grant rejected"
+	case errors.Is(cause, token.ErrClientRejected), errors.Is(cause, token.ErrBadManager), errors.Is(cause, token.ErrNoClientConfig):
+		class = "client rejected"
+	}
+	return errorDetail(fmt.Errorf("%s: %w", class, cause))
 }
 
 // failedOnce returns token.refresh_failed unless it was already published
@@ -732,6 +780,7 @@ func (r *Refresher) markReauth(ctx context.Context, t *token.Token, why string, 
 		return nil
 	}
 	r.o.Logger.Warn("token needs re-authorization", "token", t.Name, "reason", why)
+	r.recordSelf(ctx, activity.ReauthRequired, t.Name, activity.Failed, why)
 	r.deliver(events)
 	return saved
 }

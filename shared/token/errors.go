@@ -30,6 +30,8 @@ var (
 	// expiry, so it is not sent to Webex; a person must authorize again.
 	// It is ErrReauthRequired too, but not a Webex rejection.
 	ErrRefreshTokenLapsed = fmt.Errorf("refresh token missing or expired: %w", ErrReauthRequired)
+	// ErrExists: a token of that name exists already (creating it again).
+	ErrExists = errors.New("token exists")
 	// ErrSealed: a stored secret could not be decrypted with the configured keys.
 	ErrSealed = errors.New("stored value cannot be decrypted")
 )

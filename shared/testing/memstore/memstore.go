@@ -136,6 +136,27 @@ func (s *Store) Create(ctx context.Context, t *token.Token) (bool, error) {
 	return true, nil
 }
 
+// Delete removes name's document and writes the event that event builds
+// from it into the outbox, atomically.
+func (s *Store) Delete(ctx context.Context, name string, event func(t *token.Token) token.Event) (token.Event, error) {
+	if err := ctx.Err(); err != nil {
+		return token.Event{}, wrapCtx(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	cur, ok := s.docs[name]
+	if !ok {
+		return token.Event{}, fmt.Errorf("delete %s: %w", name, token.ErrNotFound)
+	}
+	e := event(cur.Clone())
+	delete(s.docs, name)
+	s.outbox = slices.DeleteFunc(s.outbox, func(p token.Event) bool { return p.ID == e.ID })
+	e.AccessExpires, e.RefreshExpires, e.Time = ms(e.AccessExpires), ms(e.RefreshExpires), ms(e.Time)
+	s.outbox = append(s.outbox, e)
+	return e, nil
+}
+
 // Outbox returns the pending events, oldest first.
 func (s *Store) Outbox() []token.Event {
 	s.mu.Lock()

@@ -1,89 +1,15 @@
-package main
+package console
 
 import (
 	"fmt"
 	"html/template"
 	"io/fs"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/wxcc/tokenservice/api/listing"
 	"github.com/wxcc/tokenservice/shared/token"
 )
-
-// tokenRow is what the console shows of a token: never a secret, only
-// whether one is set.
-type tokenRow struct {
-	Name   string
-	Status token.Status
-	Health token.Health
-	// ServiceApp: a Service App (DESIGN 5a), minted with the access token
-	// of Manager for TargetOrgID; else an integration.
-	ServiceApp  bool
-	AppID       string
-	TargetOrgID string
-	Manager     string
-	// WaitsForManager: a Service App that cannot be minted until its
-	// manager is authorized again.
-	WaitsForManager bool
-	// OrgID is the Webex org of its tokens, "" if unknown.
-	OrgID string
-	// Blocked counts, for an integration, the Service Apps that wait for
-	// it to be authorized again (set by the overview's listing).
-	Blocked         int
-	ClientID        string
-	RedirectURI     string
-	Scopes          []string
-	ClientSecretSet bool
-	HasPassphrase   bool
-	AccessExpires   time.Time
-	RefreshExpires  time.Time
-	LastRefresh     time.Time
-	LastError       *token.LastError
-	Generation      int64
-	// Unreadable names the secrets that no configured key opens.
-	Unreadable []string
-	// held is why the protocol would not send it to Webex now (nil: it would).
-	held error
-}
-
-func newTokenRow(t *token.Token, unreadable []string, now time.Time, w token.HealthWindows) tokenRow {
-	r := tokenRow{
-		Name: t.Name, Status: t.StoredState(len(unreadable) > 0), Health: t.Health(now, w, len(unreadable) > 0),
-		ClientID: t.ClientID, RedirectURI: t.RedirectURI, Scopes: slices.Clone(t.Scopes),
-		ClientSecretSet: t.ClientSecret != "" || slices.Contains(unreadable, "clientSecret"),
-		HasPassphrase:   t.PassphraseHash != "",
-		AccessExpires:   t.AccessExpires, RefreshExpires: t.RefreshExpires, LastRefresh: t.LastRefresh,
-		Generation: t.Generation, Unreadable: unreadable, held: t.HeldBack(now),
-		ServiceApp: t.IsServiceApp(), OrgID: t.Org(), WaitsForManager: t.WaitsForManager(),
-	}
-	if r.ServiceApp {
-		r.AppID, r.TargetOrgID, r.Manager = t.AppID, t.TargetOrgID, t.Manager
-	}
-	if t.LastError != nil {
-		le := *t.LastError
-		r.LastError = &le
-	}
-	return r
-}
-
-// urgentFirst orders rows by health, then by the access token that ends
-// first, then by name.
-func urgentFirst(a, b tokenRow) int {
-	if d := a.Health.Urgency() - b.Health.Urgency(); d != 0 {
-		return d
-	}
-	switch {
-	case a.AccessExpires.IsZero() != b.AccessExpires.IsZero():
-		if a.AccessExpires.IsZero() {
-			return 1
-		}
-		return -1
-	case !a.AccessExpires.Equal(b.AccessExpires):
-		return a.AccessExpires.Compare(b.AccessExpires)
-	}
-	return strings.Compare(a.Name, b.Name)
-}
 
 // healthLabels are the badges' words.
 var healthLabels = map[token.Health]string{
@@ -121,7 +47,7 @@ var serviceAppAdvice = map[token.Health]string{
 }
 
 // rowAdvice says what r's status means and what to do about it.
-func rowAdvice(r tokenRow) string {
+func rowAdvice(r listing.Row) string {
 	if !r.ServiceApp {
 		return healthAdvice[r.Health]
 	}
@@ -139,11 +65,11 @@ func managerAdvice(manager string) string {
 
 // heldReason says in words why a token cannot be refreshed (a Service
 // App: minted) now, or "".
-func heldReason(r tokenRow) string {
+func heldReason(r listing.Row) string {
 	switch {
 	case len(r.Unreadable) > 0:
 		return "Its secrets do not open with the configured keys."
-	case r.held == nil, isBackoff(r.held):
+	case r.Held() == nil, isBackoff(r.Held()):
 		return "" // a forced refresh ignores the backoff
 	case r.WaitsForManager:
 		return "It waits for its manager " + r.Manager + ", which must be authorized again first."
@@ -199,7 +125,7 @@ func relative(t, now time.Time) string {
 }
 
 // parsePages parses each page with the shared layout.
-func (cs *console) parsePages() map[string]*template.Template {
+func (cs *Console) parsePages() map[string]*template.Template {
 	funcs := template.FuncMap{
 		"label":  func(h token.Health) string { return healthLabels[h] },
 		"advice": rowAdvice,
@@ -219,9 +145,9 @@ func (cs *console) parsePages() map[string]*template.Template {
 		"human": humanDuration,
 		"held":  heldReason,
 	}
-	base := template.Must(template.New("layout").Funcs(funcs).ParseFS(consoleTemplates, "console/templates/layout.html", "console/templates/partials.html"))
+	base := template.Must(template.New("layout").Funcs(funcs).ParseFS(templates, "templates/layout.html", "templates/partials.html"))
 	pages := map[string]*template.Template{}
-	names, err := fs.Glob(consoleTemplates, "console/templates/*.html")
+	names, err := fs.Glob(templates, "templates/*.html")
 	if err != nil {
 		panic(err)
 	}
@@ -230,7 +156,7 @@ func (cs *console) parsePages() map[string]*template.Template {
 		if name == "layout" || name == "partials" {
 			continue
 		}
-		pages[name] = template.Must(template.Must(base.Clone()).ParseFS(consoleTemplates, n))
+		pages[name] = template.Must(template.Must(base.Clone()).ParseFS(templates, n))
 	}
 	return pages
 }

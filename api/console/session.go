@@ -1,4 +1,4 @@
-package main
+package console
 
 import (
 	"crypto/hkdf"
@@ -15,6 +15,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"golang.org/x/crypto/argon2"
+
+	"github.com/wxcc/tokenservice/shared/httpapi"
 )
 
 // The console's cookies. Over HTTPS (or behind a proxy that says so) they
@@ -31,21 +33,21 @@ const (
 	hostPrefix = "__Host-"
 )
 
-// consoleKeys are the console's keys, all derived from ADMIN_PASSPHRASE
+// keys are the console's keys, all derived from ADMIN_PASSPHRASE
 // apart from the key of /authorize's states: changing the passphrase
 // ends every session and every authorization in flight.
-type consoleKeys struct {
+type keys struct {
 	session []byte // signs session cookies and CSRF tokens
 	state   []byte // signs the OAuth states of authorizations the console starts
 	bind    []byte // MACs the binding cookie; derives PKCE verifiers
 }
 
-// deriveConsoleKeys stretches the admin passphrase with argon2id (a fixed
+// deriveKeys stretches the admin passphrase with argon2id (a fixed
 // salt, so every instance derives the same keys; about 30 ms at start),
 // then expands it with HKDF under one label per key. The stretching
 // keeps a leaked cookie or state from being a fast test of passphrase
 // guesses.
-func deriveConsoleKeys(adminPassphrase string) consoleKeys {
+func deriveKeys(adminPassphrase string) keys {
 	const label = "tokenservice console v1"
 	stretched := argon2.IDKey([]byte(adminPassphrase), []byte(label+" salt"), 2, 19456, 1, 32)
 	key := func(purpose string) []byte {
@@ -55,7 +57,7 @@ func deriveConsoleKeys(adminPassphrase string) consoleKeys {
 		}
 		return k
 	}
-	return consoleKeys{session: key("session"), state: key("oauth state"), bind: key("browser binding")}
+	return keys{session: key("session"), state: key("oauth state"), bind: key("browser binding")}
 }
 
 func mac(key []byte, parts ...string) string {
@@ -74,7 +76,7 @@ type session struct {
 }
 
 // issueSession returns a new session valid for ttl and its cookie value.
-func (k consoleKeys) issueSession(now time.Time, ttl time.Duration) (session, string) {
+func (k keys) issueSession(now time.Time, ttl time.Duration) (session, string) {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // never fails, see crypto/rand
 	s := session{id: base64.RawURLEncoding.EncodeToString(b[:]), expires: now.Add(ttl).Truncate(time.Second)}
@@ -85,7 +87,7 @@ func (k consoleKeys) issueSession(now time.Time, ttl time.Duration) (session, st
 // verifySession checks a cookie value's tag in constant time, then its
 // expiry, which may not lie further ahead than ttl (a cookie signed
 // under a longer ADMIN_SESSION_TTL ends when the current one says).
-func (k consoleKeys) verifySession(value string, now time.Time, ttl time.Duration) (session, bool) {
+func (k keys) verifySession(value string, now time.Time, ttl time.Duration) (session, bool) {
 	if len(value) > 200 {
 		return session{}, false
 	}
@@ -115,17 +117,17 @@ func (k consoleKeys) verifySession(value string, now time.Time, ttl time.Duratio
 // csrfToken is the session's anti-forgery token, carried by every form
 // (field csrf) and script request (header x-csrf-token) that changes
 // something.
-func (k consoleKeys) csrfToken(s session) string { return mac(k.session, "csrf", s.id)[:32] }
+func (k keys) csrfToken(s session) string { return mac(k.session, "csrf", s.id)[:32] }
 
 // bindValue is what the binding cookie holds for a state's nonce: a MAC,
 // so that someone holding a leaked authorize link (which shows the nonce)
 // cannot make the cookie in their own browser.
-func (k consoleKeys) bindValue(nonce string) string { return mac(k.bind, "bind", nonce)[:32] }
+func (k keys) bindValue(nonce string) string { return mac(k.bind, "bind", nonce)[:32] }
 
 // pkceVerifier is the PKCE code verifier of a console authorization,
 // derived from its state's nonce, so /callback knows it without storing
 // it: 43 characters of base64url, as RFC 7636 asks.
-func (k consoleKeys) pkceVerifier(nonce string) string { return mac(k.bind, "pkce", nonce) }
+func (k keys) pkceVerifier(nonce string) string { return mac(k.bind, "pkce", nonce) }
 
 // plainLoopback reports whether r came over plain HTTP to a loopback
 // address (the local stack): the only case in which the console's
@@ -187,12 +189,12 @@ func cookieValue(r *http.Request, base string) string {
 
 // sessionOf returns the request's valid session. present says whether it
 // carried a session cookie at all (valid or not).
-func (s *server) sessionOf(r *http.Request) (sess session, present, ok bool) {
+func (cs *Console) sessionOf(r *http.Request) (sess session, present, ok bool) {
 	v := cookieValue(r, sessionCookie)
 	if v == "" {
 		return session{}, false, false
 	}
-	sess, ok = s.console.keys.verifySession(v, s.now(), s.cfg.AdminSessionTTL)
+	sess, ok = cs.keys.verifySession(v, cs.now(), cs.cfg.AdminSessionTTL)
 	return sess, true, ok
 }
 
@@ -221,38 +223,46 @@ func sameOrigin(r *http.Request) bool {
 // came from this origin and carries the session's CSRF token (form field
 // csrf, or header x-csrf-token for scripts). Both, so that neither a
 // browser that omits the headers nor a leaked token alone suffices.
-func (s *server) crossSiteSafe(c echo.Context, sess session) bool {
+func (cs *Console) crossSiteSafe(c echo.Context, sess session) bool {
 	r := c.Request()
 	if !sameOrigin(r) {
 		return false
 	}
 	given := r.Header.Get("x-csrf-token")
 	if given == "" {
-		given = c.FormValue("csrf")
+		given = r.PostFormValue("csrf") // never the query string: a URL leaks into logs and Referer
 	}
-	return hmac.Equal([]byte(given), []byte(s.console.keys.csrfToken(sess)))
+	return hmac.Equal([]byte(given), []byte(cs.keys.csrfToken(sess)))
 }
 
-// adminBySession lets a console session stand in for x-admin-passphrase
-// at the JSON admin endpoints. handled says that the request was decided
+// Principal lets a console session stand in for x-admin-passphrase at
+// the JSON admin endpoints. handled says that the request was decided
 // here (err nil: let it through); otherwise the passphrase decides. A
 // session cookie that does not verify is refused without counting as a
 // failed passphrase: no one guesses an HMAC, and an expired session must
 // not lock its admin out.
-func (s *server) adminBySession(c echo.Context) (handled bool, err *apiError) {
+func (cs *Console) Principal(c echo.Context) (handled bool, err *httpapi.Error) {
 	r := c.Request()
-	if s.console == nil || r.Header.Get("x-admin-passphrase") != "" {
+	if cs == nil || r.Header.Get("x-admin-passphrase") != "" {
 		return false, nil
 	}
-	sess, present, ok := s.sessionOf(r)
+	sess, present, ok := cs.sessionOf(r)
 	switch {
 	case !present:
 		return false, nil
 	case !ok:
-		return true, errorf(http.StatusUnauthorized, "the console session expired or is invalid: sign in again")
-	case !safeMethod(r.Method) && !s.crossSiteSafe(c, sess):
-		s.logger.Warn("cross-site admin request refused", "route", c.Path(), "remote_ip", c.RealIP())
-		return true, errorf(http.StatusForbidden, "request refused: it did not come from this console (origin or CSRF token missing or wrong)")
+		return true, httpapi.Errorf(http.StatusUnauthorized, "the console session expired or is invalid: sign in again")
+	case !safeMethod(r.Method) && !cs.crossSiteSafe(c, sess):
+		cs.log.Warn("cross-site admin request refused", "route", c.Path(), "remote_ip", c.RealIP())
+		return true, httpapi.Errorf(http.StatusForbidden, "request refused: it did not come from this console (origin or CSRF token missing or wrong)")
 	}
 	return true, nil
+}
+
+// SignedSessionForTest is a session cookie value issued at issued for
+// ttl under the keys of adminPassphrase, for the api's tests of refused
+// sessions.
+func SignedSessionForTest(adminPassphrase string, issued time.Time, ttl time.Duration) string {
+	_, v := deriveKeys(adminPassphrase).issueSession(issued, ttl)
+	return v
 }

@@ -1,4 +1,4 @@
-package main
+package console
 
 import (
 	"context"
@@ -12,13 +12,15 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/wxcc/tokenservice/shared/passphrase"
+	"github.com/wxcc/tokenservice/api/listing"
+	"github.com/wxcc/tokenservice/shared/httpapi"
+	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
-// overviewPageSize is how many tokens one overview page shows; with
+// OverviewPageSize is how many tokens one overview page shows; with
 // filtering by name and status, that keeps 1 000 tokens usable.
-const overviewPageSize = 50
+const OverviewPageSize = 50
 
 type overviewView struct {
 	Total        int
@@ -27,7 +29,7 @@ type overviewView struct {
 	SweepStale   bool
 	SweepUnknown bool
 	Warnings     []string
-	Rows         []tokenRow
+	Rows         []listing.Row
 	Query        string
 	Health       token.Health
 	Options      []healthOption
@@ -51,27 +53,27 @@ type healthOption struct {
 }
 
 // overviewPage lists every token, most urgent first, filtered and paged.
-func (s *server) overviewPage(c echo.Context) error {
-	snap, err := s.console.overview(c.Request().Context())
+func (cs *Console) overviewPage(c echo.Context) error {
+	snap, err := cs.d.Listing.Overview(c.Request().Context())
 	if err != nil {
-		s.logger.Warn("console overview failed", "error", err.Error())
-		ae := statusOf(err, "", s.now())
-		p := s.signedPage(c, "Tokens")
-		p.Flash = &flash{"error", "The tokens could not be listed: " + ae.message}
-		return s.render(c, ae.code, "message", p)
+		cs.log.Warn("console overview failed", "error", err.Error())
+		ae := httpapi.StatusOf(err, "", cs.now())
+		p := cs.signedPage(c, "Tokens")
+		p.Flash = &flash{"error", "The tokens could not be listed: " + ae.Message}
+		return cs.render(c, ae.Code, "message", p)
 	}
-	now := s.now()
-	v := overviewView{Total: len(snap.rows), Sweep: snap.sweep, SweepUnknown: snap.sweepUnknown,
-		Warnings: s.startWarnings, Updated: snap.at}
+	now := cs.now()
+	v := overviewView{Total: len(snap.Rows), Sweep: snap.Sweep, SweepUnknown: snap.SweepUnknown,
+		Warnings: cs.d.Warnings, Updated: snap.At}
 	if v.Sweep != nil {
-		interval := s.cfg.SweepInterval
+		interval := cs.cfg.SweepInterval
 		if interval <= 0 {
 			interval = 5 * time.Minute
 		}
 		v.SweepStale = now.Sub(v.Sweep.At) > 3*interval+time.Minute
 	}
 	counts := map[token.Health]int{}
-	for _, r := range snap.rows {
+	for _, r := range snap.Rows {
 		counts[r.Health]++
 	}
 	for _, h := range token.Healths {
@@ -88,17 +90,17 @@ func (s *server) overviewPage(c echo.Context) error {
 	}
 	v.Filtered = v.Query != "" || v.Health != ""
 	q := strings.ToLower(v.Query)
-	var matched []tokenRow
-	for _, r := range snap.rows {
+	var matched []listing.Row
+	for _, r := range snap.Rows {
 		if (v.Health == "" || r.Health == v.Health) && strings.Contains(strings.ToLower(r.Name), q) {
 			matched = append(matched, r)
 		}
 	}
 	v.Matched = len(matched)
-	pages := max((len(matched)+overviewPageSize-1)/overviewPageSize, 1)
+	pages := max((len(matched)+OverviewPageSize-1)/OverviewPageSize, 1)
 	n, _ := strconv.Atoi(c.QueryParam("page"))
 	n = min(max(n, 1), pages)
-	v.From, v.To = (n-1)*overviewPageSize, min(n*overviewPageSize, len(matched))
+	v.From, v.To = (n-1)*OverviewPageSize, min(n*OverviewPageSize, len(matched))
 	v.Rows = matched[v.From:v.To]
 	if len(matched) > 0 {
 		v.From++
@@ -125,12 +127,12 @@ func (s *server) overviewPage(c echo.Context) error {
 	if n < pages {
 		v.NextURL = link(n + 1)
 	}
-	p := s.signedPage(c, "Tokens")
+	p := cs.signedPage(c, "Tokens")
 	p.Poll, p.Data, p.Canonical = true, v, link(n)
 	if d := c.QueryParam("deleted"); d != "" && token.ValidateName(d) == nil {
 		p.Flash = &flash{"ok", "Token " + d + " deleted."}
 	}
-	return s.render(c, http.StatusOK, "overview", p)
+	return cs.render(c, http.StatusOK, "overview", p)
 }
 
 // configForm is the client config form's content: the token's current
@@ -154,7 +156,7 @@ type configForm struct {
 
 type tokenView struct {
 	New          bool
-	Row          tokenRow
+	Row          listing.Row
 	AuthorizeWhy string // "" when it can be authorized
 	RefreshWhy   string // "" when Refresh now can work
 	Form         configForm
@@ -163,10 +165,10 @@ type tokenView struct {
 	DefaultRedirect string
 	// Manager is a Service App's manager (nil: not read, or
 	// ManagerMissing: no token has its name).
-	Manager        *tokenRow
+	Manager        *listing.Row
 	ManagerMissing bool
 	// Managed lists the Service Apps that an integration manages.
-	Managed []tokenRow
+	Managed []listing.Row
 	// KindURLs are the New token form's addresses for each kind.
 	KindURLs kindURLs
 }
@@ -180,12 +182,12 @@ func consoleOrigin(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
-func (s *server) tokenPage(c echo.Context) error {
-	return s.renderToken(c, http.StatusOK, c.Param("name"), nil, nil)
+func (cs *Console) tokenPage(c echo.Context) error {
+	return cs.renderToken(c, http.StatusOK, c.Param("name"), nil, nil)
 }
 
 // tokenFlash is the message a redirect to the token page asked for.
-func (s *server) tokenFlash(c echo.Context, r tokenRow) *flash {
+func (cs *Console) tokenFlash(c echo.Context, r listing.Row) *flash {
 	if r.ServiceApp {
 		if f := serviceAppFlash(c.QueryParam("done")); f != nil {
 			return f
@@ -209,7 +211,7 @@ func (s *server) tokenFlash(c echo.Context, r tokenRow) *flash {
 	case "ok":
 		return &flash{"ok", "Authorized with Webex: the token is active and is refreshed automatically."}
 	case "failed":
-		if le := r.LastError; le != nil && s.now().Sub(le.At) < time.Hour {
+		if le := r.LastError; le != nil && cs.now().Sub(le.At) < time.Hour {
 			return &flash{"error", "Authorization failed: " + strings.TrimPrefix(le.Message, "authorization failed: ")}
 		}
 		return &flash{"error", "Authorization failed."}
@@ -219,28 +221,28 @@ func (s *server) tokenFlash(c echo.Context, r tokenRow) *flash {
 
 // renderToken shows name's page with status and a message; form, if not
 // nil, replaces the config form's values (what the admin sent).
-func (s *server) renderToken(c echo.Context, status int, name string, f *flash, form *configForm) error {
+func (cs *Console) renderToken(c echo.Context, status int, name string, f *flash, form *configForm) error {
 	if err := token.ValidateName(name); err != nil {
-		return s.renderMessage(c, http.StatusBadRequest, "Token", &flash{"error", statusOf(err, name, s.now()).message})
+		return cs.renderMessage(c, http.StatusBadRequest, "Token", &flash{"error", httpapi.StatusOf(err, name, cs.now()).Message})
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
 	defer cancel()
-	t, err := s.store.Get(ctx, name)
+	t, err := cs.d.Tokens.Get(ctx, name)
 	var unreadable []string
 	var sealed *token.SealedError
 	if errors.As(err, &sealed) {
 		t, unreadable, err = sealed.Token, sealed.Fields, nil
 	}
 	if errors.Is(err, token.ErrNotFound) {
-		return s.renderMessage(c, http.StatusNotFound, "No such token",
+		return cs.renderMessage(c, http.StatusNotFound, "No such token",
 			&flash{"error", "There is no token named " + name + ". Create it with New token."})
 	}
 	if err != nil {
-		s.logger.Warn("console token read failed", "token", name, "error", err.Error())
-		ae := statusOf(err, name, s.now())
-		return s.renderMessage(c, ae.code, "Token "+name, &flash{"error", "The token could not be read: " + ae.message})
+		cs.log.Warn("console token read failed", "token", name, "error", err.Error())
+		ae := httpapi.StatusOf(err, name, cs.now())
+		return cs.renderMessage(c, ae.Code, "Token "+name, &flash{"error", "The token could not be read: " + ae.Message})
 	}
-	row := newTokenRow(t, unreadable, s.now(), s.console.windows)
+	row := listing.NewRow(t, unreadable, cs.now(), cs.d.Listing.Windows)
 	v := tokenView{Row: row, RefreshWhy: heldReason(row), DefaultRedirect: consoleOrigin(c.Request()) + "/callback",
 		Form: configForm{Name: name, ClientID: t.ClientID, RedirectURI: t.RedirectURI, Scopes: strings.Join(t.Scopes, " "), SecretSet: row.ClientSecretSet,
 			ServiceApp: row.ServiceApp, AppID: t.AppID, TargetOrgID: t.TargetOrgID, Manager: t.Manager}}
@@ -248,7 +250,7 @@ func (s *server) renderToken(c echo.Context, status int, name string, f *flash, 
 		v.Form = *form
 		v.Form.SecretSet = row.ClientSecretSet
 	}
-	s.serviceAppView(ctx, t, &v)
+	cs.serviceAppView(ctx, t, &v)
 	switch missing := t.MissingClientFields(); {
 	case slices.Contains(unreadable, "clientSecret"):
 		v.AuthorizeWhy = "Its client secret does not open with the configured keys: set a new one below first."
@@ -258,41 +260,35 @@ func (s *server) renderToken(c echo.Context, status int, name string, f *flash, 
 		v.AuthorizeWhy = "Set the scopes it needs first."
 	}
 	if f == nil && safeMethod(c.Request().Method) {
-		f = s.tokenFlash(c, row)
+		f = cs.tokenFlash(c, row)
 	}
-	p := s.signedPage(c, "Token "+name)
+	p := cs.signedPage(c, "Token "+name)
 	p.Poll, p.Flash, p.Data, p.Canonical = true, f, v, "/admin/token/"+name
-	return s.render(c, status, "token", p)
+	return cs.render(c, status, "token", p)
 }
 
-func (s *server) renderMessage(c echo.Context, status int, title string, f *flash) error {
-	p := s.signedPage(c, title)
-	p.Flash = f
-	return s.render(c, status, "message", p)
-}
-
-func (s *server) newTokenPage(c echo.Context) error {
+func (cs *Console) newTokenPage(c echo.Context) error {
 	name := c.QueryParam("name")
 	if token.ValidateName(name) != nil {
 		name = ""
 	}
-	return s.renderNew(c, http.StatusOK, nil, configForm{Name: name, RedirectURI: consoleOrigin(c.Request()) + "/callback",
+	return cs.renderNew(c, http.StatusOK, nil, configForm{Name: name, RedirectURI: consoleOrigin(c.Request()) + "/callback",
 		ServiceApp: c.QueryParam("kind") == string(token.KindServiceApp)})
 }
 
-func (s *server) renderNew(c echo.Context, status int, f *flash, form configForm) error {
-	p := s.signedPage(c, "New token")
+func (cs *Console) renderNew(c echo.Context, status int, f *flash, form configForm) error {
+	p := cs.signedPage(c, "New token")
 	p.Flash = f
 	if form.ServiceApp {
-		s.managerOptions(c.Request().Context(), &form)
+		cs.managerOptions(c.Request().Context(), &form)
 	}
 	p.Data = tokenView{New: true, Form: form, DefaultRedirect: consoleOrigin(c.Request()) + "/callback", KindURLs: newKindURLs(form.Name)}
-	return s.render(c, status, "new", p)
+	return cs.render(c, status, "new", p)
 }
 
 // formConfig reads the client config form, or a Service App's. The
 // client secret is write-only: left empty, it stays as it is.
-func formConfig(c echo.Context) (*clientConfig, configForm) {
+func formConfig(c echo.Context) (token.ConfigChange, configForm) {
 	if c.FormValue("kind") == string(token.KindServiceApp) {
 		return formServiceApp(c)
 	}
@@ -308,157 +304,129 @@ func formConfig(c echo.Context) (*clientConfig, configForm) {
 			scopes = append(scopes, sc)
 		}
 	}
-	cc := &clientConfig{ClientID: &form.ClientID, RedirectURI: &form.RedirectURI, Scopes: &scopes}
+	ch := token.ConfigChange{ClientID: &form.ClientID, RedirectURI: &form.RedirectURI, Scopes: &scopes}
 	if secret := strings.TrimSpace(c.FormValue("clientSecret")); secret != "" {
-		cc.ClientSecret = &secret
+		ch.ClientSecret = &secret
 	}
-	return cc, form
+	return ch, form
 }
 
-// createFromConsole is the New token form: the same client config, on a
-// name that must not exist yet.
-func (s *server) createFromConsole(c echo.Context) error {
-	cc, form := formConfig(c)
+// createToken is the New token form: the same client config, on a name
+// that must not exist yet.
+func (cs *Console) createToken(c echo.Context) error {
+	since := cs.now().Add(-time.Second) // stored times are in ms
+	ch, form := formConfig(c)
 	if err := token.ValidateName(form.Name); err != nil {
-		return s.renderNew(c, http.StatusBadRequest, &flash{"error", "Name: use 1-128 characters of A-Z a-z 0-9 . _ - (not . or ..)."}, form)
+		return cs.renderNew(c, http.StatusBadRequest, &flash{"error", "Name: use 1-128 characters of A-Z a-z 0-9 . _ - (not . or ..)."}, form)
 	}
 	name := form.Name
-	if cc.ClientSecret == nil {
-		return s.renderNew(c, http.StatusBadRequest, &flash{"error", "A new token needs its client secret."}, form)
+	if ch.ClientSecret == nil {
+		return cs.renderNew(c, http.StatusBadRequest, &flash{"error", "A new token needs its client secret."}, form)
 	}
-	var hash string
 	if pp := c.FormValue("passphrase"); pp != "" {
-		cc.Passphrase = &pp
+		ch.Passphrase = &pp
 	}
 	if form.ServiceApp {
 		kind := string(token.KindServiceApp)
-		cc.Kind = &kind
-	}
-	if err := cc.validate(); err != nil {
-		return s.renderNew(c, http.StatusBadRequest, &flash{"error", err.Error()}, form)
-	}
-	if cc.Passphrase != nil {
-		h, err := passphrase.Hash(*cc.Passphrase)
-		if err != nil {
-			return s.renderNew(c, http.StatusBadRequest, &flash{"error", "The passphrase could not be hashed."}, form)
-		}
-		hash = h
+		ch.Kind = &kind
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
 	defer cancel()
-	if ae := s.checkManager(ctx, name, cc.Manager); ae != nil {
-		return s.renderNew(c, ae.code, &flash{"error", "Not created: " + ae.message}, form)
+	saved, err := cs.d.Service.SaveClientConfig(ctx, cs.actor(c), name, ch, lifecycle.CreateOnly)
+	switch {
+	case errors.Is(err, token.ErrExists):
+		return cs.renderNew(c, http.StatusConflict, &flash{"error", "A token named " + name + " exists already: open it from the overview to change it."}, form)
+	case errors.Is(err, token.ErrInvalidConfig):
+		return cs.renderNew(c, http.StatusBadRequest, &flash{"error", httpapi.StatusOf(err, name, cs.now()).Message}, form)
+	case err != nil:
+		ae := httpapi.StatusOf(err, name, cs.now())
+		return cs.renderNew(c, ae.Code, &flash{"error", "Not created: " + ae.Message}, form)
 	}
-	_, changed, stored, err := s.saveClientConfig(ctx, name, cc, hash, createOnly)
-	if errors.Is(err, errTokenExists) {
-		return s.renderNew(c, http.StatusConflict, &flash{"error", "A token named " + name + " exists already: open it from the overview to change it."}, form)
-	}
-	if err != nil {
-		s.logger.Warn("console create failed", "token", name, "error", err.Error())
-		ae := statusOf(err, name, s.now())
-		return s.renderNew(c, ae.code, &flash{"error", "Not created: " + ae.message}, form)
-	}
-	s.cache.drop(name)
-	s.console.invalidate()
-	s.logger.Info("admin action", "action", "put_token", "result", "created", "token", name, "fields", changed, "via", "console", "remote_ip", c.RealIP())
+	cs.changed(name)
 	if form.ServiceApp {
-		return s.mintFromConsole(c, name, stored, "created")
+		return cs.afterServiceAppSave(c, name, saved, "created", since)
 	}
 	return c.Redirect(http.StatusSeeOther, "/admin/token/"+name+"?done=created")
 }
 
-// saveConfigFromConsole saves the client config form of an existing token.
-func (s *server) saveConfigFromConsole(c echo.Context) error {
+// saveConfig saves the client config form of an existing token.
+func (cs *Console) saveConfig(c echo.Context) error {
 	name := c.Param("name")
-	cc, form := formConfig(c)
+	ch, form := formConfig(c)
 	form.Name = name
-	if err := cc.validate(); err != nil {
-		return s.renderToken(c, http.StatusBadRequest, name, &flash{"error", "Not saved: " + err.Error()}, &form)
-	}
-	ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
-	defer cancel()
-	if ae := s.checkManager(ctx, name, cc.Manager); ae != nil {
-		return s.renderToken(c, ae.code, name, &flash{"error", "Not saved: " + ae.message}, &form)
-	}
-	return s.saveFromConsole(c, name, cc, "", &form, "saved")
+	return cs.save(c, name, ch, &form, "saved")
 }
 
-// savePassphraseFromConsole sets or removes the token's own passphrase.
-func (s *server) savePassphraseFromConsole(c echo.Context) error {
+// savePassphrase sets or removes the token's own passphrase.
+func (cs *Console) savePassphrase(c echo.Context) error {
 	name := c.Param("name")
 	pp, done := c.FormValue("passphrase"), "passphrase_set"
 	if c.FormValue("action") == "remove" {
 		pp, done = "", "passphrase_removed"
 	} else if pp == "" {
-		return s.renderToken(c, http.StatusBadRequest, name, &flash{"error", "Type the new passphrase first."}, nil)
+		return cs.renderToken(c, http.StatusBadRequest, name, &flash{"error", "Type the new passphrase first."}, nil)
 	}
-	cc := &clientConfig{Passphrase: &pp}
-	if err := cc.validate(); err != nil {
-		return s.renderToken(c, http.StatusBadRequest, name, &flash{"error", "Passphrase not set: " + err.Error()}, nil)
-	}
-	var hash string
-	if pp != "" {
-		h, err := passphrase.Hash(pp)
-		if err != nil {
-			return s.renderToken(c, http.StatusBadRequest, name, &flash{"error", "The passphrase could not be hashed."}, nil)
-		}
-		hash = h
-	}
-	return s.saveFromConsole(c, name, cc, hash, nil, done)
+	return cs.save(c, name, token.ConfigChange{Passphrase: &pp}, nil, done)
 }
 
-func (s *server) saveFromConsole(c echo.Context, name string, cc *clientConfig, hash string, form *configForm, done string) error {
+// save saves ch into the existing token name and shows its page.
+func (cs *Console) save(c echo.Context, name string, ch token.ConfigChange, form *configForm, done string) error {
+	since := cs.now().Add(-time.Second) // stored times are in ms
 	ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
 	defer cancel()
-	_, changed, stored, err := s.saveClientConfig(ctx, name, cc, hash, updateOnly)
+	saved, err := cs.d.Service.SaveClientConfig(ctx, cs.actor(c), name, ch, lifecycle.UpdateOnly)
 	if err != nil {
-		if !errors.Is(err, token.ErrNotFound) {
-			s.logger.Warn("console update failed", "token", name, "error", err.Error())
+		ae := httpapi.StatusOf(err, name, cs.now())
+		if ae.Code == http.StatusNotFound {
+			return cs.renderMessage(c, http.StatusNotFound, "No such token", &flash{"error", ae.Message})
 		}
-		ae := statusOf(err, name, s.now())
-		if ae.code == http.StatusNotFound {
-			return s.renderMessage(c, http.StatusNotFound, "No such token", &flash{"error", ae.message})
+		what := "Not saved: "
+		if ch.Passphrase != nil && form == nil {
+			what = "Passphrase not set: "
 		}
-		return s.renderToken(c, ae.code, name, &flash{"error", "Not saved: " + ae.message}, form)
+		return cs.renderToken(c, ae.Code, name, &flash{"error", what + ae.Message}, form)
 	}
-	s.cache.drop(name)
-	s.console.invalidate()
-	s.logger.Info("admin action", "action", "put_token", "result", "updated", "token", name, "fields", changed, "via", "console", "remote_ip", c.RealIP())
-	if len(changed) == 0 {
+	cs.changed(name)
+	if len(saved.Changed) == 0 {
 		done = "unchanged"
 	}
-	if stored != nil && stored.IsServiceApp() {
-		return s.mintFromConsole(c, name, stored, done)
+	if saved.Token != nil && saved.Token.IsServiceApp() {
+		return cs.afterServiceAppSave(c, name, saved, done, since)
 	}
 	return c.Redirect(http.StatusSeeOther, "/admin/token/"+name+"?done="+done)
 }
 
-// refreshFromConsole is Refresh now.
-func (s *server) refreshFromConsole(c echo.Context) error {
+// refresh is Refresh now.
+func (cs *Console) refresh(c echo.Context) error {
 	name := c.Param("name")
-	since := s.now().Add(-time.Second) // stored times are in ms
-	if res, err := s.forceRefresh(c, name); err != nil {
-		ae := statusOf(err, name, s.now())
-		if ae.retryAfter > 0 {
-			writeRetryAfter(c, ae)
+	since := cs.now().Add(-time.Second) // stored times are in ms
+	res, err := cs.d.Service.RefreshNow(c.Request().Context(), cs.actor(c), name)
+	cs.changed(name)
+	if err != nil {
+		ae := httpapi.StatusOf(err, name, cs.now())
+		if ae.RetryAfter > 0 {
+			httpapi.SetRetryAfter(c, ae.RetryAfter)
 		}
 		if res.Token != nil && res.Token.IsServiceApp() {
-			return s.renderToken(c, ae.code, name, &flash{"error", "Not minted: " + mintFailure(res.Token, since, ae.message)}, nil)
+			return cs.renderToken(c, ae.Code, name, &flash{"error", "Not minted: " + mintFailure(res.Token, since, ae.Message)}, nil)
 		}
-		return s.renderToken(c, ae.code, name, &flash{"error", "Refresh failed: " + ae.message}, nil)
+		return cs.renderToken(c, ae.Code, name, &flash{"error", "Refresh failed: " + ae.Message}, nil)
 	}
 	return c.Redirect(http.StatusSeeOther, "/admin/token/"+name+"?done=refreshed")
 }
 
-// deleteFromConsole deletes a token once its name was typed to confirm.
-func (s *server) deleteFromConsole(c echo.Context) error {
+// deleteToken deletes a token once its name was typed to confirm.
+func (cs *Console) deleteToken(c echo.Context) error {
 	name := c.Param("name")
 	if c.FormValue("confirm") != name {
-		return s.renderToken(c, http.StatusBadRequest, name, &flash{"error", "Not deleted: type the token's name exactly to confirm."}, nil)
+		return cs.renderToken(c, http.StatusBadRequest, name, &flash{"error", "Not deleted: type the token's name exactly to confirm."}, nil)
 	}
-	if err := s.deleteToken(c, name); err != nil {
-		ae := statusOf(err, name, s.now())
-		return s.renderMessage(c, ae.code, "Not deleted", &flash{"error", "Not deleted: " + ae.message})
+	ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
+	defer cancel()
+	if err := cs.d.Service.Delete(ctx, cs.actor(c), name); err != nil {
+		ae := httpapi.StatusOf(err, name, cs.now())
+		return cs.renderMessage(c, ae.Code, "Not deleted", &flash{"error", "Not deleted: " + ae.Message})
 	}
+	cs.changed(name)
 	return c.Redirect(http.StatusSeeOther, "/admin/?deleted="+url.QueryEscape(name))
 }

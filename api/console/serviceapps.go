@@ -1,4 +1,4 @@
-package main
+package console
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/wxcc/tokenservice/api/listing"
+	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -47,7 +49,7 @@ func newKindURLs(name string) kindURLs {
 // formServiceApp reads a Service App's config form. It never sets the
 // kind: only a new token's form does, and the store refuses Service App
 // fields on an integration.
-func formServiceApp(c echo.Context) (*clientConfig, configForm) {
+func formServiceApp(c echo.Context) (token.ConfigChange, configForm) {
 	form := configForm{
 		ServiceApp:  true,
 		Name:        strings.TrimSpace(c.FormValue("name")),
@@ -56,25 +58,25 @@ func formServiceApp(c echo.Context) (*clientConfig, configForm) {
 		TargetOrgID: strings.TrimSpace(c.FormValue("targetOrgId")),
 		Manager:     strings.TrimSpace(c.FormValue("manager")),
 	}
-	cc := &clientConfig{AppID: &form.AppID, ClientID: &form.ClientID, TargetOrgID: &form.TargetOrgID, Manager: &form.Manager}
+	ch := token.ConfigChange{AppID: &form.AppID, ClientID: &form.ClientID, TargetOrgID: &form.TargetOrgID, Manager: &form.Manager}
 	if secret := strings.TrimSpace(c.FormValue("clientSecret")); secret != "" {
-		cc.ClientSecret = &secret
+		ch.ClientSecret = &secret
 	}
-	return cc, form
+	return ch, form
 }
 
 // managerOptions fills form's manager choice with every integration
 // token but the form's own, from the console's listing of every token.
-func (s *server) managerOptions(ctx context.Context, form *configForm) {
-	snap, err := s.console.overview(ctx)
+func (cs *Console) managerOptions(ctx context.Context, form *configForm) {
+	snap, err := cs.d.Listing.Overview(ctx)
 	if err != nil {
-		s.logger.Warn("console manager choice not listed", "error", err.Error())
+		cs.log.Warn("console manager choice not listed", "error", err.Error())
 	}
-	var rows []tokenRow
+	var rows []listing.Row
 	if snap != nil {
-		rows = slices.Clone(snap.rows)
+		rows = slices.Clone(snap.Rows)
 	}
-	slices.SortFunc(rows, func(a, b tokenRow) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(rows, func(a, b listing.Row) int { return strings.Compare(a.Name, b.Name) })
 	found := false
 	for _, r := range rows {
 		if r.ServiceApp || r.Name == form.Name {
@@ -98,23 +100,23 @@ func (s *server) managerOptions(ctx context.Context, form *configForm) {
 // serviceAppView adds to a token page what depends on the token's kind:
 // a Service App's manager and manager choice, or the Service Apps an
 // integration manages.
-func (s *server) serviceAppView(ctx context.Context, t *token.Token, v *tokenView) {
+func (cs *Console) serviceAppView(ctx context.Context, t *token.Token, v *tokenView) {
 	if !t.IsServiceApp() {
-		snap, err := s.console.overview(ctx)
+		snap, err := cs.d.Listing.Overview(ctx)
 		if err != nil {
-			s.logger.Warn("console managed Service Apps not listed", "token", t.Name, "error", err.Error())
+			cs.log.Warn("console managed Service Apps not listed", "token", t.Name, "error", err.Error())
 			return
 		}
-		for _, r := range snap.rows {
+		for _, r := range snap.Rows {
 			if r.ServiceApp && r.Manager == t.Name {
 				v.Managed = append(v.Managed, r)
 			}
 		}
-		slices.SortFunc(v.Managed, func(a, b tokenRow) int { return strings.Compare(a.Name, b.Name) })
+		slices.SortFunc(v.Managed, func(a, b listing.Row) int { return strings.Compare(a.Name, b.Name) })
 		return
 	}
-	s.managerOptions(ctx, &v.Form)
-	m, err := s.store.Get(ctx, t.Manager)
+	cs.managerOptions(ctx, &v.Form)
+	m, err := cs.d.Tokens.Get(ctx, t.Manager)
 	var unreadable []string
 	var sealed *token.SealedError
 	if errors.As(err, &sealed) {
@@ -124,9 +126,9 @@ func (s *server) serviceAppView(ctx context.Context, t *token.Token, v *tokenVie
 	case errors.Is(err, token.ErrNotFound), errors.Is(err, token.ErrInvalidName):
 		v.ManagerMissing = true
 	case err != nil:
-		s.logger.Warn("console manager read failed", "token", t.Name, "manager", t.Manager, "error", err.Error())
+		cs.log.Warn("console manager read failed", "token", t.Name, "manager", t.Manager, "error", err.Error())
 	default:
-		row := newTokenRow(m, unreadable, s.now(), s.console.windows)
+		row := listing.NewRow(m, unreadable, cs.now(), cs.d.Listing.Windows)
 		v.Manager = &row
 		if t.WaitsForManager() && t.ManagerBack(m) {
 			v.RefreshWhy = "" // the manager is back: Refresh now mints it
@@ -153,33 +155,27 @@ func serviceAppFlash(done string) *flash {
 	return nil
 }
 
-// mintFromConsole mints the Service App stored, which the console just
-// created or changed, as PUT /admin/tokens/N does, and shows its page
-// saying whether that worked and, if not, why.
-func (s *server) mintFromConsole(c echo.Context, name string, stored *token.Token, done string) error {
-	since := s.now().Add(-time.Second) // stored times are in ms
-	out := s.mintAfterPut(c.Request().Context(), name, stored)
-	s.console.invalidate()
-	if out == nil { // nothing to mint: it holds tokens, or is held back
+// afterServiceAppSave shows the page of the Service App that the console
+// just created or changed, saying whether the mint that followed the save
+// worked and, if not, why (failures since since are this request's).
+func (cs *Console) afterServiceAppSave(c echo.Context, name string, saved lifecycle.Saved, done string, since time.Time) error {
+	if saved.Mint == nil { // nothing to mint: it holds tokens, or is held back
 		return c.Redirect(http.StatusSeeOther, "/admin/token/"+name+"?done="+done)
 	}
 	what, minted := "Service App config saved", "saved_minted"
 	if done == "created" {
 		what, minted = "Service App created", "created_minted"
 	}
-	if ok, _ := out["minted"].(bool); ok {
+	if saved.Mint.Minted {
 		return c.Redirect(http.StatusSeeOther, "/admin/token/"+name+"?done="+minted)
 	}
-	why, _ := out["lastError"].(string)
+	why := saved.Mint.LastError
 	ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
 	defer cancel()
-	if t, err := s.store.Get(ctx, name); err == nil {
+	if t, err := cs.d.Tokens.Get(ctx, name); err == nil {
 		why = mintFailure(t, since, why)
 	}
-	if why == "" {
-		why = "the mint did not finish; the api mints it on the first request, the worker at the next sweep"
-	}
-	return s.renderToken(c, http.StatusOK, name, &flash{"error", what + ", but not minted: " + why}, nil)
+	return cs.renderToken(c, http.StatusOK, name, &flash{"error", what + ", but not minted: " + why}, nil)
 }
 
 // mintFailure says why the Service App t was not minted: its manager
