@@ -12,18 +12,24 @@ type Server struct {
 	// and WEBEX_AUTHORIZE_URL.
 	TokenURL     string
 	AuthorizeURL string
+	// IssuerURL is the OpenID issuer, URL + "/idb", for CONSOLE_OIDC_ISSUER;
+	// URL itself is WEBEX_API_URL (people/me, applications).
+	IssuerURL string
 
 	srv *httptest.Server
 }
 
-// NewServer serves f on a loopback port until Close.
+// NewServer serves f on a loopback port until Close, with its issuer set
+// to the server's.
 func NewServer(f *Fake) *Server {
 	srv := httptest.NewServer(f)
+	f.SetIssuer(srv.URL + IssuerPath)
 	return &Server{
 		Fake:         f,
 		URL:          srv.URL,
 		TokenURL:     srv.URL + TokenPath,
 		AuthorizeURL: srv.URL + AuthorizePath,
+		IssuerURL:    srv.URL + IssuerPath,
 		srv:          srv,
 	}
 }
