@@ -9,6 +9,14 @@
 // became of every refresh token, so that a test can tell a refresh token
 // presented twice from a retry after a lost answer.
 //
+// It also plays Login with Webex and people (oidc.go, people.go): OpenID
+// discovery at <fake>/idb/.well-known/openid-configuration, a JWKS, RS256
+// ID tokens from the token endpoint when the authorization asked for
+// openid (wrong on command: SetIDTokenFault), and GET /v1/people/me,
+// which answers the person whose authorization the access token came
+// from. Who authorizes is DefaultPerson, the person SignInAs names, or
+// the one picked on the person picker page (SetPersonPicker).
+//
 // A Fake is an http.Handler and imports no testing package, so a
 // non-test binary can serve it with net/http. Start and NewServer run it
 // on a loopback port with net/http/httptest. All methods are safe for
