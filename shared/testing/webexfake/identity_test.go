@@ -1,6 +1,7 @@
 package webexfake
 
 import (
+	"context"
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -296,5 +297,28 @@ func TestConsentPageNamesThePerson(t *testing.T) {
 func TestPersonButtonID(t *testing.T) {
 	if got := PersonButtonID("Ada.L+ops@Example.com"); got != "signin-as-ada-l-ops-example-com" {
 		t.Errorf("got %q", got)
+	}
+}
+
+func TestAuthorizeAs(t *testing.T) {
+	s := start(t)
+	s.SetConsentPage(true) // a page the Go test does not have to read
+	dan := s.AddPerson(Person{Email: "dan@example.com"})
+	to, err := s.AuthorizeAs(context.Background(), s.AuthorizeURL+"?"+authorizeQuery("openid", "n-3").Encode(), dan.Email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if to.Query().Get("state") != "st" || to.Query().Get("code") == "" {
+		t.Fatalf("got %s, want the redirect URI with a code and the state", to)
+	}
+	r := mustPost(t, s.TokenURL, exchangeForm(to.Query().Get("code")))
+	if p, _ := s.AccessTokenPerson(str(r.json, "access_token")); p != dan {
+		t.Errorf("got %+v, want Dan", p)
+	}
+	if c := idTokenClaims(t, s, str(r.json, "id_token")); c["nonce"] != "n-3" {
+		t.Errorf("nonce: got %v, want n-3", c["nonce"])
+	}
+	if _, err := s.AuthorizeAs(context.Background(), s.AuthorizeURL+"?"+authorizeQuery("openid", "n").Encode(), "nobody@example.com"); err == nil {
+		t.Error("an unknown person: got no error")
 	}
 }
