@@ -55,6 +55,10 @@ type answer struct {
 // and ID tokens), and GET /v1/people/me (people.go).
 func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
+	case DiscoveryPath, JWKSPath:
+		f.serveOIDC(w, r)
+	case PeopleMePath:
+		f.serveMe(w, r)
 	case TokenPath:
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -76,10 +80,6 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.serveConsent(w, r)
-	case DiscoveryPath, JWKSPath:
-		f.serveOIDC(w, r)
-	case PeopleMePath:
-		f.serveMe(w, r)
 	default:
 		if appID, ok := applicationsPath(r.URL.Path); ok {
 			f.serveApplications(w, r, appID)
