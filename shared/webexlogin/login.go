@@ -32,11 +32,12 @@ import (
 	"github.com/wxcc/tokenservice/shared/webex"
 )
 
-// Scopes asked for at sign-in: openid for the ID token, email and profile
-// for the UserInfo claims Webex documents with them, and spark:people_read
-// for /v1/people/me, which is where the organization comes from. The
-// integration in the developer portal must hold spark:people_read (the
-// OpenID scopes need not be registered).
+// Scopes asked for at sign-in: openid for the ID token; email and profile
+// so that Webex's consent page tells the person that the console learns
+// their e-mail and name (it reads them from /v1/people/me, as code-flow ID
+// tokens do not carry them); spark:people_read for /v1/people/me, which
+// also names the organization. The integration in the developer portal
+// must hold spark:people_read (OpenID scopes need not be registered).
 var Scopes = []string{"openid", "email", "profile", "spark:people_read"}
 
 // DefaultTimeout bounds each call to the issuer when Options.Timeout is 0.
