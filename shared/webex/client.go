@@ -1,8 +1,8 @@
 // Package webex is the Webex OAuth client of the token service: it makes
 // the refresh_token and authorization_code grants at the Webex token
 // endpoint (with golang.org/x/oauth2, client credentials in the form body),
-// mints Service App pairs at the applications endpoint, and builds the
-// authorize URL. It implements token.Issuer and turns every failure into
+// mints Service App pairs at the applications endpoint, asks who a token
+// acts as (people/me), and builds the authorize URL. It implements token.Issuer and turns every failure into
 // token.ErrGrantRejected, token.ErrClientRejected, a manager rejection or
 // a *token.TransientError, with messages that never hold a secret.
 package webex
@@ -32,7 +32,8 @@ const (
 type Options struct {
 	TokenURL     string // WEBEX_TOKEN_URL
 	AuthorizeURL string // WEBEX_AUTHORIZE_URL
-	// APIURL is the base of the applications endpoint (WEBEX_API_URL).
+	// APIURL is the base of the applications and people/me endpoints
+	// (WEBEX_API_URL).
 	APIURL string
 	// Timeout bounds every call to the token endpoint (WEBEX_TIMEOUT).
 	Timeout time.Duration

@@ -120,7 +120,7 @@ func (f *Fake) IssueAccessToken(clientID string, ttl time.Duration) string {
 		ttl = f.expiresIn
 	}
 	at := random(AccessTokenPrefix)
-	f.access[at] = accessGrant{clientID: clientID, expires: f.now().Add(ttl), scopes: f.apps.scopes[clientID]}
+	f.access[at] = accessGrant{clientID: clientID, expires: f.now().Add(ttl), scopes: f.apps.scopes[clientID], person: f.idp.signInAs}
 	f.issued = append(f.issued, at)
 	return at
 }
@@ -284,7 +284,7 @@ func (f *Fake) mintLocked(authorization, appID string, raw []byte) answer {
 		return restAnswer(http.StatusForbidden, "The application is not authorized for the target organization.")
 	}
 	f.apps.stats.Minted++
-	a := f.issueAccessLocked(app.clientID, now)
+	a := f.issueAccessLocked(app.clientID, "", now)
 	rt := random(RefreshTokenPrefix)
 	f.refresh[rt] = refreshGrant{clientID: app.clientID, expires: now.Add(f.refreshExpiresIn)}
 	f.issuedRefreshLocked(rt, f.refresh[rt])

@@ -9,6 +9,14 @@
 // became of every refresh token, so that a test can tell a refresh token
 // presented twice from a retry after a lost answer.
 //
+// It also plays Login with Webex and people (oidc.go, people.go): OpenID
+// discovery at <fake>/idb/.well-known/openid-configuration, a JWKS, RS256
+// ID tokens from the token endpoint when the authorization asked for
+// openid (wrong on command: SetIDTokenFault), and GET /v1/people/me,
+// which answers the person whose authorization the access token came
+// from. Who authorizes is DefaultPerson, the person SignInAs names, or
+// the one picked on the person picker page (SetPersonPicker).
+//
 // A Fake is an http.Handler and imports no testing package, so a
 // non-test binary can serve it with net/http. Start and NewServer run it
 // on a loopback port with net/http/httptest. All methods are safe for
@@ -75,6 +83,7 @@ type Fake struct {
 	stats Stats
 
 	apps applications // the Service Apps endpoint (applications.go)
+	idp  identity     // OpenID Connect and people (oidc.go, people.go)
 
 	// ledger: what became of every refresh token, and every value issued
 	uses   map[string]*RefreshTokenUse
@@ -91,17 +100,24 @@ type codeGrant struct {
 	// challenge is the PKCE code_challenge (S256) the authorization was
 	// made with, "" without PKCE.
 	challenge string
+	// scope and nonce are the authorization's; with openid in scope the
+	// exchange answers an ID token carrying nonce.
+	scope, nonce string
+	// person is who signed in and consented (a key of identity.people).
+	person string
 }
 
 type refreshGrant struct {
 	clientID string
 	expires  time.Time
+	person   string // whose grant it is; "" for the default person
 }
 
 type accessGrant struct {
 	clientID string
 	expires  time.Time
 	scopes   []string // the client's scopes when it was issued; nil: every scope
+	person   string   // who the token acts as; "" for the default person
 }
 
 // Stats counts the calls the fake has answered.
@@ -133,6 +149,7 @@ func New() *Fake {
 		refreshExpiresIn: DefaultRefreshExpiresIn,
 		stats:            Stats{ByClient: map[string]int{}, ByRefreshToken: map[string]int{}},
 		uses:             map[string]*RefreshTokenUse{},
+		idp:              newIdentity(),
 	}
 }
 
@@ -178,7 +195,7 @@ func (f *Fake) IssueRefreshToken(clientID string, ttl time.Duration) string {
 		ttl = f.refreshExpiresIn
 	}
 	rt := random(RefreshTokenPrefix)
-	f.refresh[rt] = refreshGrant{clientID: clientID, expires: f.now().Add(ttl)}
+	f.refresh[rt] = refreshGrant{clientID: clientID, expires: f.now().Add(ttl), person: f.idp.signInAs}
 	f.issuedRefreshLocked(rt, f.refresh[rt])
 	return rt
 }
@@ -223,15 +240,17 @@ func (f *Fake) AccessTokenValid(accessToken string) bool {
 
 // IssueCode makes a one-use authorization code for clientID and
 // redirectURI, valid for CodeTTL, as a user's consent in the browser does.
+// The person it acts as is the one SignInAs chose.
 func (f *Fake) IssueCode(clientID, redirectURI string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.issueCodeLocked(clientID, redirectURI, "")
+	return f.issueCodeLocked(codeGrant{clientID: clientID, redirectURI: redirectURI, person: f.idp.signInAs})
 }
 
-func (f *Fake) issueCodeLocked(clientID, redirectURI, challenge string) string {
+func (f *Fake) issueCodeLocked(c codeGrant) string {
 	code := random(CodePrefix)
-	f.codes[code] = codeGrant{clientID: clientID, redirectURI: redirectURI, expires: f.now().Add(CodeTTL), challenge: challenge}
+	c.expires = f.now().Add(CodeTTL)
+	f.codes[code] = c
 	return code
 }
 
@@ -338,6 +357,7 @@ func (f *Fake) ResetStats() {
 	defer f.mu.Unlock()
 	f.stats = Stats{ByClient: map[string]int{}, ByRefreshToken: map[string]int{}}
 	f.apps.stats = MintStats{}
+	f.idp.stats = IdentityStats{}
 }
 
 // random returns prefix followed by 32 random hex digits.

@@ -189,7 +189,9 @@ func TestMethodsAndPaths(t *testing.T) {
 	}{
 		{"GET token endpoint", http.MethodGet, TokenPath, 405},
 		{"POST authorize", http.MethodPost, AuthorizePath, 405},
-		{"unknown path", http.MethodPost, "/v1/people/me", 404},
+		{"POST people/me", http.MethodPost, PeopleMePath, 405},
+		{"POST discovery", http.MethodPost, DiscoveryPath, 405},
+		{"unknown path", http.MethodPost, "/v1/people", 404},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -19,6 +20,8 @@ type tokenAnswer struct {
 	RefreshToken          string `json:"refresh_token,omitempty"`
 	RefreshTokenExpiresIn *int64 `json:"refresh_token_expires_in,omitempty"`
 	TokenType             string `json:"token_type"`
+	// IDToken is there when the authorization asked for openid.
+	IDToken string `json:"id_token,omitempty"`
 }
 
 // errorAnswer is an error body. It carries the OAuth fields (error,
@@ -48,9 +51,14 @@ type answer struct {
 // SetDenyAuthorize). With SetConsentPage it shows a page instead, whose
 // Approve and Deny buttons post to ConsentPath. PKCE (S256) is honoured:
 // a code issued with a code_challenge is exchanged only with its
-// code_verifier.
+// code_verifier. Login with Webex is served too (oidc.go: discovery, JWKS
+// and ID tokens), and GET /v1/people/me (people.go).
 func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
+	case DiscoveryPath, JWKSPath:
+		f.serveOIDC(w, r)
+	case PeopleMePath:
+		f.serveMe(w, r)
 	case TokenPath:
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -90,6 +98,7 @@ func (f *Fake) serveToken(w http.ResponseWriter, r *http.Request) {
 	form := r.PostForm // client credentials in the body only, never the query
 
 	f.mu.Lock()
+	issuer := f.issuerLocked(r)
 	f.countLocked(form)
 	fault, faulted := f.nextFaultLocked()
 	latency, stop := f.latency, f.stop
@@ -106,7 +115,7 @@ func (f *Fake) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 
 	f.mu.Lock()
-	a := f.grantLocked(form)
+	a := f.grantLocked(form, issuer)
 	f.noteGrantLocked(form, a, faulted)
 	f.mu.Unlock()
 
@@ -144,8 +153,9 @@ func wait(r *http.Request, d time.Duration, stop <-chan struct{}) bool {
 	}
 }
 
-// grantLocked checks the request as Webex does and makes the grant.
-func (f *Fake) grantLocked(form url.Values) answer {
+// grantLocked checks the request as Webex does and makes the grant;
+// issuer is the one ID tokens name.
+func (f *Fake) grantLocked(form url.Values, issuer string) answer {
 	grantType := form.Get("grant_type")
 	var required []string
 	switch grantType {
@@ -170,7 +180,7 @@ func (f *Fake) grantLocked(form url.Values) answer {
 	if grantType == "refresh_token" {
 		return f.refreshLocked(clientID, form.Get("refresh_token"))
 	}
-	return f.exchangeLocked(clientID, form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier"))
+	return f.exchangeLocked(clientID, form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier"), issuer)
 }
 
 func (f *Fake) refreshLocked(clientID, rt string) answer {
@@ -183,7 +193,7 @@ func (f *Fake) refreshLocked(clientID, rt string) answer {
 		delete(f.refresh, rt)
 		return errAnswer(http.StatusBadRequest, "invalid_grant", "The refresh token provided is expired.")
 	}
-	a := f.issueAccessLocked(clientID, now)
+	a := f.issueAccessLocked(clientID, g.person, now)
 	switch {
 	case f.omitRefreshToken:
 		return answer{http.StatusOK, a}
@@ -199,7 +209,7 @@ func (f *Fake) refreshLocked(clientID, rt string) answer {
 	return answer{http.StatusOK, a}
 }
 
-func (f *Fake) exchangeLocked(clientID, code, redirectURI, verifier string) answer {
+func (f *Fake) exchangeLocked(clientID, code, redirectURI, verifier, issuer string) answer {
 	now := f.now()
 	c, ok := f.codes[code]
 	if !ok || c.clientID != clientID {
@@ -216,22 +226,27 @@ func (f *Fake) exchangeLocked(clientID, code, redirectURI, verifier string) answ
 		return errAnswer(http.StatusBadRequest, "invalid_grant", "The code_verifier does not match the code_challenge.")
 	}
 	delete(f.codes, code)
-	a := f.issueAccessLocked(clientID, now)
+	a := f.issueAccessLocked(clientID, c.person, now)
 	rt := random(RefreshTokenPrefix)
-	f.refresh[rt] = refreshGrant{clientID: clientID, expires: now.Add(f.refreshExpiresIn)}
+	f.refresh[rt] = refreshGrant{clientID: clientID, expires: now.Add(f.refreshExpiresIn), person: c.person}
 	f.issuedRefreshLocked(rt, f.refresh[rt])
 	a.RefreshToken = rt
 	a.RefreshTokenExpiresIn = seconds(f.refreshExpiresIn)
+	if slices.Contains(strings.Fields(c.scope), "openid") {
+		a.IDToken = f.idTokenLocked(issuer, clientID, c, now)
+	}
 	return answer{http.StatusOK, a}
 }
 
-func (f *Fake) issueAccessLocked(clientID string, now time.Time) tokenAnswer {
+// issueAccessLocked issues an access token for clientID that acts as
+// person (a key of identity.people; "" for the default person).
+func (f *Fake) issueAccessLocked(clientID, person string, now time.Time) tokenAnswer {
 	at := random(AccessTokenPrefix)
 	expiresIn := f.expiresIn
 	if d, ok := f.clientExpiresIn[clientID]; ok {
 		expiresIn = d
 	}
-	f.access[at] = accessGrant{clientID: clientID, expires: now.Add(expiresIn), scopes: f.apps.scopes[clientID]}
+	f.access[at] = accessGrant{clientID: clientID, expires: now.Add(expiresIn), scopes: f.apps.scopes[clientID], person: person}
 	f.issued = append(f.issued, at)
 	return tokenAnswer{AccessToken: at, ExpiresIn: *seconds(expiresIn), TokenType: "Bearer"}
 }
@@ -251,21 +266,30 @@ func (f *Fake) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f.mu.Lock()
 	f.stats.Authorizations++
-	page := f.consentPage
+	page, picker := f.consentPage, f.idp.picker
 	if !f.validAuthorizeLocked(q) {
 		f.mu.Unlock()
 		// Webex shows an error page rather than redirect to an unverified URI.
 		http.Error(w, "unknown client_id or invalid redirect_uri", http.StatusBadRequest)
 		return
 	}
-	if !page {
-		to := f.decideLocked(q, !f.denyAuthorize)
+	switch {
+	case picker:
+		people := make([]Person, 0, len(f.idp.order))
+		for _, k := range f.idp.order {
+			people = append(people, *f.idp.people[k])
+		}
+		f.mu.Unlock()
+		showPicker(w, q, people)
+	case page:
+		p := f.personLocked(f.idp.signInAs)
+		f.mu.Unlock()
+		showConsent(w, q, p)
+	default:
+		to := f.decideLocked(q, !f.denyAuthorize, f.idp.signInAs)
 		f.mu.Unlock()
 		http.Redirect(w, r, to, http.StatusFound)
-		return
 	}
-	f.mu.Unlock()
-	showConsent(w, q)
 }
 
 // serveConsent takes the decision posted from the consent page.
@@ -282,7 +306,16 @@ func (f *Fake) serveConsent(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unknown client_id or invalid redirect_uri", http.StatusBadRequest)
 		return
 	}
-	to := f.decideLocked(q, q.Get("decision") == "approve" && !f.denyAuthorize)
+	person := f.idp.signInAs
+	if e := q.Get("person"); e != "" { // chosen on the picker
+		person = strings.ToLower(e)
+		if _, ok := f.idp.people[person]; !ok {
+			f.mu.Unlock()
+			http.Error(w, "unknown person", http.StatusBadRequest)
+			return
+		}
+	}
+	to := f.decideLocked(q, q.Get("decision") == "approve" && !f.denyAuthorize, person)
 	f.mu.Unlock()
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }
@@ -295,10 +328,11 @@ func (f *Fake) validAuthorizeLocked(q url.Values) bool {
 	return known && q.Get("redirect_uri") != "" && err == nil && to.IsAbs()
 }
 
-// decideLocked returns where the browser goes after the person decided:
-// the redirect URI with a new code (PKCE's challenge recorded with it) or
-// an OAuth error, and the state.
-func (f *Fake) decideLocked(q url.Values, approve bool) string {
+// decideLocked returns where the browser goes after person decided: the
+// redirect URI with a new code (PKCE's challenge, the scope, the nonce and
+// the person recorded with it) or an OAuth error, and the state. As on
+// Webex, the openid scope needs a nonce.
+func (f *Fake) decideLocked(q url.Values, approve bool, person string) string {
 	clientID, redirectURI, state := q.Get("client_id"), q.Get("redirect_uri"), q.Get("state")
 	to, _ := url.Parse(redirectURI)
 	v := to.Query()
@@ -309,11 +343,15 @@ func (f *Fake) decideLocked(q url.Values, approve bool) string {
 	case q.Get("code_challenge") != "" && method != "S256":
 		v.Set("error", "invalid_request")
 		v.Set("error_description", "code_challenge_method must be S256.")
+	case slices.Contains(strings.Fields(q.Get("scope")), "openid") && q.Get("nonce") == "":
+		v.Set("error", "invalid_request")
+		v.Set("error_description", "The nonce parameter is required with the openid scope.")
 	case !approve:
 		v.Set("error", "access_denied")
 		v.Set("error_description", "The user denied access.")
 	default:
-		v.Set("code", f.issueCodeLocked(clientID, redirectURI, q.Get("code_challenge")))
+		v.Set("code", f.issueCodeLocked(codeGrant{clientID: clientID, redirectURI: redirectURI, challenge: q.Get("code_challenge"),
+			scope: q.Get("scope"), nonce: q.Get("nonce"), person: person}))
 	}
 	if state != "" {
 		v.Set("state", state)
@@ -324,7 +362,7 @@ func (f *Fake) decideLocked(q url.Values, approve bool) string {
 
 // consentFields are the authorize parameters the consent page carries
 // over to its decision.
-var consentFields = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method"}
+var consentFields = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge", "code_challenge_method"}
 
 var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Fake Webex: authorize an integration</title>
@@ -343,6 +381,7 @@ button{font:inherit;padding:.6rem 1.2rem;border-radius:6px;border:1px solid #1d6
 <p>It asks for these scopes:</p>
 <ul id="scopes">{{range .Scopes}}<li><code>{{.}}</code></li>{{else}}<li>(none)</li>{{end}}</ul>
 <p>You will be sent back to <code>{{.Redirect}}</code>.</p>
+<p class="note" id="signed-in-as">Signed in as {{.Person.DisplayName}} &lt;{{.Person.Email}}&gt;.</p>
 <form method="post" action="` + ConsentPath + `">
 {{range .Hidden}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">
 {{end}}<button id="approve" type="submit" name="decision" value="approve">Approve</button>
@@ -351,23 +390,37 @@ button{font:inherit;padding:.6rem 1.2rem;border-radius:6px;border:1px solid #1d6
 </main></body></html>
 `))
 
-func showConsent(w http.ResponseWriter, q url.Values) {
-	type field struct{ Name, Value string }
+func showConsent(w http.ResponseWriter, q url.Values, p Person) {
 	data := struct {
 		ClientID, Redirect string
 		Scopes             []string
 		Hidden             []field
-	}{ClientID: q.Get("client_id"), Redirect: q.Get("redirect_uri"), Scopes: strings.Fields(q.Get("scope"))}
+		Person             Person
+	}{ClientID: q.Get("client_id"), Redirect: q.Get("redirect_uri"), Scopes: strings.Fields(q.Get("scope")), Hidden: hiddenFields(q), Person: p}
+	writePage(w, consentPage, data)
+}
+
+// field is a hidden form field of a page.
+type field struct{ Name, Value string }
+
+// hiddenFields are the authorize parameters of q that a page carries over
+// to the decision it posts.
+func hiddenFields(q url.Values) []field {
+	var out []field
 	for _, k := range consentFields {
 		if v := q.Get(k); v != "" {
-			data.Hidden = append(data.Hidden, field{k, v})
+			out = append(out, field{k, v})
 		}
 	}
+	return out
+}
+
+func writePage(w http.ResponseWriter, t *template.Template, data any) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action *; frame-ancestors 'none'")
-	_ = consentPage.Execute(w, data)
+	_ = t.Execute(w, data)
 }
 
 func errAnswer(status int, code, description string) answer {
