@@ -79,6 +79,9 @@ func (s *Sessions) Touch(_ context.Context, key, addr string) error {
 
 // End ends one session.
 func (s *Sessions) End(_ context.Context, key string) error {
+	if !people.ValidKey(key) {
+		return errors.New("end session: malformed key")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.m, key)
