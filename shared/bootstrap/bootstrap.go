@@ -13,6 +13,7 @@ import (
 	gfs "cloud.google.com/go/firestore"
 	gps "cloud.google.com/go/pubsub/v2"
 
+	"github.com/wxcc/tokenservice/shared/activity"
 	"github.com/wxcc/tokenservice/shared/config"
 	"github.com/wxcc/tokenservice/shared/firestore"
 	"github.com/wxcc/tokenservice/shared/lifecycle"
@@ -31,7 +32,11 @@ type Core struct {
 	Metrics *metrics.Metrics
 	// Service is the refresh protocol and the use cases over the store.
 	Service *lifecycle.Service
-	closers []func()
+	// Activity records who did what (DESIGN 2b) into Store.Activity()
+	// and the log; Close flushes it after the refresher, before the
+	// Firestore client closes.
+	Activity *activity.Async
+	closers  []func()
 }
 
 // Options are what Open needs beyond the configuration. Tests inject
@@ -85,7 +90,9 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Core, error) {
 		log.Info("encryption at rest on", "primary_key", primary)
 	}
 	c.Store = firestore.New(client, cfg.Collection, sealer, firestore.WithLogger(log), firestore.WithClock(o.Now),
-		firestore.WithMetaCollection(cfg.MetaCollection))
+		firestore.WithMetaCollection(cfg.MetaCollection), firestore.WithActivity(cfg.ActivityCollection, cfg.ActivityRetention))
+	c.Activity = activity.NewAsync(c.Store.Activity(), activity.Options{Logger: log, Now: o.Now})
+	c.closers = append(c.closers, c.Activity.Close)
 	c.Webex, err = webex.New(webex.Options{TokenURL: cfg.WebexTokenURL, AuthorizeURL: cfg.WebexAuthorizeURL, APIURL: cfg.WebexAPIURL, Timeout: cfg.WebexTimeout})
 	if err != nil {
 		c.Close()
@@ -133,7 +140,7 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Core, error) {
 		WebexTimeout: cfg.WebexTimeout,
 		Logger:       log,
 	})
-	deps := lifecycle.Deps{Store: c.Store, HashPassphrase: passphrase.Hash}
+	deps := lifecycle.Deps{Store: c.Store, Activity: c.Activity, People: c.Webex, HashPassphrase: passphrase.Hash}
 	if relay != nil {
 		deps.Alerts = relay
 	}

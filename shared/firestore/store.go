@@ -41,6 +41,9 @@ type Store struct {
 	log    *slog.Logger
 	now    func() time.Time
 	reads  atomic.Int64
+	// The activity record (activity.go).
+	activityName      string
+	activityRetention time.Duration
 }
 
 // Option configures a Store.
@@ -76,6 +79,9 @@ func New(client *gfs.Client, collection string, opts ...Option) *Store {
 		name:   collection,
 		log:    slog.New(slog.DiscardHandler),
 		now:    time.Now,
+
+		activityName:      DefaultActivityCollection,
+		activityRetention: DefaultActivityRetention,
 	}
 	for _, o := range opts {
 		o(s)
