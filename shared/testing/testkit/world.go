@@ -40,6 +40,7 @@ func NewWorld(t testing.TB) *World {
 		"GOOGLE_CLOUD_PROJECT": emulator.Project(),
 		"TOKENS_COLLECTION":    w.Collection,
 		"META_COLLECTION":      w.Collection + "_meta",
+		"ACTIVITY_COLLECTION":  w.Collection + "_activity",
 		"WEBEX_TOKEN_URL":      w.Webex.TokenURL,
 		"WEBEX_AUTHORIZE_URL":  w.Webex.AuthorizeURL,
 		"WEBEX_API_URL":        w.Webex.URL,
