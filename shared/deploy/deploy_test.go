@@ -473,6 +473,101 @@ func TestNeverPrintsSecrets(t *testing.T) {
 	}
 }
 
+// TestRollbackRefusesMissingKeys: a revision from before a key rotation
+// cannot open what is sealed under the new key, so rollback.sh refuses it
+// (changing nothing) and names the images to deploy instead; a revision
+// that holds every key gets the traffic.
+func TestRollbackRefusesMissingKeys(t *testing.T) {
+	t.Parallel()
+	c := newCloud(t, "deployer@example.com")
+	revision := func(name, keysVersion string) map[string]any {
+		env := []any{map[string]any{"name": "TOKENS_COLLECTION", "value": "tokens"}}
+		if keysVersion != "" {
+			env = append(env, map[string]any{"name": "TOKEN_ENCRYPTION_KEYS",
+				"valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": "token-encryption-keys", "key": keysVersion}}})
+		}
+		return map[string]any{"metadata": map[string]any{"name": name, "labels": map[string]any{"serving.knative.dev/service": "token-api"}},
+			"spec": map[string]any{"containers": []any{map[string]any{"name": "api", "image": "r/api@sha256:" + name, "env": env},
+				map[string]any{"name": "collector", "image": "gmp"}}}}
+	}
+	st := c.stateNow()
+	st.APIs = map[string]bool{"run.googleapis.com": true, "secretmanager.googleapis.com": true}
+	st.Res = map[string]map[string]map[string]any{
+		"revision": {"token-api-00001": revision("token-api-00001", "1"), "token-api-00002": revision("token-api-00002", "2"),
+			"token-api-00003": revision("token-api-00003", "3"), "token-api-00000": revision("token-api-00000", "")},
+		"service": {"token-api": {"status": map[string]any{"traffic": []any{map[string]any{"revisionName": "token-api-00003", "percent": 100}}}}},
+	}
+	// Phase 0: k1; phase 1: k1,k2 (k1 seals); phase 2: k2,k1 (k2 seals).
+	st.Secrets = map[string][]string{"token-encryption-keys": {"k1:AAAA", "k1:AAAA,k2:BBBB", "k2:BBBB,k1:AAAA"}}
+	b, _ := json.Marshal(st)
+	if err := os.WriteFile(c.state, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rollback := func(rev string) result {
+		t.Helper()
+		if err := os.WriteFile(c.log, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("bash", "rollback.sh", "token-api", rev)
+		cmd.Env = []string{"PATH=" + c.stubs + string(os.PathListSeparator) + os.Getenv("PATH"), "FAKE_STATE=" + c.state,
+			"FAKE_LOG=" + c.log, "PROJECT=" + testProject, "REGION=europe-west1"}
+		out, err := cmd.CombinedOutput()
+		log, _ := os.ReadFile(c.log)
+		return result{out: string(out), err: err, calls: strings.Split(strings.TrimSpace(string(log)), "\n")}
+	}
+	for _, rev := range []string{"token-api-00001", "token-api-00000"} {
+		r := rollback(rev)
+		if r.err == nil || !strings.Contains(r.out, "refused") || !strings.Contains(r.out, "holds key k2, which "+rev+" lacks") ||
+			!strings.Contains(r.out, "r/api@sha256:"+rev) {
+			t.Errorf("rollback to %s: got %v\n%s", rev, r.err, r.out)
+		}
+		if m := r.mutations(); len(m) > 0 {
+			t.Errorf("a refused rollback changed %v", m)
+		}
+		if strings.Contains(r.out, "AAAA") || strings.Contains(r.out, "BBBB") {
+			t.Error("the output shows key material")
+		}
+	}
+	r := rollback("token-api-00002")
+	if r.err != nil || len(r.mutations()) != 1 {
+		t.Fatalf("rollback to a revision holding both keys: %v %v\n%s", r.err, r.mutations(), r.out)
+	}
+	if tr := c.stateNow().Res["service"]["token-api"]["status"].(map[string]any)["traffic"].([]any); tr[0].(map[string]any)["revisionName"] != "token-api-00002" {
+		t.Errorf("traffic %v", tr)
+	}
+}
+
+// TestPinImagesWritesDigests: make pin-images fills in both digests with
+// POSIX tools only (no sed -i, whose syntax BSD and GNU disagree on).
+func TestPinImagesWritesDigests(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	lock := filepath.Join(dir, "base-images.lock")
+	if err := os.WriteFile(lock, []byte("# c\nGO_IMAGE=golang:1.27.3-bookworm\nGO_DIGEST=\nRUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot\nRUNTIME_DIGEST=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stub := "#!/bin/sh\ncase \"$*\" in\n*golang*) echo '\"sha256:" + strings.Repeat("1", 64) + "\"';;\n" +
+		"*distroless*) echo '\"sha256:" + strings.Repeat("2", 64) + "\"';;\nbuildx\\ version) echo v0.17;;\n*) exit 1;;\nesac\n"
+	if err := os.WriteFile(filepath.Join(dir, "docker"), []byte(stub), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "pin-images.sh")
+	cmd.Env = []string{"PATH=" + dir + string(os.PathListSeparator) + os.Getenv("PATH"), "BASE_IMAGES_LOCK=" + lock}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pin-images.sh: %v\n%s", err, out)
+	}
+	got, _ := os.ReadFile(lock)
+	want := "# c\nGO_IMAGE=golang:1.27.3-bookworm\nGO_DIGEST=sha256:" + strings.Repeat("1", 64) +
+		"\nRUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot\nRUNTIME_DIGEST=sha256:" + strings.Repeat("2", 64) + "\n"
+	if string(got) != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	script, _ := os.ReadFile("pin-images.sh")
+	if strings.Contains(string(script), "sed -i") {
+		t.Error("pin-images.sh uses sed -i")
+	}
+}
+
 func TestNeedsProjectAndRegion(t *testing.T) {
 	t.Parallel()
 	c := newCloud(t, "deployer@example.com")
@@ -489,7 +584,7 @@ func TestShellcheck(t *testing.T) {
 	if _, err := exec.LookPath("shellcheck"); err != nil {
 		t.Fatal("shellcheck is not installed (apt-get install shellcheck; .ci/run installs it)")
 	}
-	out, err := exec.Command("shellcheck", "-x", "deploy.sh", "../../.ci/run").CombinedOutput()
+	out, err := exec.Command("shellcheck", "-x", "deploy.sh", "rollback.sh", "pin-images.sh", "../../.ci/run").CombinedOutput()
 	if err != nil {
 		t.Fatalf("shellcheck: %v\n%s", err, out)
 	}

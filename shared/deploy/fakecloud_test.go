@@ -324,6 +324,17 @@ func (f *fake) gcloud() int {
 			return f.unknown()
 		}
 		return f.describe("image", arg(p, 4))
+	case is("run revisions describe"):
+		return f.describe("revision", arg(p, 3))
+	case is("run services update-traffic"):
+		to, _ := f.flag("to-revisions")
+		rev, pct, _ := strings.Cut(to, "=")
+		svc, ok := f.res("service")[arg(p, 3)]
+		if _, known := f.res("revision")[rev]; !ok || !known || pct != "100" {
+			return notFound("service or revision")
+		}
+		svc["status"].(map[string]any)["traffic"] = []any{map[string]any{"revisionName": rev, "percent": 100}}
+		return 0
 	case is("run services describe"):
 		return f.describe("service", arg(p, 3))
 	case is("run services replace"):
@@ -651,7 +662,14 @@ func (f *fake) secretVersion(p []string) int {
 	case "describe":
 		return printJSON(map[string]any{"name": fmt.Sprintf("projects/%s/secrets/%s/versions/%d", f.st.Number, name, len(vs)), "state": "ENABLED"})
 	case "access":
-		fmt.Print(vs[len(vs)-1])
+		i := len(vs)
+		if v := arg(p, 3); v != "latest" {
+			i, _ = strconv.Atoi(v)
+		}
+		if i < 1 || i > len(vs) {
+			return notFound("version " + arg(p, 3))
+		}
+		fmt.Print(vs[i-1])
 		return 0
 	case "add":
 		v, _ := readAllStdin()
