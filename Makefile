@@ -46,23 +46,17 @@ docker-build-check:
 	sh -c "$$(sed -n 's/^RUN \(.*go build.*\)$$/\1/p' Dockerfile.api | sed 's#/out/#bin/docker-#')"
 	sh -c "$$(sed -n 's/^RUN \(.*go build.*\)$$/\1/p' Dockerfile.worker | sed 's#/out/#bin/docker-#')"
 
-## deploy: create or update everything on Google Cloud (shared/deploy/deploy.sh);
-## DRY_RUN=1 prints every command and runs none.
+## deploy: create or update everything on Google Cloud (shared/deploy/deploy.sh,
+## shared/docs/deployment.md): make deploy PROJECT=... REGION=... ALERT_EMAIL=...
+## [DRY_RUN=1]. Every variable given to make reaches the script. DRY_RUN=1
+## reads everything and prints the plan, changing nothing.
 deploy:
-	@test -n "$(PROJECT)" -a -n "$(REGION)" || (echo "usage: make deploy PROJECT=my-project REGION=europe-west1 [DRY_RUN=1]"; exit 2)
-	PROJECT="$(PROJECT)" REGION="$(REGION)" DRY_RUN="$(DRY_RUN)" bash shared/deploy/deploy.sh
+	bash shared/deploy/deploy.sh
 
 ## pin-images: resolve the base images' digests into shared/deploy/base-images.lock
-## (needs docker buildx and registry access); review and commit the result.
+## (docker buildx and registry access; BSD or GNU tools); review and commit it.
 pin-images:
-	@set -e; f=shared/deploy/base-images.lock; \
-	for kind in GO RUNTIME; do \
-	  image=$$(sed -n "s/^$${kind}_IMAGE=//p" $$f); \
-	  digest=$$(docker buildx imagetools inspect "$$image" --format '{{json .Manifest.Digest}}' | tr -d '"'); \
-	  case "$$digest" in sha256:*) ;; *) echo "no digest for $$image: $$digest"; exit 1;; esac; \
-	  sed -i "s/^$${kind}_DIGEST=.*/$${kind}_DIGEST=$$digest/" $$f; \
-	  echo "$$image@$$digest"; \
-	done
+	sh shared/deploy/pin-images.sh
 
 clean:
 	rm -rf bin

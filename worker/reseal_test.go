@@ -24,7 +24,8 @@ func newKey() string {
 // (TOKEN_ENCRYPTION_KEYS=k2,k1): a token sealed under k1 and one in plain
 // text (the sample's) end up under k2, including one in reauth_required
 // that refreshing would never rewrite; one under a lost key is counted as
-// failed without failing the command; the counts are JSON on stdout.
+// failed, and fails the command (non-zero exit) after the others were
+// re-sealed; the counts are JSON on stdout either way.
 func TestReseal(t *testing.T) {
 	t.Parallel()
 	k1, k2 := "k1:"+newKey(), "k2:"+newKey()
@@ -49,8 +50,8 @@ func TestReseal(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	if err := run(ctx, []string{"-reseal"}, h.Getenv, &out, h.Logs, nil); err != nil {
-		t.Fatalf("-reseal: %v", err)
+	if err := run(ctx, []string{"-reseal"}, h.Getenv, &out, h.Logs, nil); err == nil || !strings.Contains(err.Error(), "1 of 3 tokens failed") {
+		t.Fatalf("-reseal with a token under a lost key: got %v, want an error counting it", err)
 	}
 	var got resealSummary
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
@@ -75,17 +76,26 @@ func TestReseal(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := run(ctx, []string{"-reseal"}, h.Getenv, &out, h.Logs, nil); err != nil {
-		t.Fatal(err)
+	if err := run(ctx, []string{"-reseal"}, h.Getenv, &out, h.Logs, nil); err == nil {
+		t.Fatal("a second -reseal succeeded although a token still fails")
 	}
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil || got != (resealSummary{Scanned: 3, AlreadyCurrent: 2, Failed: 1}) {
 		t.Fatalf("second run: got %+v (%v)", got, err)
 	}
+
+	// Repaired (here: the lost token deleted), the command succeeds.
+	if _, err := h.Firestore.Collection(h.Collection).Doc("lost").Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(ctx, []string{"-reseal"}, h.Getenv, &out, h.Logs, nil); err != nil {
+		t.Fatalf("-reseal with every token current: %v", err)
+	}
 }
 
-// TestResealFailsOnlyWhenTheWalkFails: no keys configured, or a
-// collection that cannot be queried, is a non-zero exit.
-func TestResealFailsOnlyWhenTheWalkFails(t *testing.T) {
+// TestResealFailsWhenTheWalkFails: no keys configured, or a collection
+// that cannot be queried, is a non-zero exit.
+func TestResealFailsWhenTheWalkFails(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
 	var out bytes.Buffer

@@ -28,7 +28,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fl := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fl.SetOutput(logOut)
 	once := fl.Bool("once", false, "run one sweep, print its summary and exit (non-zero only if the sweep itself failed)")
-	resealAll := fl.Bool("reseal", false, "seal every token's secrets under the primary key of TOKEN_ENCRYPTION_KEYS now, print the counts and exit (non-zero only if the walk itself failed)")
+	resealAll := fl.Bool("reseal", false, "seal every token's secrets under the primary key of TOKEN_ENCRYPTION_KEYS now, print the counts and exit (non-zero if the walk failed or any token could not be re-sealed)")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}

@@ -1,12 +1,17 @@
 // Package deploy is the deployment of the token service on Cloud Run, as
 // files: the service definitions (Knative YAML, api.service.yaml and
 // worker.service.yaml), the RunMonitoring config of the metrics sidecar,
-// the base images pinned by digest (base-images.lock) and deploy.sh, which
-// creates or updates everything (`make deploy PROJECT=… REGION=…`).
+// the base images pinned by digest (base-images.lock), the alert policies
+// (alerts/*.json) and the scripts: deploy.sh, which reads every resource
+// and creates or updates only what differs (`make deploy PROJECT=…
+// REGION=… ALERT_EMAIL=…`, DRY_RUN=1 for the plan), rollback.sh and
+// pin-images.sh. The procedure is shared/docs/deployment.md.
 //
 // Its Go code only reads the service definitions, for tests: the api's and
 // the worker's tests check that every path a probe uses is served, this
-// package's that every environment name is one the binaries read.
+// package's that every environment name is one the binaries read. The
+// package's tests also run the scripts against a fake of the cloud
+// (fakecloud_test.go) that records every call.
 package deploy
 
 import (
