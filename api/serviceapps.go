@@ -20,8 +20,10 @@ func (cc *clientConfig) validateServiceApp() error {
 	if cc.Kind != nil && *cc.Kind != string(token.KindServiceApp) && *cc.Kind != string(token.KindIntegration) {
 		return errors.New(`kind must be "integration" or "service_app"`)
 	}
-	if cc.AppID != nil && !printable(*cc.AppID, 1, 512) {
-		return errors.New("appId must be 1-512 printable characters without spaces")
+	if cc.AppID != nil {
+		if err := token.ValidateAppID(*cc.AppID); err != nil {
+			return err
+		}
 	}
 	if cc.TargetOrgID != nil && !printable(*cc.TargetOrgID, 1, 512) {
 		return errors.New("targetOrgId must be 1-512 printable characters without spaces")
