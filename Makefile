@@ -34,6 +34,14 @@ vet:
 	$(GO) vet $(PKGS)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
 
+## vulncheck: known vulnerabilities the code reaches (govulncheck), offline: the advisories
+## come from the golang.org/x/vulndb module through the module proxy, built into .vulndb/;
+## fails on a reachable one not explained in shared/devtools/vulncheck/reviewed.txt.
+## VULNDB_VERSION (default latest) pins the advisories.
+.PHONY: vulncheck
+vulncheck:
+	GO="$(GO)" $(GO) run ./shared/devtools/vulncheck
+
 ## bench: the performance figures of the README: hot path against a bare Echo
 ## handler, and against it with the api's headers and timeouts (servers on
 ## CPU 0, hey on CPU 1, rounds in turn), cold start,

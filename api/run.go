@@ -22,7 +22,7 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 	}
 	log := logging.New(logOut, logging.ParseLevel(getenv("LOG_LEVEL")))
 
-	core, err := bootstrap.Open(ctx, cfg, bootstrap.Options{Kind: "api", Metrics: metrics.New(metrics.API), Logger: log, Getenv: getenv})
+	core, err := bootstrap.Open(ctx, cfg, bootstrap.Options{Kind: "api", Metrics: metrics.New(metrics.API, metrics.TokenNames(cfg.MetricsAddr != "")), Logger: log, Getenv: getenv})
 	if err != nil {
 		return err
 	}

@@ -193,7 +193,7 @@ func startWarnings(cfg *config.Config) []string {
 		w = append(w, "LEGACY_STATE=true: /callback accepts a raw token name as state, so anyone can bind their own Webex account to a token (login CSRF)")
 	}
 	if cfg.MetricsAddr == "" && len(cfg.AllowedCIDRs) == 0 {
-		w = append(w, "/metrics is served on the public port to every address and lists every token name with its expiry; "+
+		w = append(w, "/metrics is served on the public port to every address: request, cache and refresh counts, no token names (those appear only on METRICS_ADDR); "+
 			"set METRICS_ADDR=127.0.0.1:9090 (scraped by a sidecar) or ALLOWED_CIDRS")
 	}
 	return w

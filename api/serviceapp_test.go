@@ -158,6 +158,8 @@ func TestServiceAppPutValidation(t *testing.T) {
 		{"manages itself", body(func(b map[string]any) { b["manager"] = "new-app" })},
 		{"manager not a name", body(func(b map[string]any) { b["manager"] = "../mgr" })},
 		{"empty appId", body(func(b map[string]any) { b["appId"] = "" })},
+		{"appId ..", body(func(b map[string]any) { b["appId"] = ".." })},
+		{"appId with a slash", body(func(b map[string]any) { b["appId"] = "a/b" })},
 		{"unknown kind", body(func(b map[string]any) { b["kind"] = "bot" })},
 		{"Service App fields on an integration", body(func(b map[string]any) { delete(b, "kind"); b["redirectUri"] = "https://x.example.com/cb" })},
 	}

@@ -41,7 +41,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := logging.New(logOut, logging.ParseLevel(getenv("LOG_LEVEL")))
 
-	core, err := bootstrap.Open(ctx, cfg, bootstrap.Options{Kind: "worker", Metrics: metrics.New(metrics.Worker), Logger: log, Getenv: getenv})
+	core, err := bootstrap.Open(ctx, cfg, bootstrap.Options{Kind: "worker", Metrics: metrics.New(metrics.Worker, metrics.TokenNames(cfg.MetricsAddr != "")), Logger: log, Getenv: getenv})
 	if err != nil {
 		return err
 	}
@@ -71,6 +71,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if auth.open() {
 		log.Warn("POST /run is unauthenticated: set RUN_AUTH_SECRET or RUN_OIDC_AUDIENCE with RUN_OIDC_SERVICE_ACCOUNT, or protect the service with Cloud Run IAM")
+	}
+	if cfg.MetricsAddr == "" {
+		log.Warn("/metrics is served on the public port to every address: sweep, refresh and event counts and the soonest expiries, " +
+			"no token names (those appear only on METRICS_ADDR); set METRICS_ADDR=127.0.0.1:9090 (scraped by a sidecar)")
 	}
 	if cfg.SweepInterval > 0 {
 		stop, err := schedule(ctx, sw, cfg.SweepInterval)

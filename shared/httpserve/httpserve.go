@@ -84,7 +84,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logge
 
 func newServer(h http.Handler, writeTimeout time.Duration, log *slog.Logger) *http.Server {
 	return &http.Server{
-		Handler:           h,
+		Handler:           closeOnFaultyFraming(h),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      writeTimeout,

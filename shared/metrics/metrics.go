@@ -65,8 +65,28 @@ const (
 	Worker
 )
 
+// Option changes what New registers.
+type Option func(*options)
+
+type options struct {
+	tokenNames bool
+}
+
+// TokenNames says whether series may carry token names (default true).
+// Names tell whoever reads /metrics which flows exist, so a binary passes
+// TokenNames(cfg.MetricsAddr != ""): names only where /metrics is private.
+// Off, the worker's per-token expiry gauges are not exported; the
+// soonest-expiry gauges, which name no token, still are.
+func TokenNames(on bool) Option {
+	return func(o *options) { o.tokenNames = on }
+}
+
 // New registers the families of binary b on a new registry.
-func New(b Binary) *Metrics {
+func New(b Binary, opts ...Option) *Metrics {
+	o := options{tokenNames: true}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := &Metrics{reg: reg}
@@ -96,7 +116,7 @@ func New(b Binary) *Metrics {
 			m.cacheChildren[r] = m.cache.WithLabelValues(r)
 		}
 	case Worker:
-		m.expiries = newExpiryCollector()
+		m.expiries = newExpiryCollector(o.tokenNames)
 		m.sweeps = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sweeps_total", Help: "Worker sweeps by result (ok, error, halted)."}, []string{"result"})
 		m.sweepDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "sweep_duration_seconds", Help: "Duration of worker sweeps.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),

@@ -59,8 +59,10 @@ func (c *ConfigChange) Validate() error {
 	if c.Kind != nil && *c.Kind != string(KindServiceApp) && *c.Kind != string(KindIntegration) {
 		return invalid(`kind must be "integration" or "service_app"`)
 	}
-	if c.AppID != nil && !printable(*c.AppID, 1, 512) {
-		return invalid("appId must be 1-512 printable characters without spaces")
+	if c.AppID != nil {
+		if err := ValidateAppID(*c.AppID); err != nil {
+			return invalid("appId must be a Webex application ID (1-512 characters of A-Z a-z 0-9 - _, as developer.webex.com shows it): %v", err)
+		}
 	}
 	if c.TargetOrgID != nil && !printable(*c.TargetOrgID, 1, 512) {
 		return invalid("targetOrgId must be 1-512 printable characters without spaces")

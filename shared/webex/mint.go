@@ -18,7 +18,7 @@ import (
 const opMint = "mint"
 
 // ApplicationsPath is the applications endpoint under WEBEX_API_URL; %s
-// is the app ID, path-escaped.
+// is the app ID as one escaped path segment (pathSegment).
 const ApplicationsPath = "/v1/applications/%s/token"
 
 // maxAnswer bounds how much of an answer is read.
@@ -51,9 +51,13 @@ func (c *Client) Mint(ctx context.Context, req token.MintRequest) (token.Grant, 
 	if err != nil {
 		return token.Grant{}, &Error{Op: opMint, Description: "request not encodable", Err: token.ErrClientRejected}
 	}
+	app, err := pathSegment(req.AppID)
+	if err != nil {
+		return token.Grant{}, &Error{Op: opMint, Description: "appId is " + err.Error(), Err: token.ErrClientRejected}
+	}
 	ctx, cancel := c.context(ctx)
 	defer cancel()
-	u := c.apiURL + fmt.Sprintf(ApplicationsPath, url.PathEscape(req.AppID))
+	u := c.apiURL + fmt.Sprintf(ApplicationsPath, app)
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
 		return token.Grant{}, &token.TransientError{Err: &Error{Op: opMint, Description: "request not built", Err: errUnusableAnswer}}
