@@ -75,6 +75,7 @@ type Fake struct {
 	stats Stats
 
 	apps applications // the Service Apps endpoint (applications.go)
+	msgs messages     // the Messages API (messages.go)
 
 	// ledger: what became of every refresh token, and every value issued
 	uses   map[string]*RefreshTokenUse
