@@ -48,9 +48,6 @@ func (n *Notifier) deliver(ctx context.Context, id, msgID string, down map[strin
 			}
 			mine = append(mine, ch)
 		}
-		if len(remaining) > 0 && len(mine) == 0 {
-			return false, nil
-		}
 		if len(mine) > 0 {
 			if p.Claims == nil {
 				p.Claims = map[string]time.Time{}
@@ -69,6 +66,21 @@ func (n *Notifier) deliver(ctx context.Context, id, msgID string, down map[strin
 			if err != nil && down != nil {
 				down[name] = err
 			}
+		}
+		if !now.Before(p.At.Add(n.giveUp)) {
+			// Past the give-up time, a channel that failed earlier in
+			// this round counts as failed now: without it, a message
+			// behind another one on a dead channel would never be tried,
+			// and so never given up.
+			for _, name := range remaining {
+				until, held := p.Claims[name]
+				if _, tried := results[name]; !tried && down[name] != nil && !(held && now.Before(until)) {
+					results[name] = down[name]
+				}
+			}
+		}
+		if len(remaining) > 0 && len(results) == 0 {
+			return false, nil // others are sending, or the channels are down
 		}
 		return n.record(ctx, id, msgID, results)
 	}
@@ -182,13 +194,26 @@ func (n *Notifier) settled(ctx context.Context, c *Condition, m *Message, gaveUp
 			why = append(why, ch+": "+m.Failures[ch])
 		}
 		e.Action, e.Outcome = activity.NotifyGivenUp, activity.Failed
-		e.Detail = fmt.Sprintf("%s given up after %s on %s", what, n.giveUp, strings.Join(why, "; "))
+		e.Detail = fmt.Sprintf("%s given up after %s on %s", what, shortDuration(n.giveUp), strings.Join(why, "; "))
 		if len(m.Delivered) > 0 {
 			e.Detail += "; sent to " + strings.Join(m.Delivered, ", ")
 		}
-		n.log.Error("notify: notification given up", append(attrs, "given_up", gaveUp, "after", n.giveUp.String(), "failures", strings.Join(why, "; "))...)
+		n.log.Error("notify: notification given up", append(attrs, "given_up", gaveUp, "after", shortDuration(n.giveUp), "failures", strings.Join(why, "; "))...)
 	}
 	if n.activity != nil {
 		n.activity.Record(ctx, e)
 	}
+}
+
+// shortDuration writes d without zero minutes and seconds (24h, not
+// 24h0m0s).
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
