@@ -31,7 +31,7 @@ import (
 	"github.com/wxcc/tokenservice/shared/webex"
 )
 
-func TestMain(m *testing.M) { os.Exit(emulator.Main(m, emulator.Firestore)) }
+func TestMain(m *testing.M) { os.Exit(emulator.Main(m, emulator.Firestore, emulator.PubSub)) }
 
 const (
 	botToken   = "bot-ZmFrZS1ib3QtdG9rZW4tbm90LWEtcmVhbC1vbmU"

@@ -112,16 +112,24 @@ func (n Notice) explanation() string {
 	switch n.Kind {
 	case KindReauthRequired:
 		s := "Webex no longer accepts its refresh token, so the service cannot refresh it: a person must authorize it again."
-		if !n.AccessExpires.IsZero() {
+		switch {
+		case n.AccessExpires.IsZero():
+		case n.AccessExpires.After(n.At):
 			s += " Its access token is valid until " + stamp(n.AccessExpires) + "; after that, flows that use it fail."
+		default:
+			s += " Its access token expired at " + stamp(n.AccessExpires) + ": flows that use it fail."
 		}
 		return s
 	case KindRefreshExpiring:
 		return "Once it expires the token can no longer be refreshed. Authorize it again before then to avoid an outage."
 	case KindRefreshFailed:
 		s := "Refreshing has failed for long enough that its access token is below the refresh threshold."
-		if !n.AccessExpires.IsZero() {
+		switch {
+		case n.AccessExpires.IsZero():
+		case n.AccessExpires.After(n.At):
 			s += " It is valid until " + stamp(n.AccessExpires) + "."
+		default:
+			s += " It expired at " + stamp(n.AccessExpires) + ": flows that use it fail."
 		}
 		return s
 	case KindSweepHalted:

@@ -54,3 +54,15 @@ func TestHeadlines(t *testing.T) {
 		}
 	}
 }
+
+func TestReminderSaysWhenTheAccessTokenHasExpired(t *testing.T) {
+	at := time.Date(2026, 5, 4, 9, 30, 0, 0, time.UTC)
+	n := Notice{Kind: KindReauthRequired, Phase: PhaseOpened, Token: "t", AccessExpires: at.Add(time.Hour), At: at}
+	if md := n.Markdown(""); !strings.Contains(md, "valid until 2026-05-04 10:30 UTC") {
+		t.Errorf("opening:\n%s", md)
+	}
+	n.Phase, n.At = PhaseReminder, at.Add(24*time.Hour)
+	if md := n.Markdown(""); !strings.Contains(md, "expired at 2026-05-04 10:30 UTC") {
+		t.Errorf("reminder a day later:\n%s", md)
+	}
+}
