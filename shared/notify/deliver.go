@@ -20,10 +20,10 @@ import (
 // one round) are not tried.
 //
 // A channel is claimed in the store before it is sent to, so that two
-// instances handling the same event do not both send; a claim lapses
-// after Config.Claim, so that an instance that died mid-send does not
-// hold the message back (the channel may then get it twice: the one case
-// in which it can).
+// instances handling the same event do not both send. A claim lapses
+// after twice the longest channel timeout (30 s at least), so that an
+// instance that died mid-send does not hold the message back; the
+// channel may then get it twice, the one case in which it can.
 func (n *Notifier) deliver(ctx context.Context, id, msgID string, down map[string]error) (bool, error) {
 	for range maxConflicts {
 		got, err := n.store.Conditions(ctx, id)
@@ -82,10 +82,17 @@ func (n *Notifier) deliver(ctx context.Context, id, msgID string, down map[strin
 		if len(remaining) > 0 && len(results) == 0 {
 			return false, nil // others are sending, or the channels are down
 		}
-		return n.record(ctx, id, msgID, results)
+		// What was sent is recorded even if the request ended meanwhile:
+		// unrecorded, it would be sent again.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+		defer cancel()
+		return n.record(rctx, id, msgID, results)
 	}
 	return false, nil // contended: the next delivery looks again
 }
+
+// recordTimeout bounds recording what an attempt achieved.
+const recordTimeout = 10 * time.Second
 
 // send sends c's pending message to chs at once and returns each
 // channel's outcome. Each channel bounds its own call.
@@ -201,7 +208,7 @@ func (n *Notifier) settled(ctx context.Context, c *Condition, m *Message, gaveUp
 		n.log.Error("notify: notification given up", append(attrs, "given_up", gaveUp, "after", shortDuration(n.giveUp), "failures", strings.Join(why, "; "))...)
 	}
 	if n.activity != nil {
-		n.activity.Record(ctx, e)
+		n.activity.Record(context.WithoutCancel(ctx), e)
 	}
 }
 

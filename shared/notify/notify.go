@@ -39,8 +39,12 @@ const (
 	DefaultReminder       = 24 * time.Hour
 	DefaultGiveUp         = 24 * time.Hour
 	DefaultWebhookTimeout = 10 * time.Second
-	DefaultClaim          = 30 * time.Second
 )
+
+// minClaim is the least time an instance sending a message holds its
+// claim on the channels; it is at least twice the longest channel
+// timeout.
+const minClaim = 30 * time.Second
 
 // keep is how long a closed condition's document is kept: longer than
 // Pub/Sub keeps an unacknowledged message (31 days at most), so that a
@@ -69,10 +73,9 @@ type Config struct {
 	// Reminder (NOTIFY_REMINDER) and GiveUp (NOTIFY_GIVE_UP).
 	Reminder time.Duration
 	GiveUp   time.Duration
-	// Claim is how long an instance may take to send one message to its
-	// channels before another instance may try: longer than WEBEX_TIMEOUT
-	// and WebhookTimeout (DefaultClaim).
-	Claim time.Duration
+	// WebexTimeout is WEBEX_TIMEOUT, which bounds Webex's calls in the
+	// client; here it only sizes the claim on a channel being sent to.
+	WebexTimeout time.Duration
 
 	// Conditions keeps the state; Tokens and Sweeps are read to decide
 	// whether an event is stale and whether a condition resolved without
@@ -112,7 +115,7 @@ type Notifier struct {
 func New(c Config) (*Notifier, error) {
 	n := &Notifier{
 		consoleURL: strings.TrimRight(c.ConsoleURL, "/"),
-		reminder:   c.Reminder, giveUp: c.GiveUp, claim: c.Claim,
+		reminder:   c.Reminder, giveUp: c.GiveUp,
 		store: c.Conditions, tokens: c.Tokens, sweeps: c.Sweeps, activity: c.Activity,
 		instance: c.Instance, log: c.Logger, now: c.Now,
 	}
@@ -122,9 +125,11 @@ func New(c Config) (*Notifier, error) {
 	if n.giveUp <= 0 {
 		n.giveUp = DefaultGiveUp
 	}
-	if n.claim <= 0 {
-		n.claim = DefaultClaim
+	webhookTimeout := c.WebhookTimeout
+	if webhookTimeout <= 0 {
+		webhookTimeout = DefaultWebhookTimeout
 	}
+	n.claim = max(minClaim, 2*c.WebexTimeout, 2*webhookTimeout)
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
@@ -171,9 +176,6 @@ func newWebhookChannel(c Config, n *Notifier) (*webhookChannel, error) {
 	timeout := c.WebhookTimeout
 	if timeout <= 0 {
 		timeout = DefaultWebhookTimeout
-	}
-	if timeout >= n.claim {
-		return nil, fmt.Errorf("notify: the webhook's timeout (%s) must be shorter than the claim (%s)", timeout, n.claim)
 	}
 	hc := c.WebhookClient
 	if hc == nil {

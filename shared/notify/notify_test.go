@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wxcc/tokenservice/shared/activity"
+	"github.com/wxcc/tokenservice/shared/notify"
 	"github.com/wxcc/tokenservice/shared/testing/webexfake"
 	"github.com/wxcc/tokenservice/shared/token"
 )
@@ -425,4 +426,32 @@ func TestRemindGivesUpBehindADeadChannel(t *testing.T) {
 		t.Errorf("%d notification_given_up entries, want 2", n)
 	}
 	w.expect(2, 0)
+}
+
+// An instance that claimed a channel and died holds the message back only
+// until its claim lapses; meanwhile nobody else sends to that channel.
+func TestClaimOfADeadInstanceLapses(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	tok := w.seed("claimed")
+	e := w.event(token.EventReauthorizationRequired, tok, "")
+	w.webex.FailMessagesNext(1, webexfake.ServerError(http.StatusBadGateway))
+	w.mustPush(e, http.StatusServiceUnavailable)
+
+	id := notify.ConditionID(notify.KindReauthRequired, "claimed")
+	got, err := w.tokens.Conditions(ctxT(t), id)
+	if err != nil || got[id] == nil || got[id].Pending == nil {
+		t.Fatalf("condition %s: %+v, %v; want one with its message pending", id, got[id], err)
+	}
+	c := got[id]
+	c.Pending.Claims = map[string]time.Time{notify.ChannelWebex: w.clock.Now().Add(30 * time.Second)}
+	if err := w.tokens.SaveCondition(ctxT(t), c); err != nil {
+		t.Fatal(err)
+	}
+	w.mustPush(e, http.StatusServiceUnavailable)
+	w.expect(0, 1)
+
+	w.clock.Advance(31 * time.Second)
+	w.mustPush(e, http.StatusOK)
+	w.expect(1, 1)
 }
