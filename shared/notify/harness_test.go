@@ -78,7 +78,7 @@ func newWorld(t *testing.T) *world {
 	w.n, err = notify.New(notify.Config{
 		WebexBotToken: botToken, WebexRoomID: roomID, Webex: wx,
 		WebhookURL: w.hook.srv.URL + "/hooks/tokenservice", WebhookSecret: hookSecret,
-		ConsoleURL: consoleURL,
+		ConsoleURL: consoleURL, Reminder: 24 * time.Hour, GiveUp: 24 * time.Hour, WebexTimeout: 5 * time.Second,
 		Conditions: w.tokens, Tokens: w.tokens, Sweeps: w.tokens,
 		Activity: w.rec, Instance: "worker-test",
 		Logger: slog.New(slog.NewJSONHandler(w.logs, nil)),

@@ -34,12 +34,8 @@ import (
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
-// Defaults of Config.
-const (
-	DefaultReminder       = 24 * time.Hour
-	DefaultGiveUp         = 24 * time.Hour
-	DefaultWebhookTimeout = 10 * time.Second
-)
+// DefaultWebhookTimeout bounds one webhook call when Config sets none.
+const DefaultWebhookTimeout = 10 * time.Second
 
 // minClaim is the least time an instance sending a message holds its
 // claim on the channels; it is at least twice the longest channel
@@ -70,7 +66,7 @@ type Config struct {
 	// ConsoleURL (CONSOLE_URL) links messages to the console; "" leaves
 	// the links out.
 	ConsoleURL string
-	// Reminder (NOTIFY_REMINDER) and GiveUp (NOTIFY_GIVE_UP).
+	// Reminder (NOTIFY_REMINDER) and GiveUp (NOTIFY_GIVE_UP), required.
 	Reminder time.Duration
 	GiveUp   time.Duration
 	// WebexTimeout is WEBEX_TIMEOUT, which bounds Webex's calls in the
@@ -119,12 +115,6 @@ func New(c Config) (*Notifier, error) {
 		store: c.Conditions, tokens: c.Tokens, sweeps: c.Sweeps, activity: c.Activity,
 		instance: c.Instance, log: c.Logger, now: c.Now,
 	}
-	if n.reminder <= 0 {
-		n.reminder = DefaultReminder
-	}
-	if n.giveUp <= 0 {
-		n.giveUp = DefaultGiveUp
-	}
 	webhookTimeout := c.WebhookTimeout
 	if webhookTimeout <= 0 {
 		webhookTimeout = DefaultWebhookTimeout
@@ -141,6 +131,9 @@ func New(c Config) (*Notifier, error) {
 	}
 	if n.store == nil || n.tokens == nil || n.sweeps == nil {
 		return nil, errors.New("notify: Conditions, Tokens and Sweeps are required")
+	}
+	if n.reminder <= 0 || n.giveUp <= 0 {
+		return nil, errors.New("notify: Reminder (NOTIFY_REMINDER) and GiveUp (NOTIFY_GIVE_UP) must be positive")
 	}
 	if c.WebexBotToken != "" || c.WebexRoomID != "" {
 		if c.WebexBotToken == "" || c.WebexRoomID == "" || c.Webex == nil {
