@@ -84,6 +84,7 @@ type Fake struct {
 
 	apps applications // the Service Apps endpoint (applications.go)
 	idp  identity     // OpenID Connect and people (oidc.go, people.go)
+	msgs messages     // the Messages API (messages.go)
 
 	// ledger: what became of every refresh token, and every value issued
 	uses   map[string]*RefreshTokenUse

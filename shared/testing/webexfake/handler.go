@@ -80,6 +80,8 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.serveConsent(w, r)
+	case MessagesPath:
+		f.serveMessages(w, r)
 	default:
 		if appID, ok := applicationsPath(r.URL.Path); ok {
 			f.serveApplications(w, r, appID)
