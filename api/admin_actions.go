@@ -20,6 +20,8 @@ func (s *server) adminRoutes() {
 	s.echo.POST("/admin/tokens/:name/refresh", s.refreshNow, s.requireAdmin)
 	s.echo.DELETE("/admin/tokens/:name", s.deleteToken, s.requireAdmin)
 	s.get("/admin/status", s.adminStatus, s.requireAdmin)
+	s.get("/admin/activity", s.listActivity, s.requireAdmin)
+	s.echo.POST("/admin/tokens/:name/authorize", s.createLink, s.requireAdmin)
 }
 
 // refreshNow is POST /admin/tokens/N/refresh: a forced refresh through the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wxcc/tokenservice/api/console"
+	"github.com/wxcc/tokenservice/shared/people"
 )
 
 // consoleAPI is a harness api with the console on, and a signed-out client.
@@ -84,24 +85,27 @@ func sessionSetCookie(t *testing.T, resp *http.Response, name string) *http.Cook
 
 func TestConsoleRefusesBadSessions(t *testing.T) {
 	t.Parallel()
-	h, a, _ := consoleAPI(t, nil)
+	h, a, c := consoleAPI(t, nil)
 	h.seed("kept", 10*time.Hour, 30*24*time.Hour, nil)
-	pass := h.Env["ADMIN_PASSPHRASE"]
-	valid := console.SignedSessionForTest(pass, time.Now(), 8*time.Hour)
-	expired := console.SignedSessionForTest(pass, time.Now().Add(-9*time.Hour), 8*time.Hour)
-	tooLong := console.SignedSessionForTest(pass, time.Now(), 30*24*time.Hour)
-	otherKey := console.SignedSessionForTest("another-admin-passphrase", time.Now(), 8*time.Hour)
-	tampered := []byte(valid)
-	tampered[len("v1.")] ^= 1 // the expiry, moved
+	c.signIn()
+	valid := c.cookie("tks_session")
+	// Another person's browser signs in and out: its old cookie is dead
+	// everywhere at once (a signed-out cookie used to delete a token).
+	other := (&consoleWorld{harness: h, base: a.url}).client()
+	other.signIn()
+	signedOut := other.cookie("tks_session")
+	if resp, _ := other.send(http.MethodPost, "/admin/signout", url.Values{"csrf": {other.csrf()}}, map[string]string{"Origin": "same"}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign out: %d", resp.StatusCode)
+	}
+	never, _ := people.NewSecret()
 	for _, tc := range []struct {
 		name, cookie string
 		ok           bool
 	}{
 		{"valid", valid, true},
-		{"tampered", string(tampered), false},
-		{"expired", expired, false},
-		{"longer than ADMIN_SESSION_TTL", tooLong, false},
-		{"signed under another passphrase", otherKey, false},
+		{"signed out", signedOut, false},
+		{"never issued", never, false},
+		{"tampered", valid[:len(valid)-2] + "xx", false},
 		{"garbage", "v1.99999999999.x.y", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -117,15 +121,25 @@ func TestConsoleRefusesBadSessions(t *testing.T) {
 			if tc.ok != (page.StatusCode == 200) {
 				t.Errorf("GET the token page: got %d", page.StatusCode)
 			}
+			del := do(t, http.MethodDelete, a.url+"/admin/tokens/kept", "", map[string]string{"Cookie": "tks_session=" + tc.cookie,
+				"Origin": a.url, "x-csrf-token": "whatever"})
+			if !tc.ok && del.code != 401 {
+				t.Errorf("DELETE with the %s cookie: got %d, want 401", tc.name, del.code)
+			}
 		})
 	}
-	// A session cookie that does not verify is not a failed passphrase:
-	// many of them do not lock the admin out.
+	// Idle for longer than ADMIN_SESSION_IDLE (1h), the session ends.
+	h.Clock.Advance(61 * time.Minute)
+	if r := do(t, http.MethodGet, a.url+"/admin/status", "", map[string]string{"Cookie": "tks_session=" + valid}); r.code != 401 {
+		t.Errorf("after an idle hour: got %d, want 401", r.code)
+	}
+	// A session that does not verify is not a failed passphrase: many of
+	// them do not lock the admin out.
 	for range 15 {
-		do(t, http.MethodGet, a.url+"/admin/status", "", map[string]string{"Cookie": "tks_session=" + expired})
+		do(t, http.MethodGet, a.url+"/admin/status", "", map[string]string{"Cookie": "tks_session=" + signedOut})
 	}
 	if r := get(t, a.url+"/admin/status", admin(nil)); r.code != 200 {
-		t.Errorf("after many expired cookies the admin passphrase gets %d, want 200", r.code)
+		t.Errorf("after many dead cookies the admin passphrase gets %d, want 200", r.code)
 	}
 }
 

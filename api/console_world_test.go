@@ -141,6 +141,19 @@ func (c *client) signIn() {
 	}
 }
 
+// cookie is the value of the client's cookie name for the console.
+func (c *client) cookie(name string) string {
+	c.t.Helper()
+	u, _ := url.Parse(c.base)
+	for _, ck := range c.hc.Jar.Cookies(u) {
+		if ck.Name == name {
+			return ck.Value
+		}
+	}
+	c.t.Fatalf("no %s cookie", name)
+	return ""
+}
+
 // csrf reads the CSRF token from a console page.
 func (c *client) csrf() string {
 	c.t.Helper()

@@ -88,7 +88,10 @@ func (h *harness) startAPIWith(client *gfs.Client, prepare func(*server)) *api {
 	if err != nil {
 		h.T.Fatal(err)
 	}
-	srv := newAPI(cfg, core, log, h.Clock.Now)
+	srv, err := newAPI(cfg, core, log, h.Clock.Now)
+	if err != nil {
+		h.T.Fatal(err)
+	}
 	if prepare != nil {
 		prepare(srv)
 	}

@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
+	"github.com/wxcc/tokenservice/api/console"
 	"github.com/wxcc/tokenservice/shared/bootstrap"
 	"github.com/wxcc/tokenservice/shared/config"
 	"github.com/wxcc/tokenservice/shared/httpserve"
 	"github.com/wxcc/tokenservice/shared/logging"
 	"github.com/wxcc/tokenservice/shared/metrics"
+	"github.com/wxcc/tokenservice/shared/people"
+	"github.com/wxcc/tokenservice/shared/webexlogin"
 )
 
 // run starts the api and blocks until ctx ends. It logs JSON to logOut.
@@ -28,7 +32,10 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 	}
 	defer core.Close()
 
-	srv := newAPI(cfg, core, log, time.Now)
+	srv, err := newAPI(cfg, core, log, time.Now)
+	if err != nil {
+		return err
+	}
 	for _, w := range srv.startWarnings {
 		log.Warn(w)
 	}
@@ -48,7 +55,22 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 }
 
 // newAPI builds the api over the parts both binaries share.
-func newAPI(cfg *config.Config, core *bootstrap.Core, log *slog.Logger, now func() time.Time) *server {
-	return newServer(deps{cfg: cfg, store: core.Store, service: core.Service,
-		authorizeURL: core.Webex.AuthorizeURL, logger: log, metrics: core.Metrics, now: now})
+func newAPI(cfg *config.Config, core *bootstrap.Core, log *slog.Logger, now func() time.Time) (*server, error) {
+	d := deps{cfg: cfg, store: core.Store, service: core.Service,
+		sessions: core.Store.Sessions(), activity: core.Store.Activity(), recorder: core.Activity,
+		authorizeURL: core.Webex.AuthorizeURL, logger: log, metrics: core.Metrics, now: now}
+	if cfg.SignInWithWebex() {
+		access, err := people.NewAccess(cfg.ConsoleOperators, cfg.ConsoleViewers, cfg.ConsoleOrgID)
+		if err != nil {
+			return nil, fmt.Errorf("console sign-in: %w", err)
+		}
+		login, err := webexlogin.New(webexlogin.Options{Issuer: cfg.ConsoleOIDCIssuer, ClientID: cfg.ConsoleOIDCClientID,
+			ClientSecret: cfg.ConsoleOIDCClientSecret, RedirectURL: cfg.ConsoleURL + console.WebexCallbackPath,
+			People: core.Webex, Timeout: cfg.WebexTimeout, Now: now})
+		if err != nil {
+			return nil, fmt.Errorf("console sign-in: %w", err)
+		}
+		d.access, d.login = access, login
+	}
+	return newServer(d), nil
 }

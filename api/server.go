@@ -16,6 +16,7 @@ import (
 
 	"github.com/wxcc/tokenservice/api/console"
 	"github.com/wxcc/tokenservice/api/listing"
+	"github.com/wxcc/tokenservice/shared/activity"
 	"github.com/wxcc/tokenservice/shared/clientip"
 	"github.com/wxcc/tokenservice/shared/config"
 	"github.com/wxcc/tokenservice/shared/httpapi"
@@ -24,8 +25,10 @@ import (
 	"github.com/wxcc/tokenservice/shared/metrics"
 	"github.com/wxcc/tokenservice/shared/oauthstate"
 	"github.com/wxcc/tokenservice/shared/passphrase"
+	"github.com/wxcc/tokenservice/shared/people"
 	"github.com/wxcc/tokenservice/shared/throttle"
 	"github.com/wxcc/tokenservice/shared/token"
+	"github.com/wxcc/tokenservice/shared/webexlogin"
 )
 
 // Store is everything the api reads from the store; the Firestore store
@@ -46,11 +49,19 @@ type deps struct {
 	cfg     *config.Config
 	store   Store
 	service *lifecycle.Service
+	// The console's records: sessions, the activity record to list and
+	// the recorder of its own entries (nil turns the console off).
+	sessions people.SessionStore
+	activity activity.Store
+	recorder activity.Recorder
 	// authorizeURL builds Webex's authorize URL (the Webex client's).
 	authorizeURL func(c token.Client, scopes []string, state string) string
-	logger       *slog.Logger
-	metrics      *metrics.Metrics // nil records nothing
-	now          func() time.Time
+	// access and login are sign-in with Webex (nil when off).
+	access  *people.Access
+	login   *webexlogin.Client
+	logger  *slog.Logger
+	metrics *metrics.Metrics // nil records nothing
+	now     func() time.Time
 }
 
 // An address that presented a right passphrase keeps its argon2id checks
@@ -152,13 +163,21 @@ func (s *server) routes() {
 	s.get("/init", s.initToken)
 	s.get("/callback", s.callback)
 	httpapi.Probes(s.echo, func(ctx context.Context) error { return s.store.Ping(ctx) }, s.logger)
-	if s.cfg.AdminPassphrase != "" {
+	if (s.cfg.AdminPassphrase != "" || s.cfg.SignInWithWebex()) && s.sessions != nil {
 		s.listing = listing.New(s.store, token.HealthWindows{Refresh: s.cfg.RefreshThreshold + s.cfg.RefreshLead, RefreshExpiry: s.cfg.ExpiryWarning}, s.now)
-		s.console = console.New(console.Deps{
+		d := console.Deps{
 			Config: s.cfg, Service: s.service, Tokens: s.store, Listing: s.listing, Nonces: s.store,
-			AdminKey: s.adminKey, Throttle: consoleThrottle{s}, ClientKey: s.throttleKeyOf, ClientAddr: s.clientAddr,
+			Sessions: s.sessions, Activity: s.activity, Recorder: s.recorder,
+			Throttle: consoleThrottle{s}, ClientKey: s.throttleKeyOf, ClientAddr: s.clientAddr,
 			AuthorizeURL: s.authorizeURL, Changed: s.cache.drop, Warnings: s.startWarnings, Logger: s.logger, Now: s.now,
-		})
+		}
+		if s.cfg.AdminPassphrase != "" {
+			d.AdminKey = s.adminKey
+		}
+		if s.cfg.SignInWithWebex() {
+			d.Access, d.Login = s.access, s.login
+		}
+		s.console = console.New(d)
 		s.adminRoutes()
 		s.console.Register(s.echo, s.get)
 	}

@@ -101,6 +101,9 @@ func (cs *Console) Callback(c echo.Context) (handled bool, err error) {
 	if cs == nil {
 		return false, nil
 	}
+	if handled, err := cs.linkCallback(c); handled {
+		return true, err
+	}
 	q := c.QueryParams()
 	claims, verr := cs.signer.Verify(q.Get("state"))
 	var expired *oauthstate.ExpiredError

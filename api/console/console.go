@@ -33,7 +33,9 @@ import (
 	"github.com/wxcc/tokenservice/shared/httpapi"
 	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/oauthstate"
+	"github.com/wxcc/tokenservice/shared/people"
 	"github.com/wxcc/tokenservice/shared/token"
+	"github.com/wxcc/tokenservice/shared/webexlogin"
 )
 
 //go:embed templates/*.html
@@ -69,8 +71,19 @@ type Deps struct {
 	// Listing is the read model of every token the overview shows.
 	Listing *listing.Listing
 	Nonces  Nonces
-	// AdminKey checks the admin passphrase in constant time.
+	// AdminKey checks the admin passphrase in constant time; nil when
+	// ADMIN_PASSPHRASE is unset (no break-glass way in).
 	AdminKey interface{ Match(string) bool }
+	// Sessions keeps the console's sessions, server-side.
+	Sessions people.SessionStore
+	// Access decides who may enter with Webex and as what; Login signs
+	// them in. Both nil when sign-in with Webex is off.
+	Access *people.Access
+	Login  *webexlogin.Client
+	// Activity lists the activity record; Recorder writes the console's
+	// own entries (sign-ins, sessions ended).
+	Activity activity.Store
+	Recorder activity.Recorder
 	Throttle Throttle
 	// ClientKey is the throttle's key for the request's client address;
 	// ClientAddr is the address as the log and the record show it.
@@ -120,7 +133,7 @@ func New(d Deps) *Console {
 	if d.Changed == nil {
 		d.Changed = func(string) {}
 	}
-	keys := deriveKeys(d.Config.AdminPassphrase)
+	keys := deriveKeys(keySecret(d.Config))
 	cs := &Console{
 		d:      d,
 		cfg:    d.Config,
@@ -161,12 +174,21 @@ func New(d Deps) *Console {
 // Register adds the console's pages to e. get registers a route for GET
 // and HEAD with the api's own handling.
 func (cs *Console) Register(e *echo.Echo, get func(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc)) {
-	page, signed := cs.headers, cs.signedIn
+	page, signed := cs.headers, cs.requireSession
 	get("/admin", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/admin/") })
 	get("/admin/", cs.home, page)
 	get("/admin/signin", cs.signinPage, page)
 	e.POST("/admin/signin", cs.signin, page)
+	e.POST("/admin/signin/webex", cs.signinWebex, page)
+	get(WebexCallbackPath, cs.webexCallback, page)
 	e.POST("/admin/signout", cs.signout, page, signed)
+	get("/admin/sessions", cs.sessionsPage, page, signed)
+	e.POST("/admin/sessions/:key/end", cs.endSession, page, signed)
+	get("/admin/activity-log", cs.activityPage, page, signed)
+	e.POST("/admin/token/:name/links", cs.createLink, page, signed)
+	e.POST("/admin/token/:name/links/:key/revoke", cs.revokeLink, page, signed)
+	get(linkPath+":id", cs.linkPage, page)
+	e.POST(linkPath+":id", cs.startLink, page)
 	get("/admin/new", cs.newTokenPage, page, signed)
 	e.POST("/admin/new", cs.createToken, page, signed)
 	get("/admin/token/:name", cs.tokenPage, page, signed)
@@ -200,6 +222,11 @@ type page struct {
 	Title  string
 	Signed bool
 	CSRF   string
+	// Who is the signed-in person as the header shows them; CanChange is
+	// false for a viewer, whose buttons say why they do nothing.
+	Who       string
+	Role      people.Role
+	CanChange bool
 	// Poll makes the script reload the page's live parts every so often.
 	Poll  bool
 	Flash *flash
@@ -216,10 +243,21 @@ type page struct {
 // flash is a message at the top of a page. Kind is ok, error, warning or info.
 type flash struct{ Kind, Text string }
 
-// signedPage is a page for the signed-in admin of c.
+// signedPage is a page for the signed-in person of c.
 func (cs *Console) signedPage(c echo.Context, title string) page {
-	sess, _ := c.Get(sessionKey).(session)
-	return page{Title: title, Signed: true, CSRF: cs.keys.csrfToken(sess)}
+	sess, _ := c.Get(sessionKey).(*signedIn)
+	if sess == nil {
+		return page{Title: title}
+	}
+	return page{Title: title, Signed: true, CSRF: csrfToken(sess.id), Who: who(sess.Session), Role: sess.Role, CanChange: sess.canChange()}
+}
+
+// who is how a session's person is named to them and in the record.
+func who(s *people.Session) string {
+	if s.Via == people.ViaPassphrase {
+		return activity.PassphraseActor
+	}
+	return s.Person.Email
 }
 
 // render writes the named page with status.
@@ -254,12 +292,23 @@ func (cs *Console) asset(c echo.Context) error {
 // home is the overview for a signed-in admin and the sign-in page for
 // anyone else.
 func (cs *Console) home(c echo.Context) error {
-	sess, _, ok := cs.sessionOf(c.Request())
-	if !ok {
+	sess, _, err := cs.sessionOf(c.Request())
+	if err != nil {
+		return cs.storeTrouble(c, err)
+	}
+	if sess == nil {
 		return cs.renderSignin(c, http.StatusOK, "", "")
 	}
 	c.Set(sessionKey, sess)
 	return cs.overviewPage(c)
+}
+
+// storeTrouble answers a request whose session could not be read.
+func (cs *Console) storeTrouble(c echo.Context, err error) error {
+	cs.log.Warn("console session not read", "error", err.Error())
+	httpapi.SetRetryAfter(c, 5*time.Second)
+	return cs.render(c, http.StatusServiceUnavailable, "message", page{Title: "Unavailable",
+		Flash: &flash{"error", "The console cannot reach its store right now: reload in a few seconds."}})
 }
 
 // Actor is who acts through the request c, for the activity record: the
@@ -270,7 +319,20 @@ func (cs *Console) actor(c echo.Context) lifecycle.Actor {
 	if cs == nil {
 		return lifecycle.Actor{Kind: activity.ByPassphrase, Name: activity.PassphraseActor, Addr: c.RealIP()}
 	}
-	return lifecycle.Actor{Kind: activity.ByPassphrase, Name: activity.PassphraseActor, Addr: cs.d.ClientAddr(c.Request())}
+	a := lifecycle.Actor{Kind: activity.ByPassphrase, Name: activity.PassphraseActor, Addr: cs.d.ClientAddr(c.Request())}
+	if sess, _ := c.Get(sessionKey).(*signedIn); sess != nil && sess.Via == people.ViaWebex {
+		a.Kind, a.Name = activity.ByPerson, sess.Person.Email
+	}
+	return a
+}
+
+// record writes one of the console's own activity entries.
+func (cs *Console) record(c echo.Context, a lifecycle.Actor, action activity.Action, outcome activity.Outcome, detail string) {
+	if cs.d.Recorder == nil {
+		return
+	}
+	cs.d.Recorder.Record(c.Request().Context(), activity.Entry{At: cs.now(), ActorKind: a.Kind, Actor: a.Name,
+		Action: action, Addr: a.Addr, Outcome: outcome, Detail: detail})
 }
 
 // changed tells the api's cache and the overview that name changed here.

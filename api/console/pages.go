@@ -13,8 +13,10 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/wxcc/tokenservice/api/listing"
+	"github.com/wxcc/tokenservice/shared/activity"
 	"github.com/wxcc/tokenservice/shared/httpapi"
 	"github.com/wxcc/tokenservice/shared/lifecycle"
+	"github.com/wxcc/tokenservice/shared/people"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -23,6 +25,8 @@ import (
 const OverviewPageSize = 50
 
 type overviewView struct {
+	// Holders are the people several tokens act as.
+	Holders []listing.Holder
 	Total        int
 	Counts       []healthCount
 	Sweep        *token.SweepRecord
@@ -63,7 +67,7 @@ func (cs *Console) overviewPage(c echo.Context) error {
 		return cs.render(c, ae.Code, "message", p)
 	}
 	now := cs.now()
-	v := overviewView{Total: len(snap.Rows), Sweep: snap.Sweep, SweepUnknown: snap.SweepUnknown,
+	v := overviewView{Total: len(snap.Rows), Sweep: snap.Sweep, SweepUnknown: snap.SweepUnknown, Holders: snap.Holders,
 		Warnings: cs.d.Warnings, Updated: snap.At}
 	if v.Sweep != nil {
 		interval := cs.cfg.SweepInterval
@@ -171,6 +175,16 @@ type tokenView struct {
 	Managed []listing.Row
 	// KindURLs are the New token form's addresses for each kind.
 	KindURLs kindURLs
+	// Links are the token's pending authorization links; NewLink is the
+	// address of one just made, shown once.
+	Links   []people.Link
+	NewLink string
+	// History is the token's latest activity; MoreHistory says whether
+	// the Activity page has more of it.
+	History     []activity.Entry
+	MoreHistory bool
+	// LinkTTL is how long a new link stays valid (AUTHORIZE_LINK_TTL).
+	LinkTTL time.Duration
 }
 
 // consoleOrigin is the scheme and host the browser used.
@@ -222,6 +236,11 @@ func (cs *Console) tokenFlash(c echo.Context, r listing.Row) *flash {
 // renderToken shows name's page with status and a message; form, if not
 // nil, replaces the config form's values (what the admin sent).
 func (cs *Console) renderToken(c echo.Context, status int, name string, f *flash, form *configForm) error {
+	return cs.renderTokenPage(c, status, name, f, form, "")
+}
+
+// renderTokenPage is renderToken, showing newLink (a link just made) once.
+func (cs *Console) renderTokenPage(c echo.Context, status int, name string, f *flash, form *configForm, newLink string) error {
 	if err := token.ValidateName(name); err != nil {
 		return cs.renderMessage(c, http.StatusBadRequest, "Token", &flash{"error", httpapi.StatusOf(err, name, cs.now()).Message})
 	}
@@ -263,8 +282,46 @@ func (cs *Console) renderToken(c echo.Context, status int, name string, f *flash
 		f = cs.tokenFlash(c, row)
 	}
 	p := cs.signedPage(c, "Token "+name)
-	p.Poll, p.Flash, p.Data, p.Canonical = true, f, v, "/admin/token/"+name
+	if !p.CanChange {
+		v.AuthorizeWhy, v.RefreshWhy = viewerWhy, viewerWhy
+	}
+	v.NewLink, v.LinkTTL = newLink, cs.cfg.AuthorizeLinkTTL
+	cs.tokenRecords(ctx, name, &v)
+	p.Poll, p.Flash, p.Data, p.Canonical = newLink == "", f, v, "/admin/token/"+name
 	return cs.render(c, status, "token", p)
+}
+
+// viewerWhy is why a viewer's buttons do nothing.
+const viewerWhy = "You are signed in as a viewer: viewers change nothing."
+
+// historyOnPage is how much of a token's activity its page shows.
+const historyOnPage = 12
+
+// tokenRecords adds the token's pending links and latest activity to v;
+// a store that does not answer leaves them out (the page says so in the
+// log, not to the reader).
+func (cs *Console) tokenRecords(ctx context.Context, name string, v *tokenView) {
+	if !v.Row.ServiceApp {
+		links, err := cs.d.Service.Links(ctx, name)
+		if err != nil {
+			cs.log.Warn("console links not listed", "token", name, "error", err.Error())
+		}
+		v.Links = links
+	}
+	if cs.d.Activity == nil {
+		return
+	}
+	page, err := cs.d.Activity.List(ctx, activity.Filter{Token: name, Limit: historyOnPage})
+	if err != nil {
+		cs.log.Warn("console history not listed", "token", name, "error", err.Error())
+		return
+	}
+	v.History, v.MoreHistory = page.Entries, page.Next != ""
+}
+
+// renderTokenWithLink shows name's page with a link just made.
+func (cs *Console) renderTokenWithLink(c echo.Context, name, link, message string) error {
+	return cs.renderTokenPage(c, http.StatusOK, name, &flash{"ok", message}, nil, link)
 }
 
 func (cs *Console) newTokenPage(c echo.Context) error {

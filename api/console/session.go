@@ -1,22 +1,27 @@
 package console
 
 import (
+	"context"
 	"crypto/hkdf"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"golang.org/x/crypto/argon2"
 
+	"github.com/wxcc/tokenservice/shared/config"
 	"github.com/wxcc/tokenservice/shared/httpapi"
+	"github.com/wxcc/tokenservice/shared/people"
+	"github.com/wxcc/tokenservice/shared/token"
 )
 
 // The console's cookies. Over HTTPS (or behind a proxy that says so) they
@@ -25,31 +30,36 @@ import (
 // overwrite them. Over plain HTTP to a loopback address (the local stack)
 // Secure would make the browser drop them, so they go without.
 const (
-	// sessionCookie holds the signed session: v1.<expiry>.<id>.<tag>.
+	// sessionCookie holds a session's ID: 256 random bits; the session
+	// itself is kept server-side (people.SessionStore), under its hash.
 	sessionCookie = "tks_session"
-	// bindCookie binds authorizations started from the console to the
-	// browser that started them: MACs of their states' nonces.
+	// bindCookie binds authorizations started from the console or a
+	// link to the browser that started them: MACs of their states' nonces.
 	bindCookie = "tks_authz"
-	hostPrefix = "__Host-"
+	// loginCookie carries a sign-in with Webex between its start and
+	// Webex's redirect back: the state, nonce and PKCE verifier, sealed.
+	loginCookie = "tks_login"
+	hostPrefix  = "__Host-"
 )
 
-// keys are the console's keys, all derived from ADMIN_PASSPHRASE
-// apart from the key of /authorize's states: changing the passphrase
-// ends every session and every authorization in flight.
+// keys are the console's keys, derived from one secret every instance
+// shares (STATE_SIGNING_KEY, else ADMIN_PASSPHRASE, else the sign-in
+// integration's client secret): changing it ends every authorization and
+// sign-in in flight, not the sessions, which are server-side.
 type keys struct {
-	session []byte // signs session cookies and CSRF tokens
-	state   []byte // signs the OAuth states of authorizations the console starts
-	bind    []byte // MACs the binding cookie; derives PKCE verifiers
+	login []byte // seals the sign-in cookie
+	state []byte // signs the OAuth states of authorizations the console starts
+	link  []byte // signs the OAuth states of authorization links
+	bind  []byte // MACs the binding cookie; derives PKCE verifiers
 }
 
-// deriveKeys stretches the admin passphrase with argon2id (a fixed
-// salt, so every instance derives the same keys; about 30 ms at start),
-// then expands it with HKDF under one label per key. The stretching
-// keeps a leaked cookie or state from being a fast test of passphrase
-// guesses.
-func deriveKeys(adminPassphrase string) keys {
+// deriveKeys stretches secret with argon2id (a fixed salt, so every
+// instance derives the same keys; about 30 ms at start), then expands it
+// with HKDF under one label per key. The stretching keeps a leaked state
+// from being a fast test of guesses of a passphrase.
+func deriveKeys(secret string) keys {
 	const label = "tokenservice console v1"
-	stretched := argon2.IDKey([]byte(adminPassphrase), []byte(label+" salt"), 2, 19456, 1, 32)
+	stretched := argon2.IDKey([]byte(secret), []byte(label+" salt"), 2, 19456, 1, 32)
 	key := func(purpose string) []byte {
 		k, err := hkdf.Key(sha256.New, stretched, nil, label+" "+purpose, 32)
 		if err != nil { // only for impossible lengths
@@ -57,7 +67,18 @@ func deriveKeys(adminPassphrase string) keys {
 		}
 		return k
 	}
-	return keys{session: key("session"), state: key("oauth state"), bind: key("browser binding")}
+	return keys{login: key("sign-in"), state: key("oauth state"), link: key("link state"), bind: key("browser binding")}
+}
+
+// keySecret is the secret the console's keys come from.
+func keySecret(cfg *config.Config) string {
+	switch {
+	case cfg.StateSigningKey != "":
+		return cfg.StateSigningKey
+	case cfg.AdminPassphrase != "":
+		return cfg.AdminPassphrase
+	}
+	return cfg.ConsoleOIDCClientSecret
 }
 
 func mac(key []byte, parts ...string) string {
@@ -69,55 +90,15 @@ func mac(key []byte, parts ...string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// session is a signed-in console session.
-type session struct {
-	id      string
-	expires time.Time
-}
-
-// issueSession returns a new session valid for ttl and its cookie value.
-func (k keys) issueSession(now time.Time, ttl time.Duration) (session, string) {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails, see crypto/rand
-	s := session{id: base64.RawURLEncoding.EncodeToString(b[:]), expires: now.Add(ttl).Truncate(time.Second)}
-	body := "v1." + strconv.FormatInt(s.expires.Unix(), 10) + "." + s.id
-	return s, body + "." + mac(k.session, "session", body)
-}
-
-// verifySession checks a cookie value's tag in constant time, then its
-// expiry, which may not lie further ahead than ttl (a cookie signed
-// under a longer ADMIN_SESSION_TTL ends when the current one says).
-func (k keys) verifySession(value string, now time.Time, ttl time.Duration) (session, bool) {
-	if len(value) > 200 {
-		return session{}, false
-	}
-	i := strings.LastIndexByte(value, '.')
-	if i < 0 {
-		return session{}, false
-	}
-	body, tag := value[:i], value[i+1:]
-	if !hmac.Equal([]byte(tag), []byte(mac(k.session, "session", body))) {
-		return session{}, false
-	}
-	f := strings.Split(body, ".")
-	if len(f) != 3 || f[0] != "v1" {
-		return session{}, false
-	}
-	exp, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
-		return session{}, false
-	}
-	s := session{id: f[2], expires: time.Unix(exp, 0)}
-	if !now.Before(s.expires) || s.expires.Sub(now) > ttl+time.Minute {
-		return session{}, false
-	}
-	return s, true
-}
-
-// csrfToken is the session's anti-forgery token, carried by every form
+// csrfToken is a session's anti-forgery token, carried by every form
 // (field csrf) and script request (header x-csrf-token) that changes
-// something.
-func (k keys) csrfToken(s session) string { return mac(k.session, "csrf", s.id)[:32] }
+// something: a hash of the session's ID under its own label, so that the
+// page can show it while the ID stays in an HttpOnly cookie, and so that
+// neither it nor the stored session key gives the other away.
+func csrfToken(sessionID string) string {
+	sum := sha256.Sum256([]byte("tokenservice csrf v1\x00" + sessionID))
+	return base64.RawURLEncoding.EncodeToString(sum[:])[:32]
+}
 
 // bindValue is what the binding cookie holds for a state's nonce: a MAC,
 // so that someone holding a leaked authorize link (which shows the nonce)
@@ -187,17 +168,6 @@ func cookieValue(r *http.Request, base string) string {
 	return ck.Value
 }
 
-// sessionOf returns the request's valid session. present says whether it
-// carried a session cookie at all (valid or not).
-func (cs *Console) sessionOf(r *http.Request) (sess session, present, ok bool) {
-	v := cookieValue(r, sessionCookie)
-	if v == "" {
-		return session{}, false, false
-	}
-	sess, ok = cs.keys.verifySession(v, cs.now(), cs.cfg.AdminSessionTTL)
-	return sess, true, ok
-}
-
 // safeMethod: a request that changes nothing.
 func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
@@ -219,11 +189,67 @@ func sameOrigin(r *http.Request) bool {
 	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
 }
 
+// signedIn is the request's open session, with the ID its cookie holds.
+type signedIn struct {
+	id string
+	*people.Session
+}
+
+// canChange reports whether the session may change anything: operators
+// can, viewers cannot.
+func (s *signedIn) canChange() bool { return s != nil && s.Role.CanChange() }
+
+// sessionOf returns the request's open session. present says whether it
+// carried a session cookie at all. A session seen for the first time in
+// a minute is touched (last seen, address); an error of the store other
+// than "no session" is returned, so that an outage reads as one.
+func (cs *Console) sessionOf(r *http.Request) (sess *signedIn, present bool, err error) {
+	id := cookieValue(r, sessionCookie)
+	if id == "" {
+		return nil, false, nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), adminTimeout)
+	defer cancel()
+	s, err := cs.d.Sessions.Get(ctx, id)
+	switch {
+	case errors.Is(err, people.ErrNoSession):
+		return nil, true, nil
+	case err != nil:
+		return nil, true, fmt.Errorf("read session: %w", err)
+	}
+	now := cs.now()
+	if !s.Open(now) {
+		return nil, true, nil
+	}
+	if s.NeedsTouch(now) {
+		if err := cs.d.Sessions.Touch(ctx, s.Key, cs.d.ClientAddr(r)); err != nil && !errors.Is(err, people.ErrNoSession) {
+			cs.log.Warn("session not touched", "error", err.Error())
+		}
+	}
+	return &signedIn{id: id, Session: s}, true, nil
+}
+
+// startSession signs p in with role: a new server-side session and its
+// cookie (SameSite=Strict, HttpOnly, Secure unless plain loopback).
+func (cs *Console) startSession(c echo.Context, p token.Person, role people.Role, via people.Via) error {
+	id, s, err := people.NewSession(p, role, via, cs.d.ClientAddr(c.Request()), cs.now(), cs.cfg.AdminSessionTTL, cs.cfg.AdminSessionIdle)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
+	defer cancel()
+	if err := cs.d.Sessions.Create(ctx, s); err != nil {
+		return fmt.Errorf("store session: %w", err)
+	}
+	setCookie(c, sessionCookie, id, cs.cfg.AdminSessionTTL, http.SameSiteStrictMode)
+	return nil
+}
+
 // crossSiteSafe checks a state-changing request made with a session: it
 // came from this origin and carries the session's CSRF token (form field
 // csrf, or header x-csrf-token for scripts). Both, so that neither a
 // browser that omits the headers nor a leaked token alone suffices.
-func (cs *Console) crossSiteSafe(c echo.Context, sess session) bool {
+func (cs *Console) crossSiteSafe(c echo.Context, sess *signedIn) bool {
 	r := c.Request()
 	if !sameOrigin(r) {
 		return false
@@ -232,37 +258,35 @@ func (cs *Console) crossSiteSafe(c echo.Context, sess session) bool {
 	if given == "" {
 		given = r.PostFormValue("csrf") // never the query string: a URL leaks into logs and Referer
 	}
-	return hmac.Equal([]byte(given), []byte(cs.keys.csrfToken(sess)))
+	return subtle.ConstantTimeCompare([]byte(given), []byte(csrfToken(sess.id))) == 1
 }
 
 // Principal lets a console session stand in for x-admin-passphrase at
 // the JSON admin endpoints. handled says that the request was decided
 // here (err nil: let it through); otherwise the passphrase decides. A
-// session cookie that does not verify is refused without counting as a
-// failed passphrase: no one guesses an HMAC, and an expired session must
-// not lock its admin out.
+// session that is not open is refused without counting as a failed
+// passphrase (no one guesses 256 random bits, and an expired session
+// must not lock its person out); a viewer's session changes nothing.
 func (cs *Console) Principal(c echo.Context) (handled bool, err *httpapi.Error) {
 	r := c.Request()
 	if cs == nil || r.Header.Get("x-admin-passphrase") != "" {
 		return false, nil
 	}
-	sess, present, ok := cs.sessionOf(r)
+	sess, present, serr := cs.sessionOf(r)
 	switch {
 	case !present:
 		return false, nil
-	case !ok:
-		return true, httpapi.Errorf(http.StatusUnauthorized, "the console session expired or is invalid: sign in again")
+	case serr != nil:
+		cs.log.Warn("console session not read", "error", serr.Error())
+		return true, &httpapi.Error{Code: http.StatusServiceUnavailable, RetryAfter: 5 * time.Second, Message: "the console session could not be read; retry"}
+	case sess == nil:
+		return true, httpapi.Errorf(http.StatusUnauthorized, "the console session ended or expired: sign in again")
 	case !safeMethod(r.Method) && !cs.crossSiteSafe(c, sess):
 		cs.log.Warn("cross-site admin request refused", "route", c.Path(), "remote_ip", c.RealIP())
 		return true, httpapi.Errorf(http.StatusForbidden, "request refused: it did not come from this console (origin or CSRF token missing or wrong)")
+	case !safeMethod(r.Method) && !sess.canChange():
+		return true, httpapi.Errorf(http.StatusForbidden, "viewers change nothing: ask an operator")
 	}
+	c.Set(sessionKey, sess)
 	return true, nil
-}
-
-// SignedSessionForTest is a session cookie value issued at issued for
-// ttl under the keys of adminPassphrase, for the api's tests of refused
-// sessions.
-func SignedSessionForTest(adminPassphrase string, issued time.Time, ttl time.Duration) string {
-	_, v := deriveKeys(adminPassphrase).issueSession(issued, ttl)
-	return v
 }

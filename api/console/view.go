@@ -8,8 +8,22 @@ import (
 	"time"
 
 	"github.com/wxcc/tokenservice/api/listing"
+	"github.com/wxcc/tokenservice/shared/activity"
 	"github.com/wxcc/tokenservice/shared/token"
 )
+
+// actionLabels are the activity record's actions in words.
+var actionLabels = map[activity.Action]string{
+	activity.SignIn: "Signed in", activity.SignInRefused: "Sign-in refused", activity.SignOut: "Signed out",
+	activity.SessionEnded: "Ended a session", activity.TokenCreated: "Created the token", activity.ConfigSaved: "Saved the client config",
+	activity.PassphraseSet: "Set the token's passphrase", activity.PassphraseGone: "Removed the token's passphrase",
+	activity.RefreshNow: "Refresh now", activity.TokenDeleted: "Deleted the token", activity.AuthStarted: "Started an authorization",
+	activity.AuthCompleted: "Authorized", activity.AuthRefused: "Authorization refused", activity.AuthFailed: "Authorization failed",
+	activity.LinkCreated: "Made an authorization link", activity.LinkUsed: "Used an authorization link", activity.LinkRevoked: "Revoked an authorization link",
+	activity.Rotated: "Rotated", activity.Minted: "Minted", activity.RefreshFailed: "Refresh failed",
+	activity.ReauthRequired: "Needs re-authorization", activity.ExpiryWarned: "Refresh token expires soon", activity.SweepHalted: "Sweep halted",
+	activity.NotifySent: "Notified", activity.NotifyGivenUp: "Gave up notifying", activity.IdentityUnknown: "Webex did not say who authorized",
+}
 
 // healthLabels are the badges' words.
 var healthLabels = map[token.Health]string{
@@ -144,6 +158,12 @@ func (cs *Console) parsePages() map[string]*template.Template {
 		"ms":    func(t time.Time) int64 { return t.UnixMilli() },
 		"human": humanDuration,
 		"held":  heldReason,
+		"actionLabel": func(a activity.Action) string {
+			if l, ok := actionLabels[a]; ok {
+				return l
+			}
+			return string(a)
+		},
 	}
 	base := template.Must(template.New("layout").Funcs(funcs).ParseFS(templates, "templates/layout.html", "templates/partials.html"))
 	pages := map[string]*template.Template{}

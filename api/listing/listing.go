@@ -46,6 +46,9 @@ func New(store Store, w token.HealthWindows, now func() time.Time) *Listing {
 
 // Snapshot is one listing of every token, without secrets.
 type Snapshot struct {
+	// Holders are the people several tokens act as, most tokens first:
+	// the day one of them leaves, all their tokens stop.
+	Holders []Holder
 	// At is when the listing was made.
 	At    time.Time
 	Rows  []Row // most urgent first
@@ -73,6 +76,7 @@ func (l *Listing) Overview(ctx context.Context) (*Snapshot, error) {
 		return nil, err
 	}
 	countBlocked(snap.Rows)
+	snap.Holders = holders(snap.Rows)
 	slices.SortStableFunc(snap.Rows, urgentFirst)
 	snap.Sweep, err = l.store.LastSweep(ctx)
 	if err != nil && !errors.Is(err, token.ErrNotFound) {
@@ -125,6 +129,8 @@ type Row struct {
 	WaitsForManager bool
 	// OrgID is the Webex org of its tokens, "" if unknown.
 	OrgID string
+	// AuthorizedBy is who an integration's grant acts as (nil: unknown).
+	AuthorizedBy *token.Person
 	// Blocked counts, for an integration, the Service Apps that wait for
 	// it to be authorized again (set by the overview's listing).
 	Blocked         int
@@ -166,6 +172,10 @@ func NewRow(t *token.Token, unreadable []string, now time.Time, w token.HealthWi
 		le := *t.LastError
 		r.LastError = &le
 	}
+	if t.AuthorizedBy != nil && !r.ServiceApp {
+		p := *t.AuthorizedBy
+		r.AuthorizedBy = &p
+	}
 	return r
 }
 
@@ -185,4 +195,38 @@ func urgentFirst(a, b Row) int {
 		return a.AccessExpires.Compare(b.AccessExpires)
 	}
 	return strings.Compare(a.Name, b.Name)
+}
+
+// Holder is a person several integration tokens act as.
+type Holder struct {
+	Person token.Person
+	Tokens []string
+}
+
+// holders lists the people at least two tokens act as.
+func holders(rows []Row) []Holder {
+	byEmail := map[string]*Holder{}
+	var order []string
+	for _, r := range rows {
+		if r.AuthorizedBy == nil || r.AuthorizedBy.Email == "" {
+			continue
+		}
+		k := strings.ToLower(r.AuthorizedBy.Email)
+		h, ok := byEmail[k]
+		if !ok {
+			h = &Holder{Person: *r.AuthorizedBy}
+			byEmail[k] = h
+			order = append(order, k)
+		}
+		h.Tokens = append(h.Tokens, r.Name)
+	}
+	var out []Holder
+	for _, k := range order {
+		if h := byEmail[k]; len(h.Tokens) >= 2 {
+			slices.Sort(h.Tokens)
+			out = append(out, *h)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Holder) int { return len(b.Tokens) - len(a.Tokens) })
+	return out
 }

@@ -140,7 +140,8 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (*Core, error) {
 		WebexTimeout: cfg.WebexTimeout,
 		Logger:       log,
 	})
-	deps := lifecycle.Deps{Store: c.Store, Activity: c.Activity, People: c.Webex, HashPassphrase: passphrase.Hash}
+	deps := lifecycle.Deps{Store: c.Store, Activity: c.Activity, People: c.Webex, HashPassphrase: passphrase.Hash,
+		Links: c.Store.Links(), LinkTTL: cfg.AuthorizeLinkTTL}
 	if relay != nil {
 		deps.Alerts = relay
 	}

@@ -194,6 +194,9 @@ func Load(b Binary, getenv func(string) string) (*Config, error) {
 	if (c.ConsoleOIDCClientID == "") != (c.ConsoleOIDCClientSecret == "") {
 		r.errs = append(r.errs, errors.New("CONSOLE_OIDC_CLIENT_ID and CONSOLE_OIDC_CLIENT_SECRET must be set together"))
 	}
+	if c.ConsoleOIDCClientID != "" && c.ConsoleURL == "" {
+		r.errs = append(r.errs, errors.New("CONSOLE_OIDC_CLIENT_ID is set but CONSOLE_URL is not: sign-in with Webex returns to CONSOLE_URL + /admin/signin/webex/callback, which the integration must list"))
+	}
 	if c.ConsoleOIDCClientID != "" && len(c.ConsoleOperators)+len(c.ConsoleViewers) == 0 {
 		r.errs = append(r.errs, errors.New("CONSOLE_OIDC_CLIENT_ID is set but CONSOLE_OPERATORS and CONSOLE_VIEWERS are empty: nobody could sign in"))
 	}

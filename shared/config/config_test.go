@@ -74,7 +74,8 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"bad metrics addr", Worker, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "METRICS_ADDR": "9090"}, []string{"METRICS_ADDR"}},
 		{"short run secret", Worker, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "RUN_AUTH_SECRET": "0123456789abcdef0123456789abcde"}, []string{"RUN_AUTH_SECRET", "32"}},
 		{"iam without audience", Worker, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "RUN_BEHIND_CLOUD_RUN_IAM": "true"}, []string{"RUN_BEHIND_CLOUD_RUN_IAM", "RUN_OIDC_AUDIENCE"}},
-		{"sign-in without people", API, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_PASSPHRASE": "x", "CONSOLE_OIDC_CLIENT_ID": "c", "CONSOLE_OIDC_CLIENT_SECRET": "s"}, []string{"CONSOLE_OPERATORS"}},
+		{"sign-in without people", API, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_PASSPHRASE": "x", "CONSOLE_OIDC_CLIENT_ID": "c", "CONSOLE_OIDC_CLIENT_SECRET": "s", "CONSOLE_URL": "https://c.example.com"}, []string{"CONSOLE_OPERATORS"}},
+		{"sign-in without console url", API, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_PASSPHRASE": "x", "CONSOLE_OIDC_CLIENT_ID": "c", "CONSOLE_OIDC_CLIENT_SECRET": "s", "CONSOLE_OPERATORS": "a@example.com"}, []string{"CONSOLE_URL"}},
 		{"half sign-in", API, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_PASSPHRASE": "x", "CONSOLE_OIDC_CLIENT_ID": "c", "CONSOLE_OPERATORS": "a@example.com"}, []string{"CONSOLE_OIDC_CLIENT_SECRET"}},
 		{"bad operator", API, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_PASSPHRASE": "x", "CONSOLE_OPERATORS": "alice, *@example.com"}, []string{"CONSOLE_OPERATORS", "alice"}},
 		{"bad console url", Worker, map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "CONSOLE_URL": "console.example.com"}, []string{"CONSOLE_URL"}},
@@ -158,7 +159,7 @@ func TestAdminPassphraseLength(t *testing.T) {
 
 func TestPeopleLists(t *testing.T) {
 	c, err := Load(API, env(map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TOKEN_PASSPHRASE": "x",
-		"CONSOLE_OIDC_CLIENT_ID": "c", "CONSOLE_OIDC_CLIENT_SECRET": "s",
+		"CONSOLE_OIDC_CLIENT_ID": "c", "CONSOLE_OIDC_CLIENT_SECRET": "s", "CONSOLE_URL": "https://console.example.com",
 		"CONSOLE_OPERATORS": "alice@example.com, *@ops.example.com", "CONSOLE_VIEWERS": "bob@example.com"}))
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,10 @@ type Authorization struct {
 	Code        string
 	Verifier    string
 	ExpectEmail string
+	// Claim, if set, is called once Webex said who authorized (by; nil if
+	// it could not say) and before the grant is stored; its error stops
+	// the authorization (an authorization link used twice).
+	Claim func(ctx context.Context, by *token.Person) error
 }
 
 // Errors of completing an authorization, besides the Webex errors.
@@ -79,7 +83,7 @@ func (s *Service) CompleteAuthorization(ctx context.Context, who Actor, a Author
 		s.record(ctx, s.self(), activity.IdentityUnknown, a.Name, activity.Failed, detail)
 	}
 	switch {
-	case errors.Is(err, ErrWrongPerson), errors.Is(err, ErrPersonUnknown):
+	case outcomeOf(err) == activity.Refused:
 		s.record(ctx, who, activity.AuthRefused, a.Name, activity.Refused, errorDetail(err))
 	case err != nil:
 		s.record(ctx, who, activity.AuthFailed, a.Name, outcomeOf(err), errorDetail(err))
@@ -129,6 +133,9 @@ func (r *Refresher) authorize(ctx context.Context, a Authorization, identify fun
 			r.o.Logger.Warn("webex did not say who authorized", "token", name, "error", ierr.Error())
 		}
 		err = checkPerson(a.ExpectEmail, by, ierr)
+	}
+	if err == nil && a.Claim != nil {
+		err = a.Claim(context.WithoutCancel(ctx), by)
 	}
 	if err == nil {
 		// The code is spent: the grant is stored even if the caller goes away.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wxcc/tokenservice/shared/activity"
+	"github.com/wxcc/tokenservice/shared/people"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -44,6 +45,10 @@ type Deps struct {
 	// HashPassphrase hashes a token's own passphrase, checking its rules
 	// (package passphrase's Hash).
 	HashPassphrase func(string) (string, error)
+	// Links keeps authorization links, valid for LinkTTL
+	// (AUTHORIZE_LINK_TTL); nil turns them off.
+	Links   people.LinkStore
+	LinkTTL time.Duration
 }
 
 // Service carries out the operators' use cases and the service's own
@@ -88,7 +93,10 @@ func outcomeOf(err error) activity.Outcome {
 	case err == nil:
 		return activity.OK
 	case errors.Is(err, token.ErrInvalidConfig), errors.Is(err, token.ErrInvalidName), errors.Is(err, token.ErrNotFound),
-		errors.Is(err, token.ErrExists), errors.Is(err, token.ErrBadManager), errors.Is(err, ErrNotAuthorizable):
+		errors.Is(err, token.ErrExists), errors.Is(err, token.ErrBadManager), errors.Is(err, ErrNotAuthorizable),
+		errors.Is(err, ErrWrongPerson), errors.Is(err, ErrPersonUnknown), errors.Is(err, people.ErrLinkUsed),
+		errors.Is(err, people.ErrLinkExpired), errors.Is(err, people.ErrLinkRevoked), errors.Is(err, people.ErrLinkWrongPerson),
+		errors.Is(err, people.ErrLinkNotFound):
 		return activity.Refused
 	}
 	return activity.Failed
