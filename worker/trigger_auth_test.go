@@ -39,7 +39,7 @@ type triggerCase struct {
 
 const (
 	runSecret       = "run-secret-0123456789abcdef-0123456789" // RUN_AUTH_SECRET: at least 32 characters
-	runAudience     = "https://worker-abc123-ew.a.run.app"    // the service URL, without path, as the deployment sets it
+	runAudience     = "https://worker-abc123-ew.a.run.app"     // the service URL, without path, as the deployment sets it
 	schedulerSA     = "scheduler@proj.iam.gserviceaccount.com"
 	googleCertsURL  = "https://www.googleapis.com/oauth2/v3/certs" // idtoken's RS256 key set
 	googleIssuer    = "https://accounts.google.com"
