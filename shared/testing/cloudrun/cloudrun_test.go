@@ -216,7 +216,9 @@ func TestFrontRefusesAsCloudRun(t *testing.T) {
 		{"audience with a path", "Bearer " + mint(t, iss, f.URL+"/run", invoker), http.StatusUnauthorized},
 		{"signed by another key", "Bearer " + mint(t, stranger, f.URL, invoker), http.StatusUnauthorized},
 		{"signature already removed", "Bearer " + parts[0] + "." + parts[1] + "." + cloudrun.RemovedSignature, http.StatusUnauthorized},
-		{"expired", "Bearer " + claims(func(c *cloudrun.Claims) { c.IssuedAt, c.Expires = now.Add(-2*time.Hour).Unix(), now.Add(-time.Hour).Unix() }), http.StatusUnauthorized},
+		{"expired", "Bearer " + claims(func(c *cloudrun.Claims) {
+			c.IssuedAt, c.Expires = now.Add(-2*time.Hour).Unix(), now.Add(-time.Hour).Unix()
+		}), http.StatusUnauthorized},
 		{"issued by someone else", "Bearer " + claims(func(c *cloudrun.Claims) { c.Issuer = "https://evil.example.com" }), http.StatusUnauthorized},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -360,4 +362,3 @@ func (r roundTripTo) RoundTrip(req *http.Request) (*http.Response, error) {
 	out.URL.Scheme, out.URL.Host, out.Host = r.to.Scheme, r.to.Host, ""
 	return http.DefaultTransport.RoundTrip(out)
 }
-
