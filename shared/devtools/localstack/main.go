@@ -438,4 +438,3 @@ func exportEveryMinute(ctx context.Context, fsHost string, con *console) {
 		}
 	}
 }
-

@@ -92,7 +92,7 @@ func writeEnvFile(path string, vars []envVar) error {
 	return nil
 }
 
-// shellQuote quotes s for sh: in single quotes, each ' as '\''.
+// shellQuote quotes s for sh: in single quotes, each ' as '\”.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
