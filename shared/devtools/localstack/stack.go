@@ -92,7 +92,8 @@ func writeEnvFile(path string, vars []envVar) error {
 	return nil
 }
 
-// shellQuote quotes s for sh: in single quotes, each ' as '\”.
+// shellQuote quotes s for sh: in single quotes, each single quote in s
+// closing the quoted part, escaped, and opening the next.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
