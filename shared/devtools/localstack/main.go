@@ -346,6 +346,10 @@ func run(ctx context.Context, con *console) error {
 				con.say("warning: %v", err)
 			}
 			printTryThis(con, st)
+			if parentIgnoresInterrupt() {
+				con.say("note: the process that started localstack (pid %d) ignores SIGINT, as make started in the background of a script does: stop it with kill -TERM %d, or use set -m in the script",
+					os.Getppid(), os.Getppid())
+			}
 			go schedule(ctx, iss, workerURL, con)
 			go refreshEnvFile(ctx, envFile, st, iss, con)
 			startPushToNotify(ctx)

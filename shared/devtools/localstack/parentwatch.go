@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -66,25 +67,37 @@ func watchParent(ctx context.Context, stop func(why string)) {
 
 // caughtSignals reads the mask of signals pid has a handler for (SigCgt
 // in /proc/<pid>/status).
-func caughtSignals(pid int) (uint64, error) {
+func caughtSignals(pid int) (uint64, error) { return signalMask(pid, "SigCgt") }
+
+// parentIgnoresInterrupt reports whether the parent process ignores
+// SIGINT, as make does when a shell without job control (a script) starts
+// it in the background: `kill -INT` then never reaches it, and there is
+// nothing to notice.
+func parentIgnoresInterrupt() bool {
+	m, err := signalMask(os.Getppid(), "SigIgn")
+	return err == nil && m&(1<<(syscall.SIGINT-1)) != 0
+}
+
+// signalMask reads a signal mask field of /proc/<pid>/status.
+func signalMask(pid int, field string) (uint64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	return parseSigCgt(f)
+	return parseSignalMask(f, field)
 }
 
-// parseSigCgt finds the SigCgt line of a /proc status file.
-func parseSigCgt(f *os.File) (uint64, error) {
-	sc := bufio.NewScanner(f)
+// parseSignalMask finds a field (SigCgt, SigIgn) of a /proc status file.
+func parseSignalMask(r io.Reader, field string) (uint64, error) {
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "SigCgt:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
 			return strconv.ParseUint(strings.TrimSpace(v), 16, 64)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, fmt.Errorf("no SigCgt line")
+	return 0, fmt.Errorf("no %s line", field)
 }

@@ -104,16 +104,20 @@ func TestStopsWhenMakeIsInterrupted(t *testing.T) {
 	}
 }
 
-func TestParseSigCgt(t *testing.T) {
+func TestParseSignalMask(t *testing.T) {
 	f, err := os.CreateTemp(t.TempDir(), "status")
 	if err != nil {
 		t.Fatal(err)
 	}
 	fmt.Fprint(f, "Name:\tmake\nSigPnd:\t0000000000000000\nSigIgn:\t0000000000000000\nSigCgt:\t0000000001814207\n")
 	f.Seek(0, 0)
-	got, err := parseSigCgt(f)
+	got, err := parseSignalMask(f, "SigCgt")
 	if err != nil || got != 0x1814207 {
 		t.Fatalf("got %#x, %v, want 0x1814207", got, err)
+	}
+	f.Seek(0, 0)
+	if ign, err := parseSignalMask(f, "SigIgn"); err != nil || ign != 0 {
+		t.Fatalf("SigIgn: got %#x, %v, want 0", ign, err)
 	}
 	if got&(1<<(syscall.SIGINT-1)) == 0 {
 		t.Error("SIGINT's bit is not set in make's mask")
