@@ -18,6 +18,7 @@ SOAK_TEST_DURATION ?= 90s
 ## of make: localstack, started without a shell so that make is its parent, watches make.
 run: build
 	$(BUILD) -o bin/localstack ./shared/devtools/localstack
+	$(BUILD) -o bin/cloudrunfront ./shared/devtools/cloudrunfront
 	bin/localstack
 
 ## test: every test, race detector on, then a 90 s soak campaign, with the emulators started once for both.
