@@ -12,9 +12,13 @@ PKGS     := ./...
 # The soak run that `make test` (and so CI) includes.
 SOAK_TEST_DURATION ?= 90s
 
-## run: the whole service locally: emulators, fake Webex, worker, api, demo token.
+## run: the whole service locally: emulators, fake Webex, api, and the worker behind a local
+## Cloud Run front end that a local Cloud Scheduler triggers; addresses in bin/localstack.env.
+## Everything on 127.0.0.1 unless LOCALSTACK_BIND=0.0.0.0. `make run &` stops on kill -INT/-TERM
+## of make: localstack, started without a shell so that make is its parent, watches make.
 run: build
 	$(BUILD) -o bin/localstack ./shared/devtools/localstack
+	$(BUILD) -o bin/cloudrunfront ./shared/devtools/cloudrunfront
 	bin/localstack
 
 ## test: every test, race detector on, then a 90 s soak campaign, with the emulators started once for both.

@@ -126,11 +126,11 @@ func (h *harness) startWorker(ps *gps.Client) *workerUnderTest {
 		h.T.Fatal(err)
 	}
 	sw := newSweeperFor(cfg, core, log, h.Clock.Now)
-	auth, err := newRunAuth(context.Background(), cfg)
+	guard, err := newTriggerGuard(context.Background(), cfg, log)
 	if err != nil {
 		h.T.Fatal(err)
 	}
-	srv := httptest.NewServer(newHandler(sw, auth, core.Metrics.Handler(), log))
+	srv := httptest.NewServer(newHandler(sw, guard, core.Metrics.Handler(), log))
 	h.T.Cleanup(func() { srv.Close(); core.Close() })
 	return &workerUnderTest{url: srv.URL, sweeper: sw, store: core.Store, relay: core.Relay, refresher: core.Service.Refresher}
 }

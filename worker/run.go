@@ -65,11 +65,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 
-	auth, err := newRunAuth(ctx, cfg)
+	guard, err := newTriggerGuard(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	if auth.open() {
+	if guard.open() {
 		log.Warn("POST /run is unauthenticated: set RUN_AUTH_SECRET or RUN_OIDC_AUDIENCE with RUN_OIDC_SERVICE_ACCOUNT, or protect the service with Cloud Run IAM")
 	}
 	if cfg.MetricsAddr == "" {
@@ -99,7 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return err
 	}
-	return httpserve.Serve(ctx, ln, newHandler(sw, auth, publicMetrics, log), log,
+	return httpserve.Serve(ctx, ln, newHandler(sw, guard, publicMetrics, log), log,
 		httpserve.Options{Ready: ready, WriteTimeout: cfg.SweepTimeout + 30*time.Second, Metrics: private})
 }
 

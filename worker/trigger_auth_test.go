@@ -38,8 +38,8 @@ type triggerCase struct {
 }
 
 const (
-	runSecret       = "run-secret-0123456789abcdef"
-	runAudience     = "https://worker-abc123-ew.a.run.app/run"
+	runSecret       = "run-secret-0123456789abcdef-0123456789" // RUN_AUTH_SECRET: at least 32 characters
+	runAudience     = "https://worker-abc123-ew.a.run.app"     // the service URL, without path, as the deployment sets it
 	schedulerSA     = "scheduler@proj.iam.gserviceaccount.com"
 	googleCertsURL  = "https://www.googleapis.com/oauth2/v3/certs" // idtoken's RS256 key set
 	googleIssuer    = "https://accounts.google.com"
@@ -84,8 +84,7 @@ func TestTriggerAuthOIDC(t *testing.T) {
 	h := newHarness(t, nil)
 	w := h.startWorker(nil)
 	g := newFakeGoogle(t)
-	auth := &runAuth{validate: oidcValidator(g.validator(t), runAudience), account: schedulerSA}
-	u := h.serveRun(w, auth)
+	u := h.serveRun(w, guardSettings{verify: oidcValidator(g.validator(t), runAudience), audience: runAudience, account: schedulerSA})
 
 	bearer := func(tok string) map[string]string {
 		h.Secret(tok)
@@ -148,9 +147,8 @@ func TestTriggerAuthSecretOrOIDC(t *testing.T) {
 	h.Secret(runSecret)
 	w := h.startWorker(nil)
 	g := newFakeGoogle(t)
-	auth := &runAuth{secret: sha256.Sum256([]byte(runSecret)), hasSec: true,
-		validate: oidcValidator(g.validator(t), runAudience), account: schedulerSA}
-	u := h.serveRun(w, auth)
+	u := h.serveRun(w, guardSettings{secret: runSecret,
+		verify: oidcValidator(g.validator(t), runAudience), audience: runAudience, account: schedulerSA})
 
 	valid := "Bearer " + g.sign(t, g.key, g.kid, g.claims(nil))
 	wrongAccount := "Bearer " + g.sign(t, g.key, g.kid, g.claims(func(c map[string]any) { c["email"] = "someone@proj.iam.gserviceaccount.com" }))
@@ -222,12 +220,17 @@ func postRun(t *testing.T, u string, header map[string]string) (int, map[string]
 	return resp.Code, body
 }
 
-// serveRun serves newHandler with w's sweeper behind auth, and returns its
-// URL.
-func (h *harness) serveRun(w *workerUnderTest, auth *runAuth) string {
+// serveRun serves newHandler with w's sweeper behind a guard made of s,
+// and returns its URL. Failures are not throttled unless s says so: the
+// tables send many wrong credentials from one address.
+func (h *harness) serveRun(w *workerUnderTest, s guardSettings) string {
 	h.T.Helper()
 	log := logging.New(h.Logs, logging.ParseLevel("debug"))
-	srv := httptest.NewServer(newHandler(w.sweeper, auth, nil, log))
+	s.log = log
+	if s.failureLimit == 0 {
+		s.failureLimit, s.failureWindow = 1_000_000, time.Minute
+	}
+	srv := httptest.NewServer(newHandler(w.sweeper, newGuard(s), nil, log))
 	h.T.Cleanup(srv.Close)
 	return srv.URL
 }
@@ -304,7 +307,11 @@ func (r *redirectAll) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // claims are those of a Cloud Scheduler ID token for runAudience from
 // schedulerSA, changed by mod if not nil.
-func (g *fakeGoogle) claims(mod func(c map[string]any)) map[string]any {
+func (g *fakeGoogle) claims(mod func(c map[string]any)) map[string]any { return schedulerClaims(mod) }
+
+// schedulerClaims are the claims of a Cloud Scheduler ID token for
+// runAudience from schedulerSA, changed by mod if not nil.
+func schedulerClaims(mod func(c map[string]any)) map[string]any {
 	now := time.Now()
 	c := map[string]any{
 		"iss":            googleIssuer,

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -106,9 +107,16 @@ func shutdown(ctx context.Context, hs *http.Server) error {
 	return nil
 }
 
-// Listen opens the TCP listener for port ("0" picks a free one).
+// Listen opens the TCP listener for port ("0" picks a free one) on every
+// interface, as Cloud Run requires. For local runs port may also be
+// host:port: the local stack binds 127.0.0.1:N, so that nothing it starts
+// is reachable from the network.
 func Listen(port string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", ":"+port)
+	addr := ":" + port
+	if strings.Contains(port, ":") {
+		addr = port
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on port %s: %w", port, err)
 	}

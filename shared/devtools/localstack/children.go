@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -136,19 +137,63 @@ func stopChildren(children []*child, con *console) {
 	wg.Wait()
 }
 
-// freePort returns the first port from `from` on that can be listened on,
-// skipping the ones in taken. If none of the next 100 is free, it returns
-// from and the child reports the conflict.
-func freePort(from int, taken ...int) int {
+// freePort returns the first port from `from` on that can be listened on
+// at host, skipping the ones in taken; from 0 picks any free port. If none
+// of the next 100 is free, it returns from and the child reports the
+// conflict.
+func freePort(host string, from int, taken ...int) int {
+	if from == 0 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return 0
+		}
+		defer ln.Close()
+		return ln.Addr().(*net.TCPAddr).Port
+	}
 	for p := from; p < from+100; p++ {
 		if slices.Contains(taken, p) {
 			continue
 		}
-		ln, err := net.Listen("tcp", ":"+strconv.Itoa(p))
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
 		if err == nil {
 			ln.Close()
 			return p
 		}
 	}
 	return from
+}
+
+// listen opens a listener on host:port.
+func listen(host string, port int) (net.Listener, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s:%d: %w", host, port, err)
+	}
+	return ln, nil
+}
+
+// logger is a slog.Logger whose records become console lines after prefix,
+// as key=value text without time and level.
+func (c *console) logger(prefix string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(lineWriter{c, prefix}, &slog.HandlerOptions{
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && (a.Key == slog.TimeKey || a.Key == slog.LevelKey) {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+}
+
+// lineWriter writes each line it gets to the console after prefix.
+type lineWriter struct {
+	c      *console
+	prefix string
+}
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		w.c.line(w.prefix, l)
+	}
+	return len(p), nil
 }

@@ -2,55 +2,61 @@
 // what `make run` starts. It checks the prerequisites (gcloud, the Firestore
 // and Pub/Sub emulator components, java), then starts:
 //
-//   - the Firestore and Pub/Sub emulators on free loopback ports;
+//   - the Firestore and Pub/Sub emulators on free loopback ports, Firestore
+//     with the data the last run left in .localstack/firestore (exported
+//     every minute and when localstack stops; rm -rf .localstack to start
+//     afresh);
 //   - a fake Webex token and authorize endpoint with a demo client, whose
 //     authorize page a person approves with one click;
 //   - the topic token-events with an ordered subscription token-events-demo;
-//   - a token "demo" in collection tokens, written as the Node sample writes
-//     it, whose access token has 2h05m left, so the worker's first sweep
-//     (threshold 2h + lead 30m) refreshes it within seconds;
-//   - a manager integration "demo-manager" whose grants hold
+//   - on a first run (no kept data): a token "demo" in collection tokens,
+//     written as the Node sample writes it, whose access token has 2h05m
+//     left, so the first sweep (threshold 2h + lead 30m) refreshes it; a
+//     manager integration "demo-manager" whose grants hold
 //     spark:applications_token, and a Service App "demo-serviceapp"
-//     (authorized for a demo org at the fake Webex) without tokens, which
-//     the worker's first sweep mints with the manager's token;
-//   - bin/api (port 8080, or the first free one after it) and bin/worker
-//     (the next free port from 8081, sweeping every 30s), their log lines
-//     prefixed [api] and [worker].
+//     without tokens, which the first sweep mints;
+//   - bin/api (port 8080, or the first free one after it);
+//   - bin/worker on a loopback port, behind a local imitation of Cloud
+//     Run's front end (shared/testing/cloudrun) on port 8081 or the next
+//     free one, the worker's only way in, as Cloud Run's ingress: the
+//     worker runs with RUN_BEHIND_CLOUD_RUN_IAM=true and no in-process
+//     schedule, and a local Cloud Scheduler posts /run through the front
+//     end every 30s with an ID token minted as Cloud Scheduler's.
 //
-// Every event arriving on token-events-demo is printed as an [events] line.
+// Everything listens on 127.0.0.1 unless LOCALSTACK_BIND names another
+// address (0.0.0.0: every interface) for the api and the front end: the
+// demo passphrases it prints are public. The addresses taken are written
+// to bin/localstack.env (shell syntax; `. bin/localstack.env`), removed
+// again when localstack stops. Log lines are prefixed [api], [worker],
+// [front] (the front end's request log), [scheduler] and [events] (every
+// event arriving on token-events-demo).
 //
-// Ctrl-C (SIGINT or SIGTERM) stops the children (SIGTERM, SIGKILL after
-// 10s), then the emulators' whole process groups, and exits 0. If a child
-// exits by itself, localstack reports how, stops everything and exits 1.
+// Ctrl-C (SIGINT or SIGTERM to localstack, or to the make that started
+// it, see parentwatch.go) stops the children (SIGTERM, SIGKILL after 10s),
+// exports Firestore, stops the emulators' whole process groups, and exits
+// 0. If a child exits by itself, localstack reports how, stops everything
+// and exits 1.
 //
 //	make build && go run ./shared/devtools/localstack
 package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	gfs "cloud.google.com/go/firestore"
 	gps "cloud.google.com/go/pubsub/v2"
-	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
-	"github.com/wxcc/tokenservice/shared/pubsub"
+	"github.com/wxcc/tokenservice/shared/testing/cloudrun"
 	"github.com/wxcc/tokenservice/shared/testing/emulator"
 	"github.com/wxcc/tokenservice/shared/testing/webexfake"
 )
@@ -80,12 +86,30 @@ const (
 	serviceAppClientID  = "demo-serviceapp-client"
 	serviceAppSecret    = "demo-serviceapp-client-secret"
 	demoOrgID           = "00000000-0000-4000-8000-00000000d3e0"
+
+	// schedulerSA is the service account of the local Cloud Scheduler
+	// job, the only invoker of the worker's service.
+	schedulerSA = "token-scheduler@" + project + ".iam.gserviceaccount.com"
+	// scheduleEvery is the local Cloud Scheduler job's period.
+	scheduleEvery = 30 * time.Second
+
+	// bindVar names the address the api and the front end listen on.
+	bindVar = "LOCALSTACK_BIND"
+	// envFile is where the addresses taken are written.
+	envFile = "bin/localstack.env"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, newConsole(os.Stdout))
+	ctx, cancel := context.WithCancel(ctx)
+	con := newConsole(os.Stdout)
+	go watchParent(ctx, func(why string) {
+		con.say("%s: stopping", why)
+		cancel()
+	})
+	err := run(ctx, con)
 	interrupted := ctx.Err() != nil
+	cancel()
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "localstack:", err)
@@ -105,9 +129,24 @@ func run(ctx context.Context, con *console) error {
 	if err != nil {
 		return err
 	}
+	bind, err := bindAddr()
+	if err != nil {
+		return err
+	}
 
-	con.say("starting the Firestore and Pub/Sub emulators (this takes a few seconds)...")
-	fsEmu, psEmu, err := startEmulators(ctx)
+	var fsFlags []string
+	kept := latestExport(dataDir)
+	if kept != "" {
+		abs, err := filepath.Abs(kept)
+		if err != nil {
+			return err
+		}
+		fsFlags = append(fsFlags, "--import-data="+abs)
+		con.say("starting the Firestore and Pub/Sub emulators, Firestore with the data kept in %s (this takes a few seconds)...", dataDir)
+	} else {
+		con.say("starting the Firestore and Pub/Sub emulators (this takes a few seconds)...")
+	}
+	fsEmu, psEmu, err := startEmulators(ctx, fsFlags...)
 	defer func() {
 		for _, p := range []*emulator.Process{fsEmu, psEmu} {
 			if p == nil {
@@ -124,11 +163,23 @@ func run(ctx context.Context, con *console) error {
 		return nil // Ctrl-C during start
 	}
 	if err != nil {
+		if kept != "" {
+			return fmt.Errorf("%w\n(if the data kept in %s is what the emulator cannot read, move it away and start again)", err, dataDir)
+		}
 		return err
 	}
 	os.Setenv(emulator.Firestore.EnvVar(), fsEmu.Host())
 	os.Setenv(emulator.PubSub.EnvVar(), psEmu.Host())
 	con.say("firestore emulator at %s, pubsub emulator at %s", fsEmu.Host(), psEmu.Host())
+	// Runs after the children have stopped (deferred later, so run
+	// earlier) and before the emulators stop.
+	defer func() {
+		if err := exportFirestore(context.Background(), fsEmu.Host(), dataDir); err != nil {
+			con.say("warning: Firestore data NOT kept: %v", err)
+		} else {
+			con.say("Firestore data exported to %s: the next `make run` starts from it", dataDir)
+		}
+	}()
 
 	fake := webexfake.NewServer(webexfake.New())
 	defer fake.Close()
@@ -147,29 +198,61 @@ func run(ctx context.Context, con *console) error {
 	}
 	defer ps.Close()
 
-	apiPort := freePort(8080)
-	workerPort := freePort(8081, apiPort)
+	host := urlHost(bind)
+	apiPort := freePort(bind, 8080)
+	frontPort := freePort(bind, 8081, apiPort)
+	workerPort := freePort("127.0.0.1", 0)
+	apiMetrics, workerMetrics := freePort("127.0.0.1", 0), freePort("127.0.0.1", 0)
+	apiURL := fmt.Sprintf("http://%s:%d", host, apiPort)
+	callback := apiURL + "/callback"
+
 	setupCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	if err := createTopic(setupCtx, ps); err != nil {
 		return err
 	}
-	seeded, err := seed(setupCtx, fs, fake, fmt.Sprintf("http://localhost:%d/callback", apiPort))
+	con.say("fake Webex at %s (client %s), topic %s with ordered subscription %s",
+		fake.URL, demoClientID, topicID, subscriptionID)
+	n, err := keptTokens(setupCtx, fs)
 	if err != nil {
 		return err
 	}
-	con.say("fake Webex at %s (client %s), topic %s with ordered subscription %s",
-		fake.URL, demoClientID, topicID, subscriptionID)
-	con.say("seeded tokens/%s: accessToken %s, %s left (the worker's first sweep refreshes it)",
-		demoName, seeded, accessLeft)
-	if err := seedServiceApp(setupCtx, fs, fake, fmt.Sprintf("http://localhost:%d/callback", apiPort)); err != nil {
-		return err
+	if n > 0 {
+		taught, err := reteach(setupCtx, fs, fake)
+		if err != nil {
+			return err
+		}
+		con.say("kept from the last run: %d tokens (the fake Webex was taught the clients and tokens of %d); rm -rf .localstack to start afresh",
+			n, taught)
+	} else {
+		seeded, err := seed(setupCtx, fs, fake, callback)
+		if err != nil {
+			return err
+		}
+		con.say("seeded tokens/%s: accessToken %s, %s left (the first sweep refreshes it)", demoName, seeded, accessLeft)
+		if err := seedServiceApp(setupCtx, fs, fake, callback); err != nil {
+			return err
+		}
+		con.say("seeded tokens/%s (manager, with %s) and tokens/%s (Service App of org %s, no tokens yet: the first sweep mints it)",
+			managerName, webexfake.ApplicationsTokenScope, serviceAppName, demoOrgID)
 	}
-	con.say("seeded tokens/%s (manager, with %s) and tokens/%s (Service App of org %s, no tokens yet: the worker's first sweep mints it)",
-		managerName, webexfake.ApplicationsTokenScope, serviceAppName, demoOrgID)
+	go exportEveryMinute(ctx, fsEmu.Host(), con)
 
 	stopEvents := printEvents(ctx, ps, con)
 	defer stopEvents()
+
+	// The worker's Cloud Run service: the front end's listener first, so
+	// that its URL (the audience) is known before the worker starts.
+	iss, err := cloudrun.NewIssuer("127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer iss.Close()
+	frontLn, err := listen(bind, frontPort)
+	if err != nil {
+		return err
+	}
+	workerURL := cloudrun.URLOf(frontLn)
 
 	env := append(os.Environ(),
 		"GOOGLE_CLOUD_PROJECT="+project,
@@ -192,18 +275,52 @@ func run(ctx context.Context, con *console) error {
 		name, bin string
 		env       []string
 	}{
-		{"api", apiBin, []string{fmt.Sprintf("PORT=%d", apiPort)}},
-		{"worker", workerBin, []string{fmt.Sprintf("PORT=%d", workerPort), "SWEEP_INTERVAL=30s"}},
+		{"api", apiBin, []string{
+			"PORT=" + hostPort(bind, apiPort),
+			fmt.Sprintf("METRICS_ADDR=127.0.0.1:%d", apiMetrics), // not on the port that serves tokens
+			"CORS_ALLOW_ORIGINS=" + apiURL,                       // the console's own origin, not *
+			"TRUSTED_PROXY_HOPS=0",                               // reached directly
+		}},
+		{"worker", workerBin, []string{
+			fmt.Sprintf("PORT=127.0.0.1:%d", workerPort), // the front end is the only way in
+			fmt.Sprintf("METRICS_ADDR=127.0.0.1:%d", workerMetrics),
+			"SWEEP_INTERVAL=0", // sweeps come from the Scheduler, through the front end
+			"RUN_BEHIND_CLOUD_RUN_IAM=true",
+			"RUN_OIDC_AUDIENCE=" + workerURL,
+			"RUN_OIDC_SERVICE_ACCOUNT=" + schedulerSA,
+			"TRUSTED_PROXY_HOPS=1", // the front end appends one X-Forwarded-For entry
+		}},
 	} {
 		ch, err := startChild(c.name, c.bin, slices.Concat(env, c.env), con, exited)
 		if err != nil {
+			frontLn.Close()
 			return err
 		}
 		children = append(children, ch)
 	}
+	front, err := cloudrun.Serve(frontLn, iss, cloudrun.Service{
+		Upstream: fmt.Sprintf("http://127.0.0.1:%d", workerPort),
+		Invokers: []string{schedulerSA},
+		// The lead adds the Pub/Sub push subscription's account here
+		// when the worker serves POST /notify (see startPushToNotify).
+		Log: con.logger("[front]"),
+	})
+	if err != nil {
+		frontLn.Close()
+		return err
+	}
+	defer front.Close()
 
 	ready := make(chan error, 1)
-	go func() { ready <- waitHealthy(ctx, apiPort, workerPort) }()
+	go func() {
+		ready <- waitHealthy(ctx, apiURL+"/healthz", fmt.Sprintf("http://127.0.0.1:%d/healthz", workerPort))
+	}()
+	st := stackInfo{
+		bind: bind, apiURL: apiURL, workerURL: workerURL, webexURL: fake.URL, issuerURL: iss.URL,
+		fsHost: fsEmu.Host(), psHost: psEmu.Host(),
+		apiMetrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", apiMetrics), workerMetrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", workerMetrics),
+	}
+	defer removeEnvFile(envFile, con)
 	for {
 		select {
 		case <-ctx.Done():
@@ -225,201 +342,67 @@ func run(ctx context.Context, con *console) error {
 				con.say("warning: %v", err)
 				continue
 			}
-			printTryThis(con, apiPort, workerPort, fsEmu.Host(), psEmu.Host(), fake.URL)
-		}
-	}
-}
-
-// checkPrerequisites reports every missing tool at once, with how to
-// install it.
-func checkPrerequisites() error {
-	var missing []string
-	gcloud, err := exec.LookPath("gcloud")
-	if err != nil {
-		missing = append(missing, "gcloud (the Google Cloud CLI) is not on PATH")
-	} else {
-		components := []struct{ dir, what string }{
-			{"cloud-firestore-emulator", "the Firestore emulator (component cloud-firestore-emulator)"},
-			{"pubsub-emulator", "the Pub/Sub emulator (component pubsub-emulator)"},
-		}
-		root := sdkRoot(gcloud)
-		for _, c := range components {
-			if _, err := os.Stat(filepath.Join(root, "platform", c.dir)); err != nil {
-				missing = append(missing, fmt.Sprintf("%s is not installed in %s", c.what, root))
+			if err := writeEnvFile(envFile, st.vars(iss)); err != nil {
+				con.say("warning: %v", err)
 			}
-		}
-	}
-	if _, err := exec.LookPath("java"); err != nil {
-		missing = append(missing, "java is not on PATH (the emulators run on Java)")
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	return fmt.Errorf(`missing prerequisites:
-  - %s
-Install them on Debian or Ubuntu (with Google's apt repository, see
-https://cloud.google.com/sdk/docs/install#deb):
-  sudo apt-get install google-cloud-cli google-cloud-cli-firestore-emulator google-cloud-cli-pubsub-emulator openjdk-17-jre-headless
-or, with a gcloud installed from Google's archive (and a Java runtime on PATH):
-  gcloud components install beta cloud-firestore-emulator pubsub-emulator`,
-		strings.Join(missing, "\n  - "))
-}
-
-// sdkRoot is the Cloud SDK directory of the gcloud at path: the parent of
-// its bin directory once symlinks are resolved (/usr/bin/gcloud →
-// /usr/lib/google-cloud-sdk/bin/gcloud), else what gcloud itself says.
-func sdkRoot(gcloud string) string {
-	resolved, err := filepath.EvalSymlinks(gcloud)
-	if err != nil {
-		resolved = gcloud
-	}
-	guess := filepath.Dir(filepath.Dir(resolved))
-	if _, err := os.Stat(filepath.Join(guess, "platform")); err == nil {
-		return guess
-	}
-	out, _ := exec.Command(gcloud, "info", "--format=value(installation.sdk_root)").Output()
-	if root := strings.TrimSpace(string(out)); root != "" {
-		return root
-	}
-	return guess
-}
-
-// binaries returns the paths of bin/api and bin/worker.
-func binaries() (api, worker string, err error) {
-	for _, p := range []string{"bin/api", "bin/worker"} {
-		if _, err := os.Stat(p); err != nil {
-			wd, _ := os.Getwd()
-			return "", "", fmt.Errorf("%s not found in %s: run `make build` first, from the repository root (`make run` does both)", p, wd)
-		}
-	}
-	return "bin/api", "bin/worker", nil
-}
-
-// startEmulators starts both emulators in parallel. A Process is returned
-// whenever it started, even if the other did not, so the caller stops it.
-func startEmulators(ctx context.Context) (fs, ps *emulator.Process, err error) {
-	ctx, cancel := context.WithTimeout(ctx, emulator.StartTimeout)
-	defer cancel()
-	var fsErr, psErr error
-	var wg sync.WaitGroup
-	wg.Go(func() { fs, fsErr = emulator.Start(ctx, emulator.Firestore) })
-	wg.Go(func() { ps, psErr = emulator.Start(ctx, emulator.PubSub) })
-	wg.Wait()
-	return fs, ps, errors.Join(fsErr, psErr)
-}
-
-// createTopic creates the events topic and an ordered subscription on it.
-func createTopic(ctx context.Context, c *gps.Client) error {
-	topic := "projects/" + project + "/topics/" + topicID
-	_, err := c.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic})
-	if err != nil && status.Code(err) != codes.AlreadyExists {
-		return fmt.Errorf("create topic %s: %w", topicID, err)
-	}
-	_, err = c.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
-		Name:                  "projects/" + project + "/subscriptions/" + subscriptionID,
-		Topic:                 topic,
-		EnableMessageOrdering: true,
-		AckDeadlineSeconds:    60,
-	})
-	if err != nil && status.Code(err) != codes.AlreadyExists {
-		return fmt.Errorf("create subscription %s: %w", subscriptionID, err)
-	}
-	return nil
-}
-
-// seed registers the demo client and refresh token with the fake Webex and
-// writes tokens/demo with exactly the Node sample's eight fields (times as
-// integer milliseconds). It returns the seeded access token.
-func seed(ctx context.Context, c *gfs.Client, fake *webexfake.Server, redirectURI string) (string, error) {
-	now := time.Now()
-	accessToken, refreshToken := "demo-at-"+randomHex(8), "demo-rt-"+randomHex(8)
-	fake.AddClient(demoClientID, demoClientSecret)
-	fake.AddRefreshToken(demoClientID, refreshToken, now.Add(refreshLeft))
-	_, err := c.Collection(collection).Doc(demoName).Set(ctx, map[string]any{
-		"clientId":       demoClientID,
-		"clientSecret":   demoClientSecret,
-		"redirectUri":    redirectURI,
-		"accessToken":    accessToken,
-		"refreshToken":   refreshToken,
-		"accessExpires":  now.Add(accessLeft).UnixMilli(),
-		"refreshExpires": now.Add(refreshLeft).UnixMilli(),
-		// As if Webex had issued the access token (12h) this long ago.
-		"lastRefresh": now.Add(accessLeft - webexfake.DefaultExpiresIn).UnixMilli(),
-	})
-	if err != nil {
-		return "", fmt.Errorf("seed %s/%s: %w", collection, demoName, err)
-	}
-	return accessToken, nil
-}
-
-// seedServiceApp registers the demo manager integration (its grants hold
-// spark:applications_token) and the demo Service App with the fake Webex,
-// and writes both documents: the manager with a current pair, the Service
-// App with its config only, as PUT /admin/tokens/N leaves it before the
-// mint.
-func seedServiceApp(ctx context.Context, c *gfs.Client, fake *webexfake.Server, redirectURI string) error {
-	now := time.Now()
-	fake.AddClient(managerClientID, managerClientSecret)
-	fake.SetClientScopes(managerClientID, webexfake.ApplicationsTokenScope, "spark:kms")
-	accessToken := fake.IssueAccessToken(managerClientID, 10*time.Hour)
-	refreshToken := fake.IssueRefreshToken(managerClientID, refreshLeft)
-	fake.AddApp(serviceAppID, serviceAppClientID, serviceAppSecret, demoOrgID)
-	docs := map[string]map[string]any{
-		managerName: {
-			"clientId": managerClientID, "clientSecret": managerClientSecret, "redirectUri": redirectURI,
-			"accessToken": accessToken, "refreshToken": refreshToken,
-			"accessExpires": now.Add(10 * time.Hour).UnixMilli(), "refreshExpires": now.Add(refreshLeft).UnixMilli(),
-			"lastRefresh": now.Add(-2 * time.Hour).UnixMilli(),
-			"scopes":      []any{webexfake.ApplicationsTokenScope, "spark:kms"},
-		},
-		serviceAppName: {
-			"kind": "service_app", "appId": serviceAppID, "clientId": serviceAppClientID, "clientSecret": serviceAppSecret,
-			"redirectUri": "", "targetOrgId": demoOrgID, "manager": managerName, "accessToken": "", "refreshToken": "",
-			"status": "pending",
-		},
-	}
-	for name, doc := range docs {
-		if _, err := c.Collection(collection).Doc(name).Set(ctx, doc); err != nil {
-			return fmt.Errorf("seed %s/%s: %w", collection, name, err)
-		}
-	}
-	return nil
-}
-
-// printEvents prints every message of the demo subscription until the
-// returned stop function is called.
-func printEvents(ctx context.Context, c *gps.Client, con *console) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		err := c.Subscriber(subscriptionID).Receive(ctx, func(_ context.Context, m *gps.Message) {
-			m.Ack()
-			var d pubsub.Data
-			_ = json.Unmarshal(m.Data, &d)
-			line := fmt.Sprintf("%s name=%s generation=%s trigger=%s",
-				m.Attributes[pubsub.AttrType], m.Attributes[pubsub.AttrName], m.Attributes[pubsub.AttrGeneration], d.Trigger)
-			if d.AccessExpires > 0 {
-				line += " accessExpires=" + time.UnixMilli(d.AccessExpires).Format(time.RFC3339)
+			printTryThis(con, st)
+			if parentIgnoresInterrupt() {
+				con.say("note: the process that started localstack (pid %d) ignores SIGINT, as make started in the background of a script does: stop it with kill -TERM %d, or use set -m in the script",
+					os.Getppid(), os.Getppid())
 			}
-			if d.Message != "" {
-				line += fmt.Sprintf(" message=%q", d.Message)
-			}
-			con.line("[events]", line)
-		})
-		if err != nil && ctx.Err() == nil {
-			con.say("receiving events stopped: %v", err)
+			go schedule(ctx, iss, workerURL, con)
+			go refreshEnvFile(ctx, envFile, st, iss, con)
+			startPushToNotify(ctx)
 		}
-	}()
-	return func() { cancel(); <-done }
+	}
 }
 
-// waitHealthy polls both binaries' /healthz until they answer 200.
-func waitHealthy(ctx context.Context, ports ...int) error {
+// startPushToNotify is where the Pub/Sub push subscription to the
+// worker's POST /notify will be started, once the worker serves it: a
+// subscription on token-events whose messages are POSTed through the front
+// end in Pub/Sub's push envelope with an ID token minted for the push
+// subscription's service account (add it to the front end's Invokers; the
+// worker accepts it like /run's, RUN_OIDC_* naming that account or a
+// second one), as Pub/Sub push with OIDC authentication does.
+func startPushToNotify(context.Context) {}
+
+// bindAddr is the address the api and the front end listen on:
+// LOCALSTACK_BIND, 127.0.0.1 by default.
+func bindAddr() (string, error) {
+	v := os.Getenv(bindVar)
+	if v == "" {
+		return "127.0.0.1", nil
+	}
+	if _, err := netip.ParseAddr(v); err != nil {
+		return "", fmt.Errorf("%s=%q is not an IP address (0.0.0.0 for every interface)", bindVar, v)
+	}
+	return v, nil
+}
+
+// urlHost is the host of the URLs printed for bind.
+func urlHost(bind string) string {
+	a := netip.MustParseAddr(bind)
+	switch {
+	case a.IsUnspecified() && a.Is4():
+		return "127.0.0.1"
+	case a.IsUnspecified():
+		return "[::1]"
+	case a.Is6():
+		return "[" + bind + "]"
+	}
+	return bind
+}
+
+func hostPort(host string, port int) string {
+	a := netip.MustParseAddr(host)
+	return netip.AddrPortFrom(a, uint16(port)).String()
+}
+
+// waitHealthy polls each URL until it answers 200.
+func waitHealthy(ctx context.Context, urls ...string) error {
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(30 * time.Second)
-	for _, port := range ports {
-		url := fmt.Sprintf("http://127.0.0.1:%d/healthz", port)
+	for _, url := range urls {
 		for {
 			resp, err := client.Get(url)
 			if err == nil {
@@ -441,34 +424,21 @@ func waitHealthy(ctx context.Context, ports ...int) error {
 	return nil
 }
 
-func printTryThis(con *console, apiPort, workerPort int, fsHost, psHost, fakeURL string) {
-	api, worker := fmt.Sprintf("localhost:%d", apiPort), fmt.Sprintf("localhost:%d", workerPort)
-	con.say(`ready: api on %[1]s, worker on %[2]s
-  TOKEN_PASSPHRASE=%[3]s  ADMIN_PASSPHRASE=%[4]s  (demo values)
-Admin console: http://%[1]s/admin/  (sign in with the ADMIN_PASSPHRASE above)
-  To onboard a second token there: New token, any name (say queue-stats), and the
-  fake Webex integration's client config:
-    Client ID      %[11]s
-    Client secret  %[12]s
-    Redirect URI   http://%[1]s/callback
-    Scopes         spark:kms cjp:config_read
-  then Authorize with Webex and Approve on the fake Webex page (%[13]s).
-Try:
-  curl -s -H 'x-token-passphrase: %[3]s' 'http://%[1]s/?name=%[5]s'
-  curl -s -H 'x-token-passphrase: %[3]s' 'http://%[1]s/?name=%[14]s'   # the Service App, with its orgId
-  curl -s -X POST %[2]s/run
-  curl -s %[1]s/metrics | grep token_
-  curl -s -H 'x-admin-passphrase: %[4]s' %[1]s/admin/tokens
-  curl -s -H 'x-admin-passphrase: %[4]s' %[1]s/admin/status
-To point other tools at the emulators:
-  export GOOGLE_CLOUD_PROJECT=%[6]s FIRESTORE_EMULATOR_HOST=%[7]s PUBSUB_EMULATOR_HOST=%[8]s
-Events on %[9]s arrive below as [events] lines (subscription %[10]s). Ctrl-C stops everything.`,
-		api, worker, tokenPassphrase, adminPassphrase, demoName, project, fsHost, psHost, topicID, subscriptionID,
-		demoClientID, demoClientSecret, fakeURL, serviceAppName)
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // never fails, see crypto/rand
-	return hex.EncodeToString(b)
+// exportEveryMinute exports Firestore every exportEvery until ctx ends, so
+// a hard kill loses at most that much.
+func exportEveryMinute(ctx context.Context, fsHost string, con *console) {
+	t := time.NewTicker(exportEvery)
+	defer t.Stop()
+	warned := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := exportFirestore(ctx, fsHost, dataDir); err != nil && !warned && !errors.Is(err, context.Canceled) {
+			con.say("warning: %v (retrying every %s)", err, exportEvery)
+			warned = true
+		}
+	}
 }

@@ -104,14 +104,15 @@ func StartFirestore(ctx context.Context) (*Process, error) { return Start(ctx, F
 func StartPubSub(ctx context.Context) (*Process, error) { return Start(ctx, PubSub) }
 
 // Start starts the emulator of kind on a free loopback port and waits
-// until it answers or ctx ends. The error of a failed start includes the
+// until it answers or ctx ends; extra flags go to its start command (the
+// local stack's --import-data). The error of a failed start includes the
 // tail of the emulator's output. A port taken between choosing and binding
 // it is retried on another one.
-func Start(ctx context.Context, kind Kind) (*Process, error) {
+func Start(ctx context.Context, kind Kind, extra ...string) (*Process, error) {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		var p *Process
-		p, err = start(ctx, kind)
+		p, err = start(ctx, kind, extra)
 		if err == nil {
 			return p, nil
 		}
@@ -124,7 +125,7 @@ func Start(ctx context.Context, kind Kind) (*Process, error) {
 
 var errExited = errors.New("emulator exited")
 
-func start(ctx context.Context, kind Kind) (*Process, error) {
+func start(ctx context.Context, kind Kind, extra []string) (*Process, error) {
 	host, err := freeHostPort()
 	if err != nil {
 		return nil, fmt.Errorf("start %v emulator: %w", kind, err)
@@ -133,6 +134,7 @@ func start(ctx context.Context, kind Kind) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	args = append(args, extra...)
 	gcloud, err := exec.LookPath("gcloud")
 	if err != nil {
 		return nil, fmt.Errorf("start %v emulator: %w", kind, err)
