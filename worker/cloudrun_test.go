@@ -10,8 +10,13 @@ import (
 	"testing"
 	"time"
 
+	gfs "cloud.google.com/go/firestore"
+
+	"github.com/wxcc/tokenservice/shared/pubsub"
+
 	"github.com/wxcc/tokenservice/shared/testing/cloudrun"
 	"github.com/wxcc/tokenservice/shared/testing/testkit"
+	"github.com/wxcc/tokenservice/shared/token"
 )
 
 // Cloud Scheduler → Cloud Run IAM → worker, as deployed: the real worker
@@ -194,5 +199,55 @@ func TestSchedulerThroughCloudRunFrontWithoutIAMFlag(t *testing.T) {
 	}
 	if w.front.Forwarded() != 1 {
 		t.Errorf("the front end forwarded %d requests, want 1 (IAM admits the Scheduler)", w.front.Forwarded())
+	}
+}
+
+// TestNotifyThroughCloudRunFront: Pub/Sub's push of the service's own
+// event reaches POST /notify through Cloud Run's IAM check with the push
+// subscription's OIDC token, as deployed, and becomes one message in the
+// Webex space; a duplicate delivery sends nothing twice; without a token
+// the front end refuses it and nothing is sent.
+func TestNotifyThroughCloudRunFront(t *testing.T) {
+	t.Parallel()
+	iss, err := cloudrun.NewIssuer("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { iss.Close() })
+	const bot, room = "bot-token-for-the-test-space-0123456789", "room-ops"
+	w := startFronted(t, iss, map[string]string{"RUN_BEHIND_CLOUD_RUN_IAM": "true",
+		"NOTIFY_WEBEX_BOT_TOKEN": bot, "NOTIFY_WEBEX_ROOM_ID": room, "CONSOLE_URL": "https://console.example.com"})
+	w.h.Secret(bot)
+	w.h.Webex.AddBot(bot, room)
+	w.h.seed("ivr-reports", 30*time.Minute, 30*24*time.Hour)
+	if _, err := w.h.Firestore.Collection(w.h.Collection).Doc("ivr-reports").Set(context.Background(),
+		map[string]any{"status": "reauth_required", "generation": 3}, gfs.MergeAll); err != nil {
+		t.Fatal(err)
+	}
+	e := token.NewEvent(token.EventReauthorizationRequired, &token.Token{Name: "ivr-reports", Generation: 3}, token.TriggerScheduled, time.Now())
+	e.Message = "webex refresh: HTTP 400 invalid_grant"
+	body := string(testkit.PushEnvelope(pubsub.NewMessage(e, pubsub.Source("p", "tokens")), "4211", time.Now(),
+		"projects/p/subscriptions/token-events-notify"))
+	push := func(tok string) int {
+		t.Helper()
+		header := map[string]string{"Content-Type": "application/json"}
+		if tok != "" {
+			header["Authorization"] = "Bearer " + tok
+		}
+		return testkit.Do(t, http.MethodPost, w.front.URL+"/notify", body, header).Code
+	}
+	if code := push(""); code != http.StatusForbidden || len(w.h.Webex.Messages()) != 0 {
+		t.Fatalf("push without a token: got %d and %d messages, want the front end's 403 and none", code, len(w.h.Webex.Messages()))
+	}
+	tok := w.mintFor(t, iss, w.front.URL, schedulerSA)
+	for range 2 { // Pub/Sub delivers at least once
+		if code := push(tok); code != http.StatusOK {
+			t.Fatalf("push with the subscription's token: got %d, want 200", code)
+		}
+	}
+	msgs := w.h.Webex.Messages()
+	if len(msgs) != 1 || msgs[0].RoomID != room || !strings.Contains(msgs[0].Markdown, "ivr-reports") ||
+		!strings.Contains(msgs[0].Markdown, "https://console.example.com/admin/token/ivr-reports") {
+		t.Fatalf("got %d messages %+v, want one in %s about ivr-reports with its console link", len(msgs), msgs, room)
 	}
 }

@@ -130,7 +130,12 @@ func (h *harness) startWorker(ps *gps.Client) *workerUnderTest {
 	if err != nil {
 		h.T.Fatal(err)
 	}
-	srv := httptest.NewServer(newHandler(sw, guard, core.Metrics.Handler(), log))
+	notifier, err := newNotifier(cfg, core, log, h.Clock.Now)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	sw.reminders = &reminders{n: notifier, log: log}
+	srv := httptest.NewServer(newHandler(sw, guard, notifier, core.Metrics.Handler(), log))
 	h.T.Cleanup(func() { srv.Close(); core.Close() })
 	return &workerUnderTest{url: srv.URL, sweeper: sw, store: core.Store, relay: core.Relay, refresher: core.Service.Refresher}
 }

@@ -51,6 +51,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	sw := newSweeperFor(cfg, core, log, time.Now)
+	notifier, err := newNotifier(cfg, core, log, time.Now)
+	if err != nil {
+		return err
+	}
+	sw.reminders = &reminders{n: notifier, log: log}
 	if !*once && cfg.SweepInterval == 0 {
 		// Nothing scheduled sweeps right away: publish what earlier
 		// instances left in the outbox now, not at the first /run.
@@ -99,7 +104,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return err
 	}
-	return httpserve.Serve(ctx, ln, newHandler(sw, guard, publicMetrics, log), log,
+	return httpserve.Serve(ctx, ln, newHandler(sw, guard, notifier, publicMetrics, log), log,
 		httpserve.Options{Ready: ready, WriteTimeout: cfg.SweepTimeout + 30*time.Second, Metrics: private})
 }
 

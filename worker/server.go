@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/wxcc/tokenservice/shared/httpapi"
+	"github.com/wxcc/tokenservice/shared/notify"
 )
 
 // pinger is a store that can say whether it answers (Firestore's Ping).
@@ -16,10 +17,10 @@ type pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// newHandler serves POST /run (behind guard), the probes (GET and HEAD
+// newHandler serves POST /run and POST /notify (behind guard), the probes (GET and HEAD
 // /healthz, /health, and /readyz, /ready, which check the store) and,
 // when metrics is not nil, GET /metrics.
-func newHandler(sw *sweeper, guard *triggerGuard, metrics http.Handler, log *slog.Logger) http.Handler {
+func newHandler(sw *sweeper, guard *triggerGuard, n *notify.Notifier, metrics http.Handler, log *slog.Logger) http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = guard.clientIP // TRUSTED_PROXY_HOPS, as the api
@@ -36,6 +37,9 @@ func newHandler(sw *sweeper, guard *triggerGuard, metrics http.Handler, log *slo
 		}
 		return c.JSON(code, sum)
 	}, guard.protect)
+	// Pub/Sub's push subscription to the service's own events, with the
+	// OIDC token of its account: guarded exactly as /run is.
+	e.POST("/notify", notifyHandler(n), guard.protect)
 	ping := func(context.Context) error { return nil }
 	if p, ok := sw.store.(pinger); ok {
 		ping = p.Ping

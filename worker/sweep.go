@@ -83,6 +83,8 @@ type sweeper struct {
 	jitter     time.Duration
 
 	group singleflight.Group
+	// reminders, if set, sends the notifications' reminders after each sweep.
+	reminders *reminders
 }
 
 // expiryScanLimit is the largest collection whose every token the expiry
@@ -98,7 +100,9 @@ func (s *sweeper) Run(ctx context.Context) (Summary, error) {
 		// up must not abort it for the others.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 		defer cancel()
-		return s.sweep(sctx)
+		sum, err := s.sweep(sctx)
+		s.reminders.after(ctx)
+		return sum, err
 	})
 	select {
 	case <-ctx.Done():

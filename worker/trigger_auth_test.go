@@ -230,7 +230,7 @@ func (h *harness) serveRun(w *workerUnderTest, s guardSettings) string {
 	if s.failureLimit == 0 {
 		s.failureLimit, s.failureWindow = 1_000_000, time.Minute
 	}
-	srv := httptest.NewServer(newHandler(w.sweeper, newGuard(s), nil, log))
+	srv := httptest.NewServer(newHandler(w.sweeper, newGuard(s), nil, nil, log))
 	h.T.Cleanup(srv.Close)
 	return srv.URL
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -159,19 +158,7 @@ func (w *world) event(typ token.EventType, t *token.Token, message string) token
 func (w *world) envelope(e token.Event) []byte {
 	m := pubsub.NewMessage(e, pubsub.Source("test-project", "tokens"))
 	id := strconv.FormatInt(1_000_000+w.msgSeq.Add(1), 10)
-	published := w.clock.Now().UTC().Format(time.RFC3339Nano)
-	b, err := json.Marshal(map[string]any{
-		"message": map[string]any{
-			"attributes": m.Attributes, "data": base64.StdEncoding.EncodeToString(m.Data),
-			"messageId": id, "message_id": id, "publishTime": published, "publish_time": published,
-			"orderingKey": m.OrderingKey,
-		},
-		"subscription": "projects/test-project/subscriptions/token-events-notify",
-	})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return b
+	return testkit.PushEnvelope(m, id, w.clock.Now(), "projects/test-project/subscriptions/token-events-notify")
 }
 
 // push hands e to the notifier as one push request and returns the status.
