@@ -13,7 +13,6 @@ import (
 	gfs "cloud.google.com/go/firestore"
 
 	"github.com/wxcc/tokenservice/shared/pubsub"
-
 	"github.com/wxcc/tokenservice/shared/testing/cloudrun"
 	"github.com/wxcc/tokenservice/shared/testing/testkit"
 	"github.com/wxcc/tokenservice/shared/token"
