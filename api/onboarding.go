@@ -42,10 +42,18 @@ func (s *server) initToken(c echo.Context) error {
 		s.throttle.Fail(addr, name)
 		return httpapi.Write(c, httpapi.Errorf(http.StatusUnauthorized, "wrong passphrase"))
 	}
-	created, err := s.store.Create(c.Request().Context(), &token.Token{Name: name, Status: token.StatusPending})
+	if wait, blocked := s.creations.Blocked(addr, initName); blocked {
+		return httpapi.Write(c, &httpapi.Error{Code: http.StatusTooManyRequests, RetryAfter: wait,
+			Message: "this address created many tokens lately; retry later, or create tokens in the console"})
+	}
+	who := lifecycle.Actor{Kind: activity.ByVisitor, Name: "flow passphrase", Addr: s.clientAddr(c.Request())}
+	created, err := s.service.Init(c.Request().Context(), who, name)
 	if err != nil {
 		s.logger.Warn("init failed", "token", name, "error", err.Error())
 		return httpapi.Write(c, httpapi.StatusOf(err, name, s.now()))
+	}
+	if created {
+		s.creations.Fail(addr, initName)
 	}
 	s.cache.drop(name)
 	if !created {

@@ -96,6 +96,8 @@ type server struct {
 	adminKey  passphrase.Configured // ADMIN_PASSPHRASE
 	verifier  *passphrase.Verifier  // per-token passphrases, memoised, queued
 	throttle  *authFailures
+	// creations counts the documents each address created through /init.
+	creations *throttle.Throttle
 	// successes are the addresses that recently presented a right
 	// passphrase: their argon2id checks go first.
 	successes *throttle.RecentAddrs
@@ -130,7 +132,8 @@ func newServer(d deps) *server {
 		successes:  throttle.NewRecentAddrs(vouchedFor, maxVouched, d.now),
 		pushedBack: throttle.NewRecentAddrs(pushedBackFor, maxPushedBack, d.now),
 		refusals:   newRefusalPacer(),
-		throttle:   newAuthFailures(d.cfg.AuthFailureLimit, d.cfg.AuthFailureWindow, d.now),
+		throttle:   newAuthFailures(d.cfg.AuthFailureLimit, d.cfg.AuthFailureWindow, d.now, d.cfg.SignInWithWebex()),
+		creations:  throttle.New(initCreations, initWindow, d.now),
 		clients:    clientip.Resolver{TrustedHops: d.cfg.TrustedProxyHops, Allowed: d.cfg.AllowedCIDRs},
 		signer:     oauthstate.Signer{Key: stateKey(d.cfg), Now: d.now},
 

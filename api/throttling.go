@@ -20,24 +20,53 @@ import (
 type authFailures struct {
 	pairs  *throttle.Throttle
 	budget *throttle.Budget
+	// admin, when not nil, also counts admin passphrase failures across
+	// every address: once sign-in with Webex is configured, many
+	// addresses guessing the break-glass passphrase close it for a
+	// window, while people keep signing in with Webex. Without sign-in
+	// with Webex it is off: closing the only way in for everyone would
+	// hand any crowd of addresses a lockout.
+	admin *throttle.Throttle
 }
+
+// adminCrowdFactor times AUTH_FAILURE_LIMIT is how many wrong admin
+// passphrases from all addresses together close the passphrase for the
+// rest of AUTH_FAILURE_WINDOW (per instance).
+const adminCrowdFactor = 10
+
+// adminName is the throttle's name for admin passphrase failures (the
+// console's AdminThrottleName), and crowd the one address they all count
+// under in the global budget.
+const (
+	adminName = ""
+	crowd     = "*"
+)
 
 // maxBudgetAddrs caps the addresses the per-address budget tracks (about
 // 300 bytes each at a limit of 10). Past it, addresses with the fewest
 // failures are forgotten first; blocked ones are kept.
 const maxBudgetAddrs = 20_000
 
-func newAuthFailures(limit int, window time.Duration, now func() time.Time) *authFailures {
-	return &authFailures{
+func newAuthFailures(limit int, window time.Duration, now func() time.Time, adminCrowd bool) *authFailures {
+	f := &authFailures{
 		pairs:  throttle.New(limit, window, now),
 		budget: throttle.NewBudget(limit, window, now, throttle.WithMaxPairs(maxBudgetAddrs)),
 	}
+	if adminCrowd {
+		f.admin = throttle.New(limit*adminCrowdFactor, window, now)
+	}
+	return f
 }
 
 // Blocked reports whether addr may not try name now, and for how long.
 func (f *authFailures) Blocked(addr, name string) (time.Duration, bool) {
 	if wait, blocked := f.pairs.Blocked(addr, name); blocked {
 		return wait, true
+	}
+	if name == adminName && f.admin != nil {
+		if wait, blocked := f.admin.Blocked(crowd, adminName); blocked {
+			return wait, true
+		}
 	}
 	return f.budget.Blocked(addr)
 }
@@ -46,10 +75,21 @@ func (f *authFailures) Blocked(addr, name string) (time.Duration, bool) {
 func (f *authFailures) Fail(addr, name string) {
 	f.pairs.Fail(addr, name)
 	f.budget.Fail(addr, name)
+	if name == adminName && f.admin != nil {
+		f.admin.Fail(crowd, adminName)
+	}
 }
 
 // Miss records a request from addr for a name that does not exist.
 func (f *authFailures) Miss(addr, name string) { f.budget.Fail(addr, name) }
+
+// creations limits how many token documents one client address may
+// create through /init: at most initCreations per initWindow.
+const (
+	initCreations = 20
+	initWindow    = time.Hour
+	initName      = "/init" // no token name contains '/'
+)
 
 // throttled is the 429 for addr and name while they failed too often, or nil.
 func (s *server) throttled(addr, name string) *httpapi.Error {

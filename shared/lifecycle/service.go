@@ -429,3 +429,20 @@ func (s *Service) HaltSweep(ctx context.Context, reason string) error {
 
 // self is the service itself as an actor.
 func (s *Service) self() Actor { return Actor{Kind: activity.ByService, Name: s.o.Holder} }
+
+// Init is the sample's GET /init: it creates name with empty client
+// fields if there is no such token, and never changes an existing one.
+// It reports whether it created it.
+func (s *Service) Init(ctx context.Context, who Actor, name string) (bool, error) {
+	if err := token.ValidateName(name); err != nil {
+		return false, err
+	}
+	created, err := s.d.Store.Create(ctx, &token.Token{Name: name, Status: token.StatusPending})
+	if err != nil || created {
+		s.record(ctx, who, activity.TokenCreated, name, outcomeOf(err), "by GET /init, with empty client fields")
+	}
+	if err != nil {
+		return false, fmt.Errorf("init %s: %w", name, err)
+	}
+	return created, nil
+}
