@@ -28,13 +28,17 @@ type consoleWorld struct {
 	running *testkit.Running
 }
 
-func newConsoleWorld(t *testing.T, env map[string]string) *consoleWorld {
+func newConsoleWorld(t *testing.T, env map[string]string, prepare ...func(*harness)) *consoleWorld {
 	t.Helper()
 	h := newHarness(t, map[string]string{"ADMIN_PASSPHRASE": adminPass, "PORT": "0"})
 	h.Secret(adminPass)
 	maps.Copy(h.Env, env) // the harness has its own topic and subscription
+	for _, p := range prepare {
+		p(h)
+	}
 	w := &consoleWorld{harness: h, events: h.events,
-		store: firestore.New(h.Firestore, h.Collection, firestore.WithMetaCollection(h.Env["META_COLLECTION"]))}
+		store: firestore.New(h.Firestore, h.Collection, firestore.WithMetaCollection(h.Env["META_COLLECTION"]),
+			firestore.WithActivity(h.Env["ACTIVITY_COLLECTION"], time.Hour))}
 	w.running = testkit.StartRun(t, func(ctx context.Context, ready chan<- string) error {
 		return run(ctx, h.Getenv, h.Logs, ready)
 	})

@@ -300,7 +300,11 @@ type sessionRow struct {
 // sessionsPage lists the open sessions: who, since, last seen, from
 // where; an operator can end any of them.
 func (cs *Console) sessionsPage(c echo.Context) error {
-	return cs.renderSessions(c, http.StatusOK, nil)
+	var f *flash
+	if c.QueryParam("ended") != "" {
+		f = &flash{"ok", "Session ended: that person is signed out everywhere."}
+	}
+	return cs.renderSessions(c, http.StatusOK, f)
 }
 
 func (cs *Console) renderSessions(c echo.Context, status int, f *flash) error {

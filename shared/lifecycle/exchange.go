@@ -142,7 +142,7 @@ func (r *Refresher) authorize(ctx context.Context, a Authorization, identify fun
 		saved, err = r.storeGrant(ctx, name, g, token.TriggerAuthorization, nil, func(cur *token.Token) {
 			cur.AuthorizedBy = by
 			if by != nil && by.OrgID != "" {
-				cur.OrgID = by.OrgID
+				cur.OrgID = token.OrgUUID(by.OrgID) // WxCC's APIs take the UUID
 			}
 		})
 	}

@@ -6,7 +6,6 @@
 package people
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -62,7 +61,7 @@ type Access struct {
 // NewAccess checks the patterns (an e-mail address, or *@domain for
 // every address of exactly that domain) and returns the decision.
 func NewAccess(operators, viewers []string, orgID string) (*Access, error) {
-	a := &Access{org: normalizeOrg(orgID)}
+	a := &Access{org: token.OrgUUID(orgID)}
 	for _, list := range []struct {
 		name string
 		in   []string
@@ -94,7 +93,7 @@ func (a *Access) Decide(p token.Person) (Role, error) {
 	if !ok || local == "*" {
 		return "", &Refusal{Reason: ReasonBadEmail}
 	}
-	if a.org != "" && normalizeOrg(p.OrgID) != a.org {
+	if a.org != "" && token.OrgUUID(p.OrgID) != a.org {
 		return "", &Refusal{Reason: ReasonOrg}
 	}
 	email, domain = asciiLower(email), asciiLower(domain)
@@ -147,24 +146,4 @@ func asciiLower(s string) string {
 		}
 	}
 	return string(b)
-}
-
-// normalizeOrg turns a Webex org ID (base64 of
-// "ciscospark://<region>/ORGANIZATION/<uuid>") into its UUID; a UUID or
-// anything else stays as it is, lower-cased.
-func normalizeOrg(id string) string {
-	id = strings.TrimSpace(id)
-	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.StdEncoding, base64.RawURLEncoding, base64.URLEncoding} {
-		raw, err := enc.DecodeString(id)
-		if err != nil {
-			continue
-		}
-		s := string(raw)
-		if rest, ok := strings.CutPrefix(s, "ciscospark://"); ok {
-			if i := strings.LastIndexByte(rest, '/'); i >= 0 && strings.Contains(rest[:i], "/ORGANIZATION") {
-				return asciiLower(rest[i+1:])
-			}
-		}
-	}
-	return asciiLower(id)
 }

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -140,4 +141,44 @@ func CheckManager(app, manager *Token) error {
 		return fmt.Errorf("%w: %q is itself a Service App", ErrBadManager, app.Manager)
 	}
 	return nil
+}
+
+// OrgUUID is the UUID of a Webex organization ID, whichever way it is
+// spelled: the UUID that Control Hub and WxCC use (returned lower-cased),
+// or the REST APIs' ID that /v1/people/me answers, base64 of
+// "ciscospark://<region>/ORGANIZATION/<uuid>". Anything else comes back
+// trimmed and lower-cased, so that two spellings of one org compare equal.
+func OrgUUID(id string) string {
+	id = strings.TrimSpace(id)
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+		raw, err := enc.DecodeString(strings.TrimRight(id, "="))
+		if err != nil {
+			continue
+		}
+		if rest, ok := strings.CutPrefix(string(raw), "ciscospark://"); ok {
+			if _, uuid, found := strings.Cut(rest, "/ORGANIZATION/"); found && uuid != "" && !strings.Contains(uuid, "/") {
+				return asciiLower(uuid)
+			}
+		}
+	}
+	return asciiLower(id)
+}
+
+// SameOrg reports whether two organization IDs name the same org
+// (OrgUUID); an empty ID matches nothing.
+func SameOrg(a, b string) bool {
+	ka, kb := OrgUUID(a), OrgUUID(b)
+	return ka != "" && ka == kb
+}
+
+// asciiLower lower-cases ASCII letters only: IDs are ASCII, and Unicode
+// folding would let look-alikes match.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
