@@ -211,6 +211,11 @@ func run(ctx context.Context, con *console) error {
 	if err := createTopic(setupCtx, ps); err != nil {
 		return err
 	}
+	if err := createNotifySubscription(setupCtx, ps); err != nil {
+		return err
+	}
+	fake.AddBot(botToken, roomID)
+	signIn := teachSignIn(fake)
 	con.say("fake Webex at %s (client %s), topic %s with ordered subscription %s",
 		fake.URL, demoClientID, topicID, subscriptionID)
 	n, err := keptTokens(setupCtx, fs)
@@ -277,6 +282,12 @@ func run(ctx context.Context, con *console) error {
 	}{
 		{"api", apiBin, []string{
 			"PORT=" + hostPort(bind, apiPort),
+			"CONSOLE_URL=" + apiURL,
+			"CONSOLE_OIDC_ISSUER=" + fake.IssuerURL,
+			"CONSOLE_OIDC_CLIENT_ID=" + signIn.clientID,
+			"CONSOLE_OIDC_CLIENT_SECRET=" + signIn.clientSecret,
+			"CONSOLE_OPERATORS=" + signIn.operator,
+			"CONSOLE_VIEWERS=" + signIn.viewers,
 			fmt.Sprintf("METRICS_ADDR=127.0.0.1:%d", apiMetrics), // not on the port that serves tokens
 			"CORS_ALLOW_ORIGINS=" + apiURL,                       // the console's own origin, not *
 			"TRUSTED_PROXY_HOPS=0",                               // reached directly
@@ -289,6 +300,9 @@ func run(ctx context.Context, con *console) error {
 			"RUN_OIDC_AUDIENCE=" + workerURL,
 			"RUN_OIDC_SERVICE_ACCOUNT=" + schedulerSA,
 			"TRUSTED_PROXY_HOPS=1", // the front end appends one X-Forwarded-For entry
+			"NOTIFY_WEBEX_BOT_TOKEN=" + botToken,
+			"NOTIFY_WEBEX_ROOM_ID=" + roomID,
+			"CONSOLE_URL=" + apiURL,
 		}},
 	} {
 		ch, err := startChild(c.name, c.bin, slices.Concat(env, c.env), con, exited)
@@ -300,10 +314,10 @@ func run(ctx context.Context, con *console) error {
 	}
 	front, err := cloudrun.Serve(frontLn, iss, cloudrun.Service{
 		Upstream: fmt.Sprintf("http://127.0.0.1:%d", workerPort),
+		// Cloud Scheduler and the Pub/Sub push subscription use one
+		// account, as the deployment does.
 		Invokers: []string{schedulerSA},
-		// The lead adds the Pub/Sub push subscription's account here
-		// when the worker serves POST /notify (see startPushToNotify).
-		Log: con.logger("[front]"),
+		Log:      con.logger("[front]"),
 	})
 	if err != nil {
 		frontLn.Close()
@@ -352,19 +366,11 @@ func run(ctx context.Context, con *console) error {
 			}
 			go schedule(ctx, iss, workerURL, con)
 			go refreshEnvFile(ctx, envFile, st, iss, con)
-			startPushToNotify(ctx)
+			go pushToNotify(ctx, ps, iss, workerURL, con)
+			go printMessages(ctx, fake, con)
 		}
 	}
 }
-
-// startPushToNotify is where the Pub/Sub push subscription to the
-// worker's POST /notify will be started, once the worker serves it: a
-// subscription on token-events whose messages are POSTed through the front
-// end in Pub/Sub's push envelope with an ID token minted for the push
-// subscription's service account (add it to the front end's Invokers; the
-// worker accepts it like /run's, RUN_OIDC_* naming that account or a
-// second one), as Pub/Sub push with OIDC authentication does.
-func startPushToNotify(context.Context) {}
 
 // bindAddr is the address the api and the front end listen on:
 // LOCALSTACK_BIND, 127.0.0.1 by default.

@@ -194,7 +194,8 @@ func printTryThis(con *console, s stackInfo) {
   %[3]s
   Addresses, passphrases and a Scheduler-style token are in %[4]s:  . %[4]s
   TOKEN_PASSPHRASE=%[5]s  ADMIN_PASSPHRASE=%[6]s  (demo values)
-Admin console: %[1]s/admin/  (sign in with the ADMIN_PASSPHRASE above)
+Admin console: %[1]s/admin/  Sign in with Webex: the fake Webex offers olivia.ops@example.com (operator),
+  victor@viewers.example.com (viewer), and mallory@elsewhere.example.net (refused); or the ADMIN_PASSPHRASE above.
   To onboard a second token there: New token, any name (say queue-stats), and the
   fake Webex integration's client config:
     Client ID      %[7]s
@@ -215,7 +216,9 @@ Try:
   curl -s -H "x-admin-passphrase: $ADMIN_PASSPHRASE" "$API_URL/admin/tokens"
   curl -s -H "x-admin-passphrase: $ADMIN_PASSPHRASE" "$API_URL/admin/status"
 Firestore data is kept in %[12]s between runs (exported every minute and at stop); rm -rf .localstack starts afresh.
-Events on %[13]s arrive below as [events] lines (subscription %[14]s). Ctrl-C stops everything.`,
+Events on %[13]s arrive below as [events] lines (subscription %[14]s); the worker's POST /notify gets them
+  through the front end as a Pub/Sub push would, and tells the Webex space ([webex space] lines) when a person must act.
+Ctrl-C stops everything.`,
 		s.apiURL, s.workerURL, bindNote, envFile, tokenPassphrase, adminPassphrase,
 		demoClientID, demoClientSecret, s.webexURL, scheduleEvery, schedulerSA, dataDir, topicID, subscriptionID)
 }
