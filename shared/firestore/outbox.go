@@ -9,8 +9,6 @@ import (
 	"strings"
 
 	gfs "cloud.google.com/go/firestore"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/wxcc/tokenservice/shared/token"
 )
@@ -112,20 +110,6 @@ func (s *Store) DeleteEvent(ctx context.Context, id string) error {
 		return fmt.Errorf("delete event %s: %w", id, translate(err, false))
 	}
 	return nil
-}
-
-// HasEvent reports whether the event with this ID is still in the outbox
-// (one point read).
-func (s *Store) HasEvent(ctx context.Context, id string) (bool, error) {
-	_, err := s.outbox.Doc(outboxID(id)).Get(ctx)
-	s.reads.Add(1)
-	switch {
-	case status.Code(err) == codes.NotFound:
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("read event %s: %w", id, translate(err, false))
-	}
-	return true, nil
 }
 
 // PendingFor returns the oldest limit pending events of one token, in

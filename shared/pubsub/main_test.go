@@ -86,12 +86,6 @@ func (o *memOutbox) PendingFor(ctx context.Context, name string, limit int) ([]t
 	return out, nil
 }
 
-func (o *memOutbox) HasEvent(ctx context.Context, id string) (bool, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return slices.ContainsFunc(o.events, func(e token.Event) bool { return e.ID == id }), nil
-}
-
 func (o *memOutbox) DeleteEvent(ctx context.Context, id string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -29,9 +29,6 @@ type Outbox interface {
 	// DeleteEvent removes the event with this ID. Removing one that is
 	// already gone is not an error.
 	DeleteEvent(ctx context.Context, id string) error
-	// HasEvent reports whether the event with this ID is still in the
-	// outbox: one point read, where PendingFor is a query.
-	HasEvent(ctx context.Context, id string) (bool, error)
 }
 
 // Defaults of Options.
@@ -90,24 +87,14 @@ type Stats struct {
 // in the background until Close. It implements token.Publisher. One per
 // process. Safe for concurrent use.
 //
-// Delivery is at-least-once (DESIGN section 4): subscribers drop
-// duplicates by ce-id and order by generation, because api and worker
-// instances publish independently and a publish whose answer was lost is
-// repeated. So the relay does not try to prevent duplicates across
-// instances; what it must keep is that no event is lost (an event leaves
-// the outbox only after Pub/Sub accepted it) and that, within this
-// process, a token's events are published in commit order, one at a time,
-// as Pub/Sub's ordering keys need. That takes one lock per token: whoever
-// holds it publishes that token's events in order, so that two calls
-// never publish the same token at once, and first makes sure they are
-// still in the outbox, so that none publishes again what another call
-// already published and removed. The retry loop and Drain read the
-// token's pending events (a query); Deliver publishes the events just
-// committed, each checked with a point read, unless this instance
-// already failed to deliver earlier events of the token: then it too
-// takes all of the token's pending events, older first. Events another
-// instance left behind are Drain's, and may arrive after newer ones,
-// which subscribers handle by ordering on generation.
+// Every delivery takes one path (deliverToken): hold the token's lock,
+// read its pending events from the outbox, publish them in commit order,
+// delete each once accepted. Deliver (after a commit), the retry loop and
+// Drain (the worker's leftovers) only differ in which tokens they flush.
+// Delivery is at-least-once (DESIGN 4): an event leaves the outbox only
+// after Pub/Sub accepted it, and a publish whose answer was lost, or two
+// instances flushing one token, can send an event twice, which
+// subscribers drop by ce-id and order by generation.
 type Relay struct {
 	pub    *gps.Publisher
 	outbox Outbox
@@ -200,11 +187,10 @@ func (r *Relay) Stats() Stats {
 	}
 }
 
-// Deliver publishes events, just committed to the outbox, in order per
-// token, and deletes each from the outbox after Pub/Sub accepted it; a
-// token whose earlier delivery this instance failed has all its pending
-// events published, older first. When that fails, the token's events stay
-// in the outbox, the failure is logged and the retry loop tries again.
+// Deliver flushes the outbox of the tokens of events, just committed:
+// their pending events, these and any older ones, in commit order, each
+// deleted after Pub/Sub accepted it. When that fails, the events stay in
+// the outbox, the failure is logged and the retry loop tries again.
 // Every wait is bounded by ctx and PublishTimeout.
 func (r *Relay) Deliver(ctx context.Context, events []token.Event) {
 	if len(events) == 0 {
@@ -213,50 +199,19 @@ func (r *Relay) Deliver(ctx context.Context, events []token.Event) {
 	r.delivering.Add(1)
 	defer r.delivering.Add(-1)
 	var names []string
-	byName := map[string][]token.Event{}
+	seen := map[string]bool{}
 	for _, e := range events {
-		if _, ok := byName[e.Name]; !ok {
+		if !seen[e.Name] {
+			seen[e.Name] = true
 			names = append(names, e.Name)
 		}
-		byName[e.Name] = append(byName[e.Name], e)
 	}
-	res := r.deliverEach(ctx, names, false, func(name string) keyOutcome {
-		if r.retry.has(name) {
-			return r.deliverToken(ctx, name)
-		}
-		return r.deliverCommitted(ctx, name, byName[name])
-	})
+	res := r.deliver(ctx, names, false)
 	if err := res.err(); err != nil {
 		r.o.Logger.Warn("events not published; they wait in the outbox and are retried",
 			"topic", r.Topic(), "published", res.published, "pending", res.failed, "error", err.Error())
 		r.retryLater(res.failedKeys)
 	}
-}
-
-// deliverCommitted publishes one token's just-committed events, holding
-// its lock, skipping those another call already published and removed.
-func (r *Relay) deliverCommitted(ctx context.Context, name string, evs []token.Event) (out keyOutcome) {
-	if err := r.locks.lock(ctx, name); err != nil {
-		out.err = fmt.Errorf("publish events of %s: wait for a concurrent publish: %w", name, err)
-		out.left = len(evs)
-		return out
-	}
-	defer r.locks.unlock(name)
-	var still []token.Event
-	for i, e := range evs {
-		sctx, cancel := context.WithTimeout(ctx, r.o.StoreTimeout)
-		ok, err := r.outbox.HasEvent(sctx, e.ID)
-		cancel()
-		if err != nil {
-			out.err = fmt.Errorf("read pending event %s: %w", e.ID, err)
-			out.left = len(evs) - i
-			return out
-		}
-		if ok {
-			still = append(still, e)
-		}
-	}
-	return r.publishInOrder(ctx, still)
 }
 
 // Drain publishes what is in the outbox, oldest first and in order per

@@ -99,14 +99,6 @@ func (q *retryQueue) finish(again []string) (dropped int) {
 	return q.addLocked(again)
 }
 
-// has reports whether name is queued or in the round: this instance
-// failed to deliver some of its events.
-func (q *retryQueue) has(name string) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.queued[name] || q.inRound[name]
-}
-
 // len is how many tokens are queued or in the round.
 func (q *retryQueue) len() int {
 	q.mu.Lock()

@@ -189,17 +189,6 @@ func (s *Store) DeleteEvent(ctx context.Context, id string) error {
 	return nil
 }
 
-// HasEvent reports whether the event with this ID is still pending.
-func (s *Store) HasEvent(ctx context.Context, id string) (bool, error) {
-	if err := ctx.Err(); err != nil {
-		return false, wrapCtx(err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.reads++
-	return slices.ContainsFunc(s.outbox, func(e token.Event) bool { return e.ID == id }), nil
-}
-
 // Due calls fn with every token whose access token expires before before,
 // in order of AccessExpires (then name), fetching pageSize tokens at a
 // time as the Firestore adapter does. Tokens without an expiry are not

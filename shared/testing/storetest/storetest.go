@@ -23,8 +23,6 @@ type Outbox interface {
 	PendingEvents(ctx context.Context, limit int) ([]token.Event, error)
 	// DeleteEvent removes a delivered event; an unknown id is no error.
 	DeleteEvent(ctx context.Context, id string) error
-	// HasEvent reports whether the event is still pending.
-	HasEvent(ctx context.Context, id string) (bool, error)
 }
 
 // Sweeper walks the tokens a sweep must look at.

@@ -504,14 +504,6 @@ func testEvents(t *testing.T, s token.Store) {
 	if diff := cmp.Diff(want[1:], pending(t, s)); diff != "" {
 		t.Errorf("pending events after DeleteEvent (-want +got):\n%s", diff)
 	}
-	for _, c := range []struct {
-		id   string
-		want bool
-	}{{want[0].ID, false}, {want[1].ID, true}, {"no/such/event", false}} {
-		if got, err := o.HasEvent(ctx, c.id); err != nil || got != c.want {
-			t.Errorf("HasEvent(%s) = %v, %v; want %v", c.id, got, err, c.want)
-		}
-	}
 	if got, err := o.PendingEvents(ctx, 1); err != nil || len(got) != 1 || got[0].ID != want[1].ID {
 		t.Errorf("PendingEvents(1) = %v, %v; want [%s]", got, err, want[1].ID)
 	}
