@@ -91,19 +91,6 @@ func (c *tokenCache) putMissing(name string, checkAfter time.Time) {
 	c.next = (c.next + 1) % len(c.missing)
 }
 
-// missingLen returns how many unknown names are remembered.
-func (c *tokenCache) missingLen() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	n := 0
-	for _, e := range c.missing {
-		if e != nil && c.m[e.name] == e {
-			n++
-		}
-	}
-	return n
-}
-
 // postpone keeps serving e without a store read until checkAfter.
 func (c *tokenCache) postpone(e *cacheEntry, checkAfter time.Time) {
 	c.mu.Lock()

@@ -104,9 +104,10 @@ func fuzzServer(f *testing.F) *httptest.Server {
 	if err != nil {
 		f.Fatal(err)
 	}
-	issuer, _ := webex.New(webex.Options{TokenURL: fake.TokenURL, AuthorizeURL: fake.AuthorizeURL, Timeout: time.Second})
+	issuer, _ := webex.New(webex.Options{TokenURL: fake.TokenURL, AuthorizeURL: fake.AuthorizeURL, APIURL: fake.URL, Timeout: time.Second})
 	log := logging.New(io.Discard, logging.ParseLevel("error"))
-	r := lifecycle.NewRefresher(lifecycle.RefresherConfig{Store: store, Issuer: issuer, Holder: "fuzz", Logger: log})
+	r := lifecycle.NewRefresher(lifecycle.RefresherConfig{Store: store, Issuer: issuer, Holder: "fuzz", Logger: log,
+		Threshold: cfg.RefreshThreshold, WebexTimeout: cfg.WebexTimeout})
 	f.Cleanup(r.Close)
 	svc := lifecycle.New(r, lifecycle.Deps{Store: store, HashPassphrase: passphrase.Hash})
 	srv := httptest.NewServer(newServer(deps{cfg: cfg, store: fuzzAdminStore{store, &sync.Map{}}, service: svc,

@@ -128,3 +128,16 @@ func TestUnknownNameMemoryIsCapped(t *testing.T) {
 		t.Fatalf("the oldest unknown name again: got %d reads, want 1 (forgotten)", got)
 	}
 }
+
+// missingLen returns how many unknown names are remembered.
+func (c *tokenCache) missingLen() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	n := 0
+	for _, e := range c.missing {
+		if e != nil && c.m[e.name] == e {
+			n++
+		}
+	}
+	return n
+}

@@ -12,6 +12,7 @@ import (
 	gfs "cloud.google.com/go/firestore"
 
 	"github.com/wxcc/tokenservice/shared/testing/testkit"
+	"github.com/wxcc/tokenservice/shared/token"
 )
 
 // serviceAppWorld is a harness with admin on, a manager integration
@@ -364,4 +365,9 @@ func TestServiceAppWaitingForManagerSaysSo(t *testing.T) {
 	if n := w.Webex.MintStats().Calls; n != 0 {
 		t.Fatalf("got %d applications calls while the manager needs re-authorization, want 0", n)
 	}
+}
+
+// tokenBody is the success body of t, in a buffer of its own.
+func tokenBody(t *token.Token, now time.Time) []byte {
+	return appendTokenBody(make([]byte, 0, 112+len(t.AccessToken)+len(t.Org())), t, now)
 }

@@ -218,14 +218,9 @@ func (s *server) load(ctx context.Context, name string, budget time.Time) (*toke
 	}
 }
 
-// tokenBody renders the success body by hand: it is the hot path, and the
-// sample's shape is fixed: {"status":"200","token":...} plus expiry fields
-// and orgId when it is known. One allocation.
-func tokenBody(t *token.Token, now time.Time) []byte {
-	return appendTokenBody(make([]byte, 0, 112+len(t.AccessToken)+len(t.Org())), t, now)
-}
-
-// appendTokenBody appends the success body of t to b.
+// appendTokenBody renders the success body by hand: it is the hot path,
+// and the sample's shape is fixed: {"status":"200","token":...} plus expiry
+// fields and orgId when it is known.
 func appendTokenBody(b []byte, t *token.Token, now time.Time) []byte {
 	org := t.Org()
 	b = append(b, `{"status":"200","token":`...)

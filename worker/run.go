@@ -124,7 +124,7 @@ func newSweeper(cfg *config.Config, store sweepStore, svc *lifecycle.Service, ob
 	return &sweeper{
 		store: store, service: svc, relay: ob, log: log, now: time.Now, metrics: m,
 		lead: cfg.RefreshLead, concurrency: cfg.RefreshConcurrency, timeout: cfg.SweepTimeout,
-		expiryWarning: cfg.ExpiryWarning, brakeAfter: 5, pageSize: 1000, jitter: 100 * time.Millisecond,
+		expiryWarning: cfg.ExpiryWarning, brakeAfter: brakeAfter, pageSize: sweepPageSize, jitter: sweepJitter,
 	}
 }
 

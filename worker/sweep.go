@@ -87,6 +87,16 @@ type sweeper struct {
 	reminders *reminders
 }
 
+// The sweep's own settings (not configuration: nothing an operator needs
+// to tune): Webex rejections of one kind that halt a sweep, documents read
+// per page, and the spread of the refreshes' start so that a sweep does
+// not hit Webex with REFRESH_CONCURRENCY calls in the same millisecond.
+const (
+	brakeAfter    = 5
+	sweepPageSize = 1000
+	sweepJitter   = 100 * time.Millisecond
+)
+
 // expiryScanLimit is the largest collection whose every token the expiry
 // metrics cover, at the cost of reading each once per sweep. Above it they
 // cover the tokens the alerts are about: those inside the refresh window

@@ -12,12 +12,10 @@ import (
 	"github.com/wxcc/tokenservice/shared/activity"
 )
 
-// DefaultActivityCollection and DefaultActivityRetention are
-// ACTIVITY_COLLECTION's and ACTIVITY_RETENTION's defaults.
-const (
-	DefaultActivityCollection = "tokenActivity"
-	DefaultActivityRetention  = 2160 * time.Hour
-)
+// defaultActivityRetention keeps the entries of a store made without
+// WithActivity (tests) for a day; the binaries pass ACTIVITY_RETENTION,
+// whose default lives in the configuration.
+const defaultActivityRetention = 24 * time.Hour
 
 // WithActivity names the collection of the activity record
 // (ACTIVITY_COLLECTION) and how long entries are kept

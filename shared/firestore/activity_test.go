@@ -29,7 +29,7 @@ func newActivity(t *testing.T, retention time.Duration) (*Activity, *gfs.Collect
 
 func TestActivityContract(t *testing.T) {
 	activitytest.Run(t, func(t *testing.T) activity.Store {
-		a, _, _ := newActivity(t, DefaultActivityRetention)
+		a, _, _ := newActivity(t, defaultActivityRetention)
 		return a
 	})
 }
@@ -107,7 +107,7 @@ func TestActivityQueriesUseDeployedIndexes(t *testing.T) {
 // secret, although a caller passed one.
 func TestActivityRecordedNoSecret(t *testing.T) {
 	t.Parallel()
-	a, raw, _ := newActivity(t, DefaultActivityRetention)
+	a, raw, _ := newActivity(t, defaultActivityRetention)
 	secrets := []string{
 		"ZDI3MGEyYzQtNmFlNS00ZTY2LWE3OTYtYjA0ZjIyOTFhZWM3ZmQ1MDFlNDItYjA0_PF84_1eb65fdf-9643-417f-9974-ad72cae0e10f",
 		"c4e1f5d6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4",

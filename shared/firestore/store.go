@@ -52,12 +52,11 @@ type Option func(*Store)
 // WithSealer encrypts the secret fields at rest with sealer.
 func WithSealer(sealer Sealer) Option { return func(s *Store) { s.sealer = sealer } }
 
-// DefaultMetaCollection holds the service's own records (the last sweep),
-// apart from the tokens collection, which the sample's callers may list.
-const DefaultMetaCollection = "tokenservice"
-
 // WithMetaCollection names the collection of the service's own records
-// (META_COLLECTION, default DefaultMetaCollection).
+// (META_COLLECTION: the last sweep, console sessions, links, notification
+// state), apart from the tokens collection, which the sample's callers
+// may list. Without it a store uses "<collection>_meta"; the binaries
+// always pass META_COLLECTION, whose default lives in the configuration.
 func WithMetaCollection(name string) Option {
 	return func(s *Store) { s.meta = s.client.Collection(name) }
 }
@@ -75,13 +74,13 @@ func New(client *gfs.Client, collection string, opts ...Option) *Store {
 		client: client,
 		coll:   client.Collection(collection),
 		outbox: client.Collection(collection + "_outbox"),
-		meta:   client.Collection(DefaultMetaCollection),
+		meta:   client.Collection(collection + "_meta"),
 		name:   collection,
 		log:    slog.New(slog.DiscardHandler),
 		now:    time.Now,
 
-		activityName:      DefaultActivityCollection,
-		activityRetention: DefaultActivityRetention,
+		activityName:      collection + "_activity",
+		activityRetention: defaultActivityRetention,
 	}
 	for _, o := range opts {
 		o(s)

@@ -61,9 +61,7 @@ func (s *Service) CompleteAuthorization(ctx context.Context, who Actor, a Author
 	var identify func(context.Context, string) (*token.Person, error)
 	if s.d.People != nil {
 		identify = func(ctx context.Context, accessToken string) (*token.Person, error) {
-			ctx, cancel := context.WithTimeout(ctx, s.o.WebexTimeout)
-			defer cancel()
-			p, err := s.d.People.Me(ctx, accessToken)
+			p, err := s.d.People.Me(ctx, accessToken) // bounded by the client's WEBEX_TIMEOUT
 			if err != nil {
 				return nil, err
 			}

@@ -3,6 +3,7 @@ package lifecycle_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/wxcc/tokenservice/shared/lifecycle"
 	"github.com/wxcc/tokenservice/shared/token"
@@ -23,7 +24,7 @@ func TestExchangeCodeVerified(t *testing.T) {
 	f := newFixture(t)
 	f.seed(t, "pk", 0, func(tok *token.Token) { tok.AccessToken, tok.RefreshToken = "", "" })
 	vi := &verifierIssuer{stubIssuer: stubIssuer{grant: f.issuer.grant}}
-	r := lifecycle.NewRefresher(lifecycle.RefresherConfig{Store: f.store, Issuer: vi, Now: f.clock.Now, Holder: "h"})
+	r := lifecycle.NewRefresher(lifecycle.RefresherConfig{Store: f.store, Issuer: vi, Now: f.clock.Now, Holder: "h", Threshold: 2 * time.Hour, WebexTimeout: 2 * time.Second})
 	t.Cleanup(r.Close)
 	if _, err := r.ExchangeCodeVerified(context.Background(), "pk", "code-1", "the-verifier"); err != nil {
 		t.Fatal(err)

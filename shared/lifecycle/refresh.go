@@ -111,7 +111,8 @@ type Result struct {
 	Outcome Outcome
 }
 
-// RefresherConfig configures a Refresher. Zero values take the defaults.
+// RefresherConfig configures a Refresher. Threshold and WebexTimeout are
+// required; the other zero values take the protocol's own defaults.
 type RefresherConfig struct {
 	Store     token.Store
 	Issuer    token.Issuer
@@ -206,11 +207,10 @@ func NewRefresher(o RefresherConfig) *Refresher {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Threshold == 0 {
-		o.Threshold = 2 * time.Hour
-	}
-	if o.WebexTimeout == 0 {
-		o.WebexTimeout = 10 * time.Second
+	if o.Threshold <= 0 || o.WebexTimeout <= 0 {
+		// Their defaults live in the configuration (REFRESH_THRESHOLD,
+		// WEBEX_TIMEOUT), not restated here.
+		panic("lifecycle: RefresherConfig needs Threshold and WebexTimeout")
 	}
 	if o.BackoffBase == 0 {
 		o.BackoffBase = 15 * time.Second
@@ -432,10 +432,8 @@ func (r *Refresher) callAndCommit(ctx context.Context, t *token.Token, m Refresh
 // access token or expiry is a transient failure; the grant is returned
 // all the same, since its refresh token may be new.
 func (r *Refresher) callWebex(ctx context.Context, call func(context.Context) (token.Grant, error)) (token.Grant, time.Duration, error) {
-	wctx, cancel := context.WithTimeout(ctx, r.o.WebexTimeout)
-	defer cancel()
 	start := time.Now()
-	g, err := call(wctx)
+	g, err := call(ctx) // the Issuer bounds it by WEBEX_TIMEOUT (token.Issuer)
 	latency := time.Since(start)
 	if err == nil && (g.AccessToken == "" || g.ExpiresIn <= 0) {
 		err = &token.TransientError{Err: errors.New("webex answered without an access token or expiry")}

@@ -70,7 +70,7 @@ func newWorld(t *testing.T) *world {
 	w.hook = newHook(t)
 	client := emulator.FirestoreClient(t)
 	w.tokens = firestore.New(client, emulator.Collection(t), firestore.WithMetaCollection(emulator.Collection(t)+"_meta"))
-	wx, err := webex.New(webex.Options{APIURL: w.webex.URL, Timeout: 5 * time.Second})
+	wx, err := webex.New(webex.Options{TokenURL: w.webex.TokenURL, AuthorizeURL: w.webex.AuthorizeURL, APIURL: w.webex.URL, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,8 +97,8 @@ func exampleSetup() (*gps.Client, string, func()) {
 		log.Fatal(err)
 	}
 	// Each relay delivers what its instance committed.
-	api := pubsub.New(client, newOutbox(rotated("flow-a", 1), rotated("flow-a", 3)), pubsub.Options{Topic: topicID})
-	worker := pubsub.New(client, newOutbox(rotated("flow-a", 2), rotated("flow-a", 3)), pubsub.Options{Topic: topicID})
+	api := pubsub.New(client, newOutbox(rotated("flow-a", 1), rotated("flow-a", 3)), pubsub.Options{Topic: topicID, Source: pubsub.Source(emulator.Project(), "tokens")})
+	worker := pubsub.New(client, newOutbox(rotated("flow-a", 2), rotated("flow-a", 3)), pubsub.Options{Topic: topicID, Source: pubsub.Source(emulator.Project(), "tokens")})
 	api.Deliver(ctx, []token.Event{rotated("flow-a", 1), rotated("flow-a", 3)})
 	worker.Deliver(ctx, []token.Event{rotated("flow-a", 2), rotated("flow-a", 3)})
 	if s1, s2 := api.Stats(), worker.Stats(); s1.Published+s2.Published != 4 {

@@ -33,21 +33,19 @@ type Outbox interface {
 
 // Defaults of Options.
 const (
-	DefaultTopic          = "token-events"
 	DefaultPublishTimeout = 10 * time.Second
 	DefaultStoreTimeout   = 5 * time.Second
 	DefaultBatchSize      = 500
 	DefaultConcurrency    = 8
 )
 
-// Options configures a Relay. Zero values take the defaults.
+// Options configures a Relay. Topic and Source are required; the other
+// zero values take the relay's own defaults.
 type Options struct {
-	// Topic is the topic ID or full name (EVENTS_TOPIC), default
-	// "token-events".
+	// Topic is the topic ID or full name (EVENTS_TOPIC); required.
 	Topic string
-	// Source is the ce-source of every event; default
-	// Source(client.Project(), "tokens"). Pass Source(project,
-	// TOKENS_COLLECTION).
+	// Source is the ce-source of every event, Source(project,
+	// TOKENS_COLLECTION); required.
 	Source string
 	// PublishTimeout bounds one publish including the client's retries.
 	PublishTimeout time.Duration
@@ -117,11 +115,10 @@ var _ token.Publisher = (*Relay)(nil)
 // ordering on, and starts its retry loop. Close stops it; the client
 // stays the caller's.
 func New(client *gps.Client, outbox Outbox, o Options) *Relay {
-	if o.Topic == "" {
-		o.Topic = DefaultTopic
-	}
-	if o.Source == "" {
-		o.Source = Source(client.Project(), "tokens")
+	if o.Topic == "" || o.Source == "" {
+		// Their defaults live in the configuration (EVENTS_TOPIC,
+		// TOKENS_COLLECTION), not restated here.
+		panic("pubsub: Options.Topic and Options.Source are required")
 	}
 	if o.PublishTimeout <= 0 {
 		o.PublishTimeout = DefaultPublishTimeout

@@ -56,9 +56,10 @@ type MintRequest struct {
 }
 
 // Issuer talks to the Webex token endpoint (Refresh, Exchange) and to the
-// applications endpoint that mints Service App pairs (Mint). Its errors
-// wrap ErrGrantRejected, ErrClientRejected or a *TransientError; Mint's
-// also ErrManagerTokenRejected or ErrManagerNotPermitted.
+// applications endpoint that mints Service App pairs (Mint). Each call is
+// bounded by WEBEX_TIMEOUT: the refresh protocol's leases outlive it. Its
+// errors wrap ErrGrantRejected, ErrClientRejected or a *TransientError;
+// Mint's also ErrManagerTokenRejected or ErrManagerNotPermitted.
 type Issuer interface {
 	Refresh(ctx context.Context, c Client, refreshToken string) (Grant, error)
 	Exchange(ctx context.Context, c Client, code string) (Grant, error)

@@ -32,7 +32,7 @@ func serve(t *testing.T, status int, header map[string]string, body string) *Cli
 		_, _ = io.WriteString(w, body)
 	}))
 	t.Cleanup(srv.Close)
-	c, err := New(Options{TokenURL: srv.URL + "/v1/access_token", Timeout: 2 * time.Second})
+	c, err := New(testOptions(Options{TokenURL: srv.URL + "/v1/access_token", Timeout: 2 * time.Second}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestRequestShape(t *testing.T) {
 		_, _ = io.WriteString(w, `{"error":"invalid_client"}`)
 	}))
 	defer srv.Close()
-	c, _ := New(Options{TokenURL: srv.URL})
+	c, _ := New(testOptions(Options{TokenURL: srv.URL}))
 
 	tests := []struct {
 		name string
@@ -293,7 +293,7 @@ func TestNoSecretInErrors(t *testing.T) {
 				_, _ = io.WriteString(w, a.body(echo))
 			}))
 			defer srv.Close()
-			c, _ := New(Options{TokenURL: srv.URL})
+			c, _ := New(testOptions(Options{TokenURL: srv.URL}))
 
 			_, errR := c.Refresh(context.Background(), testClient, rt)
 			_, errE := c.Exchange(context.Background(), testClient, code)

@@ -20,22 +20,16 @@ import (
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
-// Defaults of Options.
-const (
-	DefaultTokenURL     = "https://webexapis.com/v1/access_token"
-	DefaultAuthorizeURL = "https://webexapis.com/v1/authorize"
-	DefaultAPIURL       = "https://webexapis.com"
-	DefaultTimeout      = 10 * time.Second
-)
-
-// Options configure a Client. Zero fields take the defaults.
+// Options configure a Client: the URLs and the timeout are required (their
+// defaults live in the configuration).
 type Options struct {
 	TokenURL     string // WEBEX_TOKEN_URL
 	AuthorizeURL string // WEBEX_AUTHORIZE_URL
 	// APIURL is the base of the applications and people/me endpoints
 	// (WEBEX_API_URL).
 	APIURL string
-	// Timeout bounds every call to the token endpoint (WEBEX_TIMEOUT).
+	// Timeout bounds every call the client makes (WEBEX_TIMEOUT): it is
+	// the one layer that does.
 	Timeout time.Duration
 	// HTTPClient makes the calls. The default one does not follow
 	// redirects, so the form with the client secret goes to TokenURL only.
@@ -57,7 +51,8 @@ var (
 	_ token.VerifierIssuer = (*Client)(nil)
 )
 
-// New returns a Client, or an error if a URL is not an absolute http(s) URL.
+// New returns a Client, or an error if a URL is not an absolute http(s)
+// URL or the timeout is missing.
 func New(o Options) (*Client, error) {
 	c := &Client{
 		tokenURL:     o.TokenURL,
@@ -67,17 +62,8 @@ func New(o Options) (*Client, error) {
 		hc:           o.HTTPClient,
 		now:          time.Now,
 	}
-	if c.tokenURL == "" {
-		c.tokenURL = DefaultTokenURL
-	}
-	if c.authorizeURL == "" {
-		c.authorizeURL = DefaultAuthorizeURL
-	}
-	if c.apiURL == "" {
-		c.apiURL = DefaultAPIURL
-	}
 	if c.timeout <= 0 {
-		c.timeout = DefaultTimeout
+		return nil, fmt.Errorf("webex: a timeout is required")
 	}
 	if c.hc == nil {
 		c.hc = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

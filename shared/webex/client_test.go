@@ -24,7 +24,7 @@ func setup(t *testing.T, o Options) (*webexfake.Server, *Client) {
 	s := webexfake.Start(t)
 	s.AddClient(testClient.ID, testClient.Secret)
 	o.TokenURL, o.AuthorizeURL = s.TokenURL, s.AuthorizeURL
-	c, err := New(o)
+	c, err := New(testOptions(o))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +300,7 @@ func TestConnectionRefused(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	tokenURL := srv.URL + "/v1/access_token"
 	srv.Close()
-	c, err := New(Options{TokenURL: tokenURL})
+	c, err := New(testOptions(Options{TokenURL: tokenURL}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +344,7 @@ func TestAuthorizeURL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := New(Options{AuthorizeURL: tt.base})
+			c, err := New(testOptions(Options{AuthorizeURL: tt.base}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -354,7 +354,7 @@ func TestAuthorizeURL(t *testing.T) {
 			}
 			wantBase := tt.base
 			if wantBase == "" {
-				wantBase = DefaultAuthorizeURL
+				wantBase = testOptions(Options{}).AuthorizeURL
 			}
 			if got := u.Scheme + "://" + u.Host + u.Path; !strings.HasPrefix(wantBase, got) {
 				t.Errorf("base: got %q, want %q", got, wantBase)
@@ -375,19 +375,18 @@ func TestNew(t *testing.T) {
 		o       Options
 		wantErr bool
 	}{
-		{"defaults", Options{}, false},
-		{"relative token URL", Options{TokenURL: "/v1/access_token"}, true},
-		{"not http", Options{TokenURL: "ftp://webexapis.com/v1/access_token"}, true},
-		{"bad authorize URL", Options{AuthorizeURL: "://"}, true},
+		{"complete", testOptions(Options{}), false},
+		{"nothing: the defaults are the configuration's", Options{}, true},
+		{"no timeout", Options{TokenURL: "https://a/t", AuthorizeURL: "https://a/a", APIURL: "https://a"}, true},
+		{"relative token URL", testOptions(Options{TokenURL: "/v1/access_token"}), true},
+		{"not http", testOptions(Options{TokenURL: "ftp://webexapis.com/v1/access_token"}), true},
+		{"bad authorize URL", testOptions(Options{AuthorizeURL: "://"}), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := New(tt.o)
+			_, err := New(tt.o)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("got err %v, want error: %v", err, tt.wantErr)
-			}
-			if err == nil && (c.tokenURL != DefaultTokenURL || c.timeout != DefaultTimeout) {
-				t.Errorf("got %q %s, want the defaults", c.tokenURL, c.timeout)
 			}
 		})
 	}

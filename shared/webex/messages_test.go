@@ -23,7 +23,7 @@ func messagesSetup(t *testing.T, o Options) (*webexfake.Server, *Client) {
 	s := webexfake.Start(t)
 	s.AddBot(testBot, testRoom)
 	o.APIURL = s.URL
-	c, err := New(o)
+	c, err := New(testOptions(o))
 	if err != nil {
 		t.Fatal(err)
 	}

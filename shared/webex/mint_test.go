@@ -128,7 +128,7 @@ func TestMintRequestShape(t *testing.T) {
 		io.WriteString(w, `{"access_token":"a","expires_in":"3600","refresh_token":"r","refresh_token_expires_in":7776000,"token_type":"Bearer"}`)
 	}))
 	defer srv.Close()
-	c, err := New(Options{APIURL: srv.URL + "/", Timeout: time.Second})
+	c, err := New(testOptions(Options{APIURL: srv.URL + "/", Timeout: time.Second}))
 	if err != nil {
 		t.Fatal(err)
 	}

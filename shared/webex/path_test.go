@@ -33,7 +33,7 @@ func TestMintStoredAppIDStaysInItsSegment(t *testing.T) {
 		io.WriteString(w, `{"message":"not found"}`)
 	}))
 	defer srv.Close()
-	c, err := New(Options{APIURL: srv.URL + "/base", Timeout: 5 * time.Second})
+	c, err := New(testOptions(Options{APIURL: srv.URL + "/base", Timeout: 5 * time.Second}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -227,7 +227,7 @@ func TestMeRequestShape(t *testing.T) {
 		_, _ = io.WriteString(w, `{"id":"p1"}`)
 	}))
 	defer srv.Close()
-	c, err := New(Options{APIURL: srv.URL + "/"})
+	c, err := New(testOptions(Options{APIURL: srv.URL + "/"}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func newWorld(t *testing.T, mutate ...func(*Options)) world {
 	if err := s.SignInAs(ada.Email); err != nil {
 		t.Fatal(err)
 	}
-	people, err := webex.New(webex.Options{APIURL: s.URL, Timeout: 5 * time.Second})
+	people, err := webex.New(webex.Options{TokenURL: s.URL + "/v1/access_token", AuthorizeURL: s.URL + "/v1/authorize", APIURL: s.URL, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,7 @@ func TestUnavailable(t *testing.T) {
 		srv := httptest.NewServer(http.NotFoundHandler())
 		issuer := srv.URL + "/idb"
 		srv.Close()
-		people, _ := webex.New(webex.Options{})
+		people, _ := webex.New(webex.Options{TokenURL: "https://webexapis.com/v1/access_token", AuthorizeURL: "https://webexapis.com/v1/authorize", APIURL: "https://webexapis.com", Timeout: time.Second})
 		c, err := New(Options{Issuer: issuer, ClientID: "c", ClientSecret: "s", RedirectURL: redirectURL, People: people})
 		if err != nil {
 			t.Fatalf("New must not call Webex: %v", err)
@@ -418,7 +418,7 @@ func TestConcurrentSignIns(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	people, _ := webex.New(webex.Options{})
+	people, _ := webex.New(webex.Options{TokenURL: "https://webexapis.com/v1/access_token", AuthorizeURL: "https://webexapis.com/v1/authorize", APIURL: "https://webexapis.com", Timeout: time.Second})
 	good := Options{Issuer: "https://idbroker.webex.com/idb", ClientID: "c", ClientSecret: "s", RedirectURL: redirectURL, People: people}
 	if _, err := New(good); err != nil {
 		t.Fatalf("good options: %v", err)
