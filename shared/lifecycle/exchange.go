@@ -100,7 +100,7 @@ func (r *Refresher) authorize(ctx context.Context, a Authorization, identify fun
 	}
 	t, err := token.ForReauthorization(r.o.Store.Get(ctx, name))
 	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", name, err)
+		return nil, nil, err // the store names the token
 	}
 	if t.IsServiceApp() {
 		return nil, nil, fmt.Errorf("authorize %s: %w: a Service App is minted with its manager's token, not authorized by a person", name, token.ErrNoClientConfig)

@@ -321,7 +321,7 @@ func (r *Refresher) run(ctx context.Context, name string, snapshot *token.Token,
 			var err error
 			t, err = r.o.Store.Get(ctx, name)
 			if err != nil {
-				return Result{Outcome: Failed}, fmt.Errorf("read %s: %w", name, err)
+				return Result{Outcome: Failed}, err // the store names the token
 			}
 		}
 		now := r.o.Now()
@@ -368,7 +368,7 @@ func (r *Refresher) run(ctx context.Context, name string, snapshot *token.Token,
 				// shutdown cancels it in flight): let go of it if so.
 				r.release(t)
 			}
-			return Result{Token: t, Outcome: Failed}, fmt.Errorf("lease %s: %w", name, err)
+			return Result{Token: t, Outcome: Failed}, err
 		}
 		return r.callAndCommit(ctx, leased, m)
 	}
@@ -397,7 +397,7 @@ func (r *Refresher) waitForOther(ctx context.Context, t *token.Token) (Result, b
 		}
 		cur, err := r.o.Store.Get(ctx, t.Name)
 		if err != nil {
-			return Result{Token: t, Outcome: Failed}, true, fmt.Errorf("read %s: %w", t.Name, err)
+			return Result{Token: t, Outcome: Failed}, true, err
 		}
 		if cur.Generation != t.Generation {
 			return Result{Token: cur, Outcome: RefreshedElsewhere}, true, nil
@@ -471,7 +471,7 @@ func (r *Refresher) afterCall(ctx context.Context, t *token.Token, g token.Grant
 		defer cancel()
 		cur, gerr := r.o.Store.Get(dctx, t.Name)
 		if gerr != nil {
-			return Result{Token: t, Outcome: Failed}, fmt.Errorf("read %s: %w", t.Name, gerr)
+			return Result{Token: t, Outcome: Failed}, gerr
 		}
 		return Result{Token: cur, Outcome: RefreshedElsewhere}, nil
 	case err != nil:
@@ -555,7 +555,7 @@ func (r *Refresher) storeGrant(ctx context.Context, name string, g token.Grant, 
 		if !errors.Is(err, token.ErrConflict) {
 			r.o.Logger.Error("new token could not be stored", "token", name, "error", err.Error())
 		}
-		return nil, fmt.Errorf("store %s: %w", name, err)
+		return nil, err
 	}
 	r.o.Logger.Info("token rotated", "token", name, "generation", saved.Generation, "trigger", string(trigger), "access_expires", saved.AccessExpires.UTC().Format(time.RFC3339))
 	action := activity.Rotated
@@ -686,7 +686,7 @@ func (r *Refresher) recordFailure(ctx context.Context, t *token.Token, cause err
 		if gerr == nil {
 			return Result{Token: cur, Outcome: RefreshedElsewhere}, nil
 		}
-		return Result{Token: t, Outcome: Failed}, fmt.Errorf("read %s: %w", t.Name, gerr)
+		return Result{Token: t, Outcome: Failed}, gerr
 	}
 	if err != nil {
 		r.o.Logger.Error("refresh failure could not be recorded", "token", t.Name, "error", err.Error())

@@ -442,7 +442,7 @@ func (s *Service) Init(ctx context.Context, who Actor, name string) (bool, error
 		s.record(ctx, who, activity.TokenCreated, name, outcomeOf(err), "by GET /init, with empty client fields")
 	}
 	if err != nil {
-		return false, fmt.Errorf("init %s: %w", name, err)
+		return false, err // the store names the token
 	}
 	return created, nil
 }
