@@ -26,7 +26,7 @@ const OverviewPageSize = 50
 
 type overviewView struct {
 	// Holders are the people several tokens act as.
-	Holders []listing.Holder
+	Holders      []listing.Holder
 	Total        int
 	Counts       []healthCount
 	Sweep        *token.SweepRecord
