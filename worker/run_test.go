@@ -45,10 +45,14 @@ func TestRunServesAndStops(t *testing.T) {
 		resp.Body.Close()
 	}
 	body := scrape(t, base)
-	for _, family := range []string{"sweeps_total", "events_outbox_depth", "events_published_total", `token_access_expiry_seconds{name="due"}`} {
+	for _, family := range []string{"sweeps_total", "events_outbox_depth", "events_published_total", "token_access_expiry_soonest_seconds"} {
 		if !strings.Contains(body, family) {
 			t.Errorf("worker /metrics lacks %s", family)
 		}
+	}
+	// On the public port: no token names (they appear only on METRICS_ADDR).
+	if strings.Contains(body, `name="due"`) {
+		t.Error("the worker's public /metrics names a token")
 	}
 	if strings.Contains(body, "token_cache_lookups_total") {
 		t.Error("worker /metrics exports the api's cache metrics")
