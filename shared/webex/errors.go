@@ -126,13 +126,7 @@ func (c *Client) fromAnswer(op string, re *oauth2.RetrieveError, secrets []strin
 	}
 	e.Code = sanitizeCode(code, secrets)
 	e.Description = sanitize(desc, secrets)
-	e.TrackingID = b.trackingID
-	if e.TrackingID == "" {
-		e.TrackingID = header.Get("Trackingid")
-	}
-	if !trackingIDPattern.MatchString(e.TrackingID) || sanitize(e.TrackingID, secrets) != e.TrackingID {
-		e.TrackingID = ""
-	}
+	e.setTrackingID(b.trackingID, header, secrets)
 
 	switch {
 	case e.Status == http.StatusTooManyRequests || e.Status == http.StatusRequestTimeout || e.Status >= 500:
@@ -149,6 +143,29 @@ func (c *Client) fromAnswer(op string, re *oauth2.RetrieveError, secrets []strin
 // errorBody is an error answer: OAuth's error and error_description, or
 // Webex's API gateway format with message, errors[].description and
 // trackingId, where the OAuth code appears as "(invalid_grant)".
+// restError is the Error of a REST endpoint's error answer (op, the
+// status, Webex's code, description and tracking ID, without secrets),
+// with the parsed body for the caller's classification.
+func restError(op string, resp *http.Response, raw []byte, secrets []string) (*Error, errorBody) {
+	b := parseErrorBody(raw)
+	e := &Error{Op: op, Status: resp.StatusCode, Code: sanitizeCode(b.code, secrets), Description: sanitize(b.description, secrets)}
+	e.setTrackingID(b.trackingID, resp.Header, secrets)
+	return e, b
+}
+
+// setTrackingID keeps Webex's tracking ID (from the body, else the
+// Trackingid header) if it has a tracking ID's shape and holds no secret.
+func (e *Error) setTrackingID(fromBody string, header http.Header, secrets []string) {
+	id := fromBody
+	if id == "" {
+		id = header.Get("Trackingid")
+	}
+	if !trackingIDPattern.MatchString(id) || sanitize(id, secrets) != id {
+		id = ""
+	}
+	e.TrackingID = id
+}
+
 type errorBody struct {
 	code, description, trackingID string
 }

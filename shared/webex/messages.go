@@ -97,15 +97,7 @@ func (c *Client) PostMessage(ctx context.Context, botToken, roomID, markdown str
 
 // messageFailure classifies an error answer of the Messages API.
 func (c *Client) messageFailure(resp *http.Response, raw []byte, secrets []string) error {
-	b := parseErrorBody(raw)
-	e := &Error{Op: opMessage, Status: resp.StatusCode, Code: sanitizeCode(b.code, secrets), Description: sanitize(b.description, secrets)}
-	e.TrackingID = b.trackingID
-	if e.TrackingID == "" {
-		e.TrackingID = resp.Header.Get("Trackingid")
-	}
-	if !trackingIDPattern.MatchString(e.TrackingID) || sanitize(e.TrackingID, secrets) != e.TrackingID {
-		e.TrackingID = ""
-	}
+	e, _ := restError(opMessage, resp, raw, secrets)
 	switch s := resp.StatusCode; {
 	case s == http.StatusTooManyRequests || s == http.StatusRequestTimeout || s >= 500:
 	case s == http.StatusUnauthorized:

@@ -144,15 +144,7 @@ var namesScope = regexp.MustCompile(`(?i)\bscopes?\b`)
 
 // mintFailure classifies an error answer of the applications endpoint.
 func (c *Client) mintFailure(resp *http.Response, raw []byte, secrets []string) error {
-	b := parseErrorBody(raw)
-	e := &Error{Op: opMint, Status: resp.StatusCode, Code: sanitizeCode(b.code, secrets), Description: sanitize(b.description, secrets)}
-	e.TrackingID = b.trackingID
-	if e.TrackingID == "" {
-		e.TrackingID = resp.Header.Get("Trackingid")
-	}
-	if !trackingIDPattern.MatchString(e.TrackingID) || sanitize(e.TrackingID, secrets) != e.TrackingID {
-		e.TrackingID = ""
-	}
+	e, b := restError(opMint, resp, raw, secrets)
 	switch s := resp.StatusCode; {
 	case s == http.StatusTooManyRequests || s == http.StatusRequestTimeout || s >= 500:
 	case s == http.StatusUnauthorized:

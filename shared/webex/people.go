@@ -86,15 +86,7 @@ func (c *Client) Me(ctx context.Context, accessToken string) (token.Person, erro
 
 // meFailure classifies an error answer of people/me.
 func (c *Client) meFailure(resp *http.Response, raw []byte, secrets []string) error {
-	b := parseErrorBody(raw)
-	e := &Error{Op: opMe, Status: resp.StatusCode, Code: sanitizeCode(b.code, secrets), Description: sanitize(b.description, secrets)}
-	e.TrackingID = b.trackingID
-	if e.TrackingID == "" {
-		e.TrackingID = resp.Header.Get("Trackingid")
-	}
-	if !trackingIDPattern.MatchString(e.TrackingID) || sanitize(e.TrackingID, secrets) != e.TrackingID {
-		e.TrackingID = ""
-	}
+	e, _ := restError(opMe, resp, raw, secrets)
 	switch resp.StatusCode {
 	case http.StatusUnauthorized:
 		e.Err = ErrAccessTokenRejected
