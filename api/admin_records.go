@@ -24,6 +24,9 @@ type activityJSON struct {
 	Addr      string `json:"addr,omitempty"`
 	Outcome   string `json:"outcome"`
 	Detail    string `json:"detail,omitempty"`
+	// Generation and AccessExpires (ms) are a rotation's or a mint's.
+	Generation    int64  `json:"generation,omitempty"`
+	AccessExpires *int64 `json:"accessExpires,omitempty"`
 }
 
 // listActivity is GET /admin/activity?token=&actor=&action=&limit=&cursor=:
@@ -51,7 +54,8 @@ func (s *server) listActivity(c echo.Context) error {
 	entries := make([]activityJSON, 0, len(page.Entries))
 	for _, e := range page.Entries {
 		entries = append(entries, activityJSON{At: e.At.UnixMilli(), ActorKind: string(e.ActorKind), Actor: e.Actor, Action: string(e.Action),
-			Token: e.Token, Addr: e.Addr, Outcome: string(e.Outcome), Detail: e.Detail})
+			Token: e.Token, Addr: e.Addr, Outcome: string(e.Outcome), Detail: e.Detail,
+			Generation: e.Generation, AccessExpires: millisOrNil(e.AccessExpires)})
 	}
 	body := map[string]any{"status": "200", "entries": entries}
 	if page.Next != "" {

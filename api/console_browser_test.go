@@ -85,14 +85,19 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("summary %q lacks %q", summary, want)
 		}
 	}
+	// The last sweep in an admin's words: when, and what it did; no
+	// instance, and no "halted" unless it did.
 	sweep := b.text("#sweep")
-	for _, want := range []string{"Last sweep", "ago", "worker-7d9f", "1 refreshed", "1 failed", "not halted"} {
-		if !strings.Contains(sweep, want) {
-			t.Errorf("sweep line %q lacks %q", sweep, want)
+	if !strings.HasPrefix(sweep, "Last check ") || !strings.Contains(sweep, " min ago") || !strings.HasSuffix(sweep, ": 1 token refreshed, 1 failed.") {
+		t.Errorf("sweep line %q, want \"Last check 1 min ago (<time>): 1 token refreshed, 1 failed.\"", sweep)
+	}
+	for _, unwanted := range []string{"worker-7d9f", "halted", "sweep"} {
+		if strings.Contains(sweep, unwanted) {
+			t.Errorf("sweep line %q says %q", sweep, unwanted)
 		}
 	}
 	// Times are shown in the viewer's time zone (Berlin: CET or CEST).
-	if abs := b.text(`tr[data-name="billing-flow"] td:nth-child(3) .abs`); !strings.Contains(abs, "CET") && !strings.Contains(abs, "CEST") && !strings.Contains(abs, "GMT+1") && !strings.Contains(abs, "GMT+2") {
+	if abs := b.text(`tr[data-name="billing-flow"] td.access .abs`); !strings.Contains(abs, "CET") && !strings.Contains(abs, "CEST") && !strings.Contains(abs, "GMT+1") && !strings.Contains(abs, "GMT+2") {
 		t.Errorf("access expiry %q is not shown in the viewer's time zone", abs)
 	}
 	if got := b.text(`tr[data-name="reporting"] .lasterror`); !strings.Contains(got, "invalid_grant") {
@@ -189,12 +194,20 @@ func TestConsoleInBrowser(t *testing.T) {
 	w.Webex.AddClient(clientID, "rotated-"+secret)
 	b.submit("#authorize")
 	b.submit("#approve")
-	b.waitText("#flash", "Authorization failed: webex rejected the client credentials", 15*time.Second)
-	if got := b.text("#last-error"); !strings.Contains(got, "rejected the client credentials") {
+	// Webex's refusal reads as advice, and the status box agrees with it.
+	const refused = "Webex refused this client ID and secret: copy the secret again from developer.webex.com"
+	b.waitText("#flash", "Authorization failed: "+refused, 15*time.Second)
+	if got := b.text("#last-error"); !strings.Contains(got, refused) {
 		t.Errorf("last error after a refused authorization: %q", got)
 	}
 	if got := b.text("#token-status"); got != "Active" {
 		t.Errorf("a failed re-authorization changed the status to %q; the token still works", got)
+	}
+	if got := b.text("#advice"); !strings.Contains(got, "Flows still get the current access token, but "+refused) || strings.Contains(got, "Nothing to do") {
+		t.Errorf("the advice %q does not agree with the refused authorization", got)
+	}
+	if !b.has("#advice.a-warning") {
+		t.Error("the advice after a refused authorization is not shown as a warning")
 	}
 	clean("failed authorization", "status of 502")
 
@@ -374,10 +387,10 @@ func TestConsoleServiceAppInBrowser(t *testing.T) {
 	if b.has(`tr[data-name="mgr"] .tag`) {
 		t.Error("overview: the integration mgr is tagged")
 	}
-	if got := b.text(`tr[data-name="wallboard-bot"] td:nth-child(2)`); got != "Re-authorization required Manager old-mgr needs re-authorization" {
+	if got := b.text(`tr[data-name="wallboard-bot"] td.status`); got != "Re-authorization required Manager old-mgr needs re-authorization" {
 		t.Errorf("overview: wallboard-bot's status shows %q, want the manager named", got)
 	}
-	if got := b.text(`tr[data-name="old-mgr"] td:nth-child(2)`); got != "Re-authorization required 1 Service App waits for it" {
+	if got := b.text(`tr[data-name="old-mgr"] td.status`); got != "Re-authorization required 1 Service App waits for it" {
 		t.Errorf("overview: old-mgr's status shows %q, want the Service App waiting for it counted", got)
 	}
 	t.Logf("overview screenshot: %s", b.screenshot(screenshotDir(), "console-overview-serviceapps.png"))

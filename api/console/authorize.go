@@ -175,7 +175,12 @@ func (cs *Console) Callback(c echo.Context) (handled bool, err error) {
 	_, err = cs.d.Service.CompleteAuthorization(ctx, who, lifecycle.Authorization{Name: name, Code: code, Verifier: cs.keys.pkceVerifier(claims.Nonce)})
 	if err != nil {
 		cs.log.Warn("authorization failed", "token", name, "error", err.Error())
-		return true, fail(httpapi.CallbackStatusOf(err, name, cs.now()))
+		ae := httpapi.CallbackStatusOf(err, name, cs.now())
+		if errors.Is(err, token.ErrClientRejected) {
+			// Advice, on the page and in the token's last error alike.
+			ae = &httpapi.Error{Code: ae.Code, Message: clientAdvice}
+		}
+		return true, fail(ae)
 	}
 	cs.changed(name)
 	return true, cs.landing(c, http.StatusOK, name, true, "Token "+name+" is authorized: it is now served and refreshed automatically.")

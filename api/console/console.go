@@ -116,6 +116,9 @@ type Console struct {
 	pages  map[string]*template.Template
 	assets map[string]asset
 	csp    string
+	// recent sums up the activity record's last week for the overview
+	// (nil without an activity record).
+	recent *listing.Recent
 	log    *slog.Logger
 	now    func() time.Time
 }
@@ -160,6 +163,9 @@ func New(d Deps) *Console {
 		cs.assets[e.Name()] = asset{body: body, contentType: mime.TypeByExtension(path.Ext(e.Name())), version: hex.EncodeToString(sum[:6])}
 	}
 	cs.pages = cs.parsePages()
+	if d.Activity != nil {
+		cs.recent = listing.NewRecent(d.Activity, d.Now)
+	}
 	// Authorize with Webex is a form whose answer redirects to Webex:
 	// form-action must allow Webex's authorize origin, nothing else.
 	formAction := "'self'"
@@ -195,6 +201,7 @@ func (cs *Console) Register(e *echo.Echo, get func(path string, h echo.HandlerFu
 	e.POST("/admin/token/:name/config", cs.saveConfig, page, signed)
 	e.POST("/admin/token/:name/passphrase", cs.savePassphrase, page, signed)
 	e.POST("/admin/token/:name/refresh", cs.refresh, page, signed)
+	e.POST(bulkRefreshPath, cs.refreshSelected, page, signed)
 	e.POST("/admin/token/:name/authorize", cs.authorize, page, signed)
 	e.POST("/admin/token/:name/delete", cs.deleteToken, page, signed)
 	get("/admin/static/:file", cs.asset, page)

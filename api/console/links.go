@@ -272,6 +272,13 @@ func (cs *Console) linkCallback(c echo.Context) (handled bool, err error) {
 		return true, done(http.StatusConflict, false, "This link cannot be used: "+linkTrouble(err)+". Nothing was stored.")
 	}
 	ae := httpapi.CallbackStatusOf(err, l.Token, cs.now())
-	cs.d.Service.AuthorizationFailed(ctx, who, l.Token, ae.Message+" ("+err.Error()+")", ae.Code != http.StatusServiceUnavailable)
+	stored := ae.Message + " (" + err.Error() + ")"
+	if errors.Is(err, token.ErrClientRejected) {
+		// Advice for the operators who read the token's last error; the
+		// error itself goes to the log.
+		cs.log.Warn("authorization through a link failed", "token", l.Token, "error", err.Error())
+		stored = clientAdvice
+	}
+	cs.d.Service.AuthorizationFailed(ctx, who, l.Token, stored, ae.Code != http.StatusServiceUnavailable)
 	return true, done(ae.Code, false, "The authorization failed: "+ae.Message+". The link still works if it was not used: open it again.")
 }

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,125 +18,6 @@ import (
 	"github.com/wxcc/tokenservice/shared/people"
 	"github.com/wxcc/tokenservice/shared/token"
 )
-
-// OverviewPageSize is how many tokens one overview page shows; with
-// filtering by name and status, that keeps 1 000 tokens usable.
-const OverviewPageSize = 50
-
-type overviewView struct {
-	// Holders are the people several tokens act as.
-	Holders      []listing.Holder
-	Total        int
-	Counts       []healthCount
-	Sweep        *token.SweepRecord
-	SweepStale   bool
-	SweepUnknown bool
-	Warnings     []string
-	Rows         []listing.Row
-	Query        string
-	Health       token.Health
-	Options      []healthOption
-	Filtered     bool
-	Matched      int
-	From, To     int
-	PrevURL      string
-	NextURL      string
-	Updated      time.Time
-}
-
-type healthCount struct {
-	Health token.Health
-	N      int
-}
-
-type healthOption struct {
-	Value    token.Health
-	Label    string
-	Selected bool
-}
-
-// overviewPage lists every token, most urgent first, filtered and paged.
-func (cs *Console) overviewPage(c echo.Context) error {
-	snap, err := cs.d.Listing.Overview(c.Request().Context())
-	if err != nil {
-		cs.log.Warn("console overview failed", "error", err.Error())
-		ae := httpapi.StatusOf(err, "", cs.now())
-		p := cs.signedPage(c, "Tokens")
-		p.Flash = &flash{"error", "The tokens could not be listed: " + ae.Message}
-		return cs.render(c, ae.Code, "message", p)
-	}
-	now := cs.now()
-	v := overviewView{Total: len(snap.Rows), Sweep: snap.Sweep, SweepUnknown: snap.SweepUnknown, Holders: snap.Holders,
-		Warnings: cs.d.Warnings, Updated: snap.At}
-	if v.Sweep != nil {
-		interval := cs.cfg.SweepInterval
-		if interval <= 0 {
-			interval = 5 * time.Minute
-		}
-		v.SweepStale = now.Sub(v.Sweep.At) > 3*interval+time.Minute
-	}
-	counts := map[token.Health]int{}
-	for _, r := range snap.Rows {
-		counts[r.Health]++
-	}
-	for _, h := range token.Healths {
-		if counts[h] > 0 {
-			v.Counts = append(v.Counts, healthCount{h, counts[h]})
-		}
-	}
-	v.Query = strings.TrimSpace(c.QueryParam("q"))
-	if h := token.Health(c.QueryParam("status")); h.Urgency() < len(token.Healths) {
-		v.Health = h
-	}
-	for _, h := range token.Healths {
-		v.Options = append(v.Options, healthOption{h, healthLabels[h], h == v.Health})
-	}
-	v.Filtered = v.Query != "" || v.Health != ""
-	q := strings.ToLower(v.Query)
-	var matched []listing.Row
-	for _, r := range snap.Rows {
-		if (v.Health == "" || r.Health == v.Health) && strings.Contains(strings.ToLower(r.Name), q) {
-			matched = append(matched, r)
-		}
-	}
-	v.Matched = len(matched)
-	pages := max((len(matched)+OverviewPageSize-1)/OverviewPageSize, 1)
-	n, _ := strconv.Atoi(c.QueryParam("page"))
-	n = min(max(n, 1), pages)
-	v.From, v.To = (n-1)*OverviewPageSize, min(n*OverviewPageSize, len(matched))
-	v.Rows = matched[v.From:v.To]
-	if len(matched) > 0 {
-		v.From++
-	}
-	link := func(page int) string {
-		u := url.Values{}
-		if v.Query != "" {
-			u.Set("q", v.Query)
-		}
-		if v.Health != "" {
-			u.Set("status", string(v.Health))
-		}
-		if page > 1 {
-			u.Set("page", strconv.Itoa(page))
-		}
-		if len(u) == 0 {
-			return "/admin/"
-		}
-		return "/admin/?" + u.Encode()
-	}
-	if n > 1 {
-		v.PrevURL = link(n - 1)
-	}
-	if n < pages {
-		v.NextURL = link(n + 1)
-	}
-	p := cs.signedPage(c, "Tokens")
-	p.Poll, p.Data, p.Canonical = true, v, link(n)
-	if d := c.QueryParam("deleted"); d != "" && token.ValidateName(d) == nil {
-		p.Flash = &flash{"ok", "Token " + d + " deleted."}
-	}
-	return cs.render(c, http.StatusOK, "overview", p)
-}
 
 // configForm is the client config form's content: the token's current
 // values, or what the admin sent when it was refused. ServiceApp picks
@@ -185,6 +65,11 @@ type tokenView struct {
 	MoreHistory bool
 	// LinkTTL is how long a new link stays valid (AUTHORIZE_LINK_TTL).
 	LinkTTL time.Duration
+	// Life is the chart of the token's last week (nil: no activity
+	// record here, or it could not be read).
+	Life *lifeChart
+	// Flow is the Flow Designer panel's content.
+	Flow flowPanel
 }
 
 // consoleOrigin is the scheme and host the browser used.
@@ -287,6 +172,8 @@ func (cs *Console) renderTokenPage(c echo.Context, status int, name string, f *f
 	}
 	v.NewLink, v.LinkTTL = newLink, cs.cfg.AuthorizeLinkTTL
 	cs.tokenRecords(ctx, name, &v)
+	cs.tokenLife(ctx, t, &v)
+	v.Flow = cs.flowPanel(c.Request(), row)
 	p.Poll, p.Flash, p.Data, p.Canonical = newLink == "", f, v, "/admin/token/"+name
 	return cs.render(c, status, "token", p)
 }
@@ -317,6 +204,22 @@ func (cs *Console) tokenRecords(ctx context.Context, name string, v *tokenView) 
 		return
 	}
 	v.History, v.MoreHistory = page.Entries, page.Next != ""
+}
+
+// tokenLife adds the chart of t's last week to v; a record that does
+// not answer leaves it out (and says so in the log).
+func (cs *Console) tokenLife(ctx context.Context, t *token.Token, v *tokenView) {
+	if cs.d.Activity == nil {
+		return
+	}
+	now := cs.now()
+	entries, truncated, err := cs.readLife(ctx, t.Name, now)
+	if err != nil {
+		cs.log.Warn("console chart not drawn", "token", t.Name, "error", err.Error())
+		return
+	}
+	chart := drawLife(newLife(entries, t, now, truncated), cs.cfg.RefreshThreshold, cs.cfg.MinTokenValidity)
+	v.Life = &chart
 }
 
 // renderTokenWithLink shows name's page with a link just made.
@@ -379,6 +282,12 @@ func (cs *Console) createToken(c echo.Context) error {
 	name := form.Name
 	if ch.ClientSecret == nil {
 		return cs.renderNew(c, http.StatusBadRequest, &flash{"error", "A new token needs its client secret."}, form)
+	}
+	if !form.ServiceApp && (ch.Scopes == nil || len(*ch.Scopes) == 0) {
+		// PUT /admin/tokens/N may leave them for later; a person filling
+		// in this form most likely forgot them, and cannot authorize without.
+		return cs.renderNew(c, http.StatusBadRequest, &flash{"error", "Scopes: type the scopes the integration has on developer.webex.com, " +
+			"separated by spaces (for example spark:kms cjp:config_read). Webex is asked for exactly these when the token is authorized."}, form)
 	}
 	if pp := c.FormValue("passphrase"); pp != "" {
 		ch.Passphrase = &pp
@@ -464,12 +373,22 @@ func (cs *Console) refresh(c echo.Context) error {
 		if ae.RetryAfter > 0 {
 			httpapi.SetRetryAfter(c, ae.RetryAfter)
 		}
-		if res.Token != nil && res.Token.IsServiceApp() {
-			return cs.renderToken(c, ae.Code, name, &flash{"error", "Not minted: " + mintFailure(res.Token, since, ae.Message)}, nil)
-		}
-		return cs.renderToken(c, ae.Code, name, &flash{"error", "Refresh failed: " + ae.Message}, nil)
+		return cs.renderToken(c, ae.Code, name, &flash{"error", cs.refreshFailure(name, res, err, since)}, nil)
 	}
 	return c.Redirect(http.StatusSeeOther, "/admin/token/"+name+"?done=refreshed")
+}
+
+// refreshFailure says in words why Refresh now on name failed (the log
+// has the error itself: RefreshNow wrote it).
+func (cs *Console) refreshFailure(name string, res lifecycle.Result, err error, since time.Time) string {
+	ae := httpapi.StatusOf(err, name, cs.now())
+	switch {
+	case res.Token != nil && res.Token.IsServiceApp():
+		return "Not minted: " + mintFailure(res.Token, since, ae.Message)
+	case errors.Is(err, token.ErrConfigError), errors.Is(err, token.ErrClientRejected):
+		return "Refresh failed: " + clientAdvice + ". Refreshing then resumes by itself."
+	}
+	return "Refresh failed: " + ae.Message
 }
 
 // deleteToken deletes a token once its name was typed to confirm.

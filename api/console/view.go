@@ -43,7 +43,7 @@ var healthAdvice = map[token.Health]string{
 	token.HealthRefreshExpiring: "The refresh token ends soon. Authorize with Webex again before it does, or flows stop getting a token.",
 	token.HealthPending:         "Never authorized. Set the client config, then Authorize with Webex.",
 	token.HealthReauthRequired:  "Webex rejected the refresh token, or it expired. Authorize with Webex again; until then flows get 409 once the access token runs out.",
-	token.HealthConfigError:     "Webex rejected the client ID or client secret. Fix them in the client config: refreshing resumes by itself, no new authorization needed.",
+	token.HealthConfigError:     clientAdvice + ". Refreshing then resumes by itself: no new authorization is needed.",
 	token.HealthUnreadable:      "A stored secret does not open with the configured TOKEN_ENCRYPTION_KEYS, so the token is not served. Put the missing key back; or set a new client secret and Authorize with Webex again.",
 }
 
@@ -60,8 +60,66 @@ var serviceAppAdvice = map[token.Health]string{
 	token.HealthUnreadable:      "A stored secret does not open with the configured TOKEN_ENCRYPTION_KEYS, so it is not served. Put the missing key back; or set a new client secret in the Service App config.",
 }
 
-// rowAdvice says what r's status means and what to do about it.
+// clientAdvice is what to do when Webex refuses an integration's client
+// ID and secret (invalid_client): the console's words for it wherever it
+// shows, while the log keeps the error as it was.
+const clientAdvice = "Webex refused this client ID and secret: copy the secret again from developer.webex.com and save it in the client config"
+
+// clientRefused reports whether message (a stored last error, or an
+// error's text) says that Webex refused the client ID and secret.
+func clientRefused(message string) bool {
+	m := strings.ToLower(message)
+	for _, s := range []string{"invalid_client", "unauthorized_client", "rejected the client credentials",
+		"refused this client id", "client rejected", "http 401"} {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// authFailedPrefix starts the last error of a failed authorization.
+const authFailedPrefix = "authorization failed: "
+
+// lastErrorText is r's last error as the console shows it: advice for a
+// client that Webex refused, the stored message otherwise.
+func lastErrorText(r listing.Row) string {
+	le := r.LastError
+	if le == nil {
+		return ""
+	}
+	if !r.ServiceApp && clientRefused(le.Message) {
+		if strings.HasPrefix(le.Message, authFailedPrefix) {
+			return "Authorization failed: " + clientAdvice + "."
+		}
+		return clientAdvice + "."
+	}
+	return le.Message
+}
+
+// warnAdvice reports whether r still works but something failed since
+// its last success: its advice then says so, as a warning.
+func warnAdvice(r listing.Row) bool {
+	switch r.Health {
+	case token.HealthActive, token.HealthRefreshingSoon, token.HealthRefreshExpiring:
+		return r.LastError != nil
+	}
+	return false
+}
+
+// rowAdvice says what r's status means and what to do about it: it
+// agrees with the last error the page shows.
 func rowAdvice(r listing.Row) string {
+	if warnAdvice(r) && !r.ServiceApp {
+		switch msg := r.LastError.Message; {
+		case clientRefused(msg):
+			return "Flows still get the current access token, but " + clientAdvice + ", or the next refresh fails too."
+		case strings.HasPrefix(msg, authFailedPrefix):
+			return "Flows still get the current access token; the last authorization failed (see Last error): Authorize with Webex again."
+		default:
+			return "Flows still get the current access token; the last refresh failed (see Last error) and is tried again automatically before it runs low."
+		}
+	}
 	if !r.ServiceApp {
 		return healthAdvice[r.Health]
 	}
@@ -154,10 +212,14 @@ func (cs *Console) parsePages() map[string]*template.Template {
 			}
 			return "/admin/static/" + name + "?v=" + a.version
 		},
-		"join":  strings.Join,
-		"ms":    func(t time.Time) int64 { return t.UnixMilli() },
-		"human": humanDuration,
-		"held":  heldReason,
+		"join":         strings.Join,
+		"ms":           func(t time.Time) int64 { return t.UnixMilli() },
+		"human":        humanDuration,
+		"held":         heldReason,
+		"sweepCounts":  sweepCounts,
+		"sweepProblem": sweepProblem,
+		"lastError":    lastErrorText,
+		"warnAdvice":   warnAdvice,
 		"actionLabel": func(a activity.Action) string {
 			if l, ok := actionLabels[a]; ok {
 				return l

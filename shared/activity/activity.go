@@ -85,6 +85,13 @@ type Entry struct {
 	Addr    string
 	Outcome Outcome
 	Detail  string
+	// Generation and AccessExpires are set on the service's rotations
+	// (Rotated, Minted): the generation stored and when its access token
+	// ends, so that a token's life can be drawn without reading Detail.
+	// Zero on every other entry, and on rotations recorded before they
+	// existed.
+	Generation    int64
+	AccessExpires time.Time
 	// ID is the store's, set when an entry is read back.
 	ID string
 }
@@ -100,6 +107,9 @@ type Filter struct {
 	Token  string
 	Actor  string
 	Action Action
+	// Since, if not zero, keeps only entries at or after it: a token's
+	// last days without paging through the rest of its history.
+	Since time.Time
 	// Limit is how many entries at most (1-200).
 	Limit int
 	// Cursor continues a listing where Page.Next left it.

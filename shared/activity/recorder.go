@@ -163,7 +163,7 @@ func logEntry(ctx context.Context, log *slog.Logger, e Entry) {
 	if e.Outcome != OK {
 		level = slog.LevelWarn
 	}
-	log.LogAttrs(ctx, level, "activity: "+string(e.Action),
+	attrs := []slog.Attr{
 		slog.Bool("activity", true),
 		slog.String("actorKind", string(e.ActorKind)),
 		slog.String("actor", e.Actor),
@@ -173,9 +173,16 @@ func logEntry(ctx context.Context, log *slog.Logger, e Entry) {
 		slog.String("outcome", string(e.Outcome)),
 		slog.String("detail", e.Detail),
 		slog.Time("at", e.At),
-		slog.Group("logging.googleapis.com/labels",
-			slog.String("activity", "true"), slog.String("action", string(e.Action))),
-	)
+	}
+	if e.Generation != 0 {
+		attrs = append(attrs, slog.Int64("generation", e.Generation))
+	}
+	if !e.AccessExpires.IsZero() {
+		attrs = append(attrs, slog.Time("accessExpires", e.AccessExpires))
+	}
+	attrs = append(attrs, slog.Group("logging.googleapis.com/labels",
+		slog.String("activity", "true"), slog.String("action", string(e.Action))))
+	log.LogAttrs(ctx, level, "activity: "+string(e.Action), attrs...)
 }
 
 // write is one background writer: it stores queued entries until the

@@ -82,11 +82,13 @@ func (f Filter) Normalize() (Filter, error) {
 	return f, nil
 }
 
-// Matches reports whether e passes f's token, actor and action filters.
+// Matches reports whether e passes f's token, actor, action and since
+// filters.
 func (f Filter) Matches(e Entry) bool {
 	return (f.Token == "" || e.Token == f.Token) &&
 		(f.Actor == "" || e.Actor == f.Actor) &&
-		(f.Action == "" || e.Action == f.Action)
+		(f.Action == "" || e.Action == f.Action) &&
+		(f.Since.IsZero() || !e.At.Before(f.Since))
 }
 
 // cursorVersion prefixes the cursor's plain text, so that its format can

@@ -35,6 +35,9 @@ const (
 	fOutcome   = "outcome"
 	fDetail    = "detail"
 	fExpireAt  = "expireAt"
+	// A rotation's entry also has fGeneration and fAccessExpires, named
+	// as in a token document; accessExpires is a timestamp here, like
+	// every time of this collection.
 )
 
 // Activity is the activity record: one document per entry, with an
@@ -64,6 +67,12 @@ func (a *Activity) Add(ctx context.Context, e activity.Entry) error {
 		fAt: at, fActorKind: string(e.ActorKind), fActor: e.Actor, fAction: string(e.Action),
 		fToken: e.Token, fAddr: e.Addr, fOutcome: string(e.Outcome), fDetail: e.Detail,
 		fExpireAt: at.Add(a.retention),
+	}
+	if e.Generation != 0 {
+		doc[fGeneration] = e.Generation
+	}
+	if !e.AccessExpires.IsZero() {
+		doc[fAccessExpires] = e.AccessExpires.UTC()
 	}
 	if _, err := a.coll.NewDoc().Create(ctx, doc); err != nil {
 		return fmt.Errorf("add activity %s: %w", e.Action, translate(err, false))
@@ -101,6 +110,11 @@ func (a *Activity) List(ctx context.Context, f activity.Filter) (activity.Page, 
 	q := a.coll.Query
 	for _, w := range plan.where {
 		q = q.Where(w.field, "==", w.value)
+	}
+	if !f.Since.IsZero() {
+		// A range on at, the field the listing orders by: the same
+		// indexes serve it.
+		q = q.Where(fAt, ">=", f.Since.UTC())
 	}
 	q = q.OrderBy(fAt, gfs.Desc).OrderBy(gfs.DocumentID, gfs.Desc)
 
@@ -201,6 +215,10 @@ func (a *Activity) decode(snap *gfs.DocumentSnapshot) activity.Entry {
 		At: d.timestamp(fAt), ActorKind: activity.ActorKind(d.string(fActorKind)), Actor: d.string(fActor),
 		Action: activity.Action(d.string(fAction)), Token: d.string(fToken), Addr: d.string(fAddr),
 		Outcome: activity.Outcome(d.string(fOutcome)), Detail: d.string(fDetail), ID: snap.Ref.ID,
+		AccessExpires: d.timestamp(fAccessExpires),
+	}
+	if g, ok := d.int(fGeneration); ok {
+		e.Generation = g
 	}
 	if len(bad) > 0 {
 		a.log.Warn("ignoring malformed fields of an activity entry", "collection", a.name, "id", snap.Ref.ID, "fields", bad)

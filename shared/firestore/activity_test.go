@@ -67,6 +67,34 @@ func TestActivityDocument(t *testing.T) {
 	}
 }
 
+// TestActivityRotationDocument pins a rotation's own fields: the
+// generation as an integer and the access expiry as a timestamp, both
+// absent from entries that are not rotations (TestActivityDocument).
+func TestActivityRotationDocument(t *testing.T) {
+	t.Parallel()
+	a, raw, _ := newActivity(t, 48*time.Hour)
+	ctx := ctxT(t)
+	at := time.Date(2026, 3, 1, 12, 30, 0, 0, time.UTC)
+	e := activity.Entry{
+		At: at, ActorKind: activity.ByService, Actor: "worker-1", Action: activity.Rotated, Token: "flow-1",
+		Outcome: activity.OK, Detail: "generation 9, trigger scheduled", Generation: 9, AccessExpires: at.Add(12 * time.Hour),
+	}
+	if err := a.Add(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	docs, err := raw.Documents(ctx).GetAll()
+	if err != nil || len(docs) != 1 {
+		t.Fatalf("activity collection: %d documents, %v; want 1", len(docs), err)
+	}
+	data := docs[0].Data()
+	if got := data["generation"]; got != int64(9) {
+		t.Errorf("generation stored as %#v, want int64 9", got)
+	}
+	if got, ok := data["accessExpires"].(time.Time); !ok || !got.Equal(at.Add(12*time.Hour)) {
+		t.Errorf("accessExpires stored as %#v, want the timestamp %v", data["accessExpires"], at.Add(12*time.Hour))
+	}
+}
+
 // TestActivityQueriesUseDeployedIndexes: every filter combination asks
 // Firestore only what the deployment's composite indexes serve, (token),
 // (actor), (action), (token, action), (actor, action), each with at

@@ -562,8 +562,12 @@ func (r *Refresher) storeGrant(ctx context.Context, name string, g token.Grant, 
 	if trigger == token.TriggerMint {
 		action = activity.Minted
 	}
-	r.recordSelf(ctx, action, name, activity.OK, fmt.Sprintf("generation %d, trigger %s, access token valid until %s",
-		saved.Generation, trigger, saved.AccessExpires.UTC().Format(time.RFC3339)))
+	// The generation and expiry also go in fields of their own: the
+	// console draws a token's life from them.
+	recordActivity(ctx, r.o.Activity, activity.Entry{At: r.o.Now(), ActorKind: activity.ByService, Actor: r.o.Holder,
+		Action: action, Token: name, Outcome: activity.OK, Generation: saved.Generation, AccessExpires: saved.AccessExpires,
+		Detail: fmt.Sprintf("generation %d, trigger %s, access token valid until %s",
+			saved.Generation, trigger, saved.AccessExpires.UTC().Format(time.RFC3339))})
 	r.deliver(events)
 	return saved, nil
 }

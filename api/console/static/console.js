@@ -69,9 +69,17 @@
           live.forEach(function (el) {
             var fresh = doc.getElementById(el.id);
             if (fresh) {
-              el.replaceWith(document.importNode(fresh, true));
+              // Keep what the person ticked (tokens chosen for a bulk refresh).
+              var ticked = {};
+              el.querySelectorAll("input[type=checkbox][id]").forEach(function (c) { ticked[c.id] = c.checked; });
+              var copy = document.importNode(fresh, true);
+              copy.querySelectorAll("input[type=checkbox][id]").forEach(function (c) {
+                if (Object.prototype.hasOwnProperty.call(ticked, c.id) && !c.disabled) c.checked = ticked[c.id];
+              });
+              el.replaceWith(copy);
             }
           });
+          pickAll();
           localize(document);
         })
         .catch(function (err) {
@@ -114,6 +122,48 @@
     });
   }
 
+  // Copy buttons: hidden without the script, whose values can still be
+  // selected by hand.
+  function copyButtons() {
+    document.querySelectorAll("button.copy[data-copy]").forEach(function (b) {
+      var src = document.getElementById(b.getAttribute("data-copy"));
+      if (!src) return;
+      var label = b.textContent;
+      b.hidden = false;
+      b.addEventListener("click", function () {
+        var text = src.textContent.trim();
+        var done = function (msg) {
+          b.textContent = msg;
+          setTimeout(function () { b.textContent = label; }, 2000);
+        };
+        var select = function () {
+          var range = document.createRange();
+          range.selectNodeContents(src);
+          var sel = window.getSelection();
+          sel.removeAllRanges();
+          sel.addRange(range);
+          done("Press Ctrl+C");
+        };
+        if (navigator.clipboard && navigator.clipboard.writeText) {
+          navigator.clipboard.writeText(text).then(function () { done("Copied"); }, select);
+        } else {
+          select();
+        }
+      });
+    });
+  }
+
+  // The overview's "select every token" box, shown only with the script.
+  function pickAll() {
+    var all = document.getElementById("pick-all");
+    if (!all) return;
+    var boxes = function () { return document.querySelectorAll("#tokens input.pick:not(:disabled)"); };
+    all.hidden = boxes().length === 0;
+    all.addEventListener("change", function () {
+      boxes().forEach(function (c) { c.checked = all.checked; });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var go = document.body.getAttribute("data-goto");
     if (go && go.charAt(0) === "/" && go.charAt(1) !== "/") {
@@ -128,6 +178,8 @@
     localize(document);
     confirmDelete();
     kindLinks();
+    copyButtons();
+    pickAll();
     var every = parseInt(document.body.getAttribute("data-poll"), 10);
     if (every > 0) poll(every);
   });

@@ -33,6 +33,9 @@ func (m *Memory) Add(ctx context.Context, e activity.Entry) error {
 	}
 	e.ID = newID()
 	e.At = e.At.Truncate(time.Microsecond).UTC()
+	if !e.AccessExpires.IsZero() {
+		e.AccessExpires = e.AccessExpires.Truncate(time.Microsecond).UTC()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.entries = append(m.entries, e)

@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +26,8 @@ func Run(t *testing.T, newStore func(t *testing.T) activity.Store) {
 	}{
 		{"Empty", testEmpty},
 		{"RoundTrip", testRoundTrip},
+		{"RoundTripRotation", testRoundTripRotation},
+		{"Since", testSince},
 		{"NewestFirst", testNewestFirst},
 		{"Filters", testFilters},
 		{"Pages", testPages},
@@ -122,6 +126,74 @@ func testRoundTrip(t *testing.T, s activity.Store) {
 	if !activity.ValidID(got.ID) {
 		t.Errorf("ID = %q, want 1-64 letters and digits", got.ID)
 	}
+}
+
+func testRoundTripRotation(t *testing.T, s activity.Store) {
+	want := activity.Entry{
+		At: Base, ActorKind: activity.ByService, Actor: "worker-1", Action: activity.Rotated, Token: "flow-1",
+		Outcome: activity.OK, Detail: "generation 7, trigger scheduled", Generation: 7,
+		AccessExpires: Base.Add(12*time.Hour + 345*time.Millisecond),
+	}
+	plain := entry(1, "flow-1", "ann@example.com", activity.ConfigSaved)
+	add(t, s, want, plain)
+	got := list(t, s, activity.Filter{Token: "flow-1"}).Entries
+	if len(got) != 2 {
+		t.Fatalf("listed %d entries, want 2", len(got))
+	}
+	if diff := cmp.Diff([]activity.Entry{plain, want}, got, ignoreID); diff != "" {
+		t.Errorf("read back (-want +got):\n%s", diff)
+	}
+}
+
+func testSince(t *testing.T, s activity.Store) {
+	var es []activity.Entry
+	for i := range 10 {
+		es = append(es, entry(i, "a", "ann@example.com", activity.Rotated), entry(i, "b", "bob@example.com", activity.Rotated))
+	}
+	add(t, s, es...)
+	since := Base.Add(6 * time.Second)
+	tests := []struct {
+		name string
+		f    activity.Filter
+		want func(activity.Entry) bool
+	}{
+		{"token", activity.Filter{Token: "a", Since: since, Limit: 2},
+			func(e activity.Entry) bool { return e.Token == "a" && !e.At.Before(since) }},
+		{"no other filter", activity.Filter{Since: since, Limit: 3},
+			func(e activity.Entry) bool { return !e.At.Before(since) }},
+		{"token and actor", activity.Filter{Token: "b", Actor: "bob@example.com", Since: since, Limit: 1},
+			func(e activity.Entry) bool { return e.Token == "b" && !e.At.Before(since) }},
+		{"token and action", activity.Filter{Token: "a", Action: activity.Rotated, Since: since},
+			func(e activity.Entry) bool { return e.Token == "a" && !e.At.Before(since) }},
+		{"after every entry", activity.Filter{Token: "a", Since: Base.Add(time.Hour)}, func(activity.Entry) bool { return false }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var want []activity.Entry
+			for i := len(es) - 1; i >= 0; i-- { // newest first; a and b share each instant
+				if tt.want(es[i]) {
+					want = append(want, es[i])
+				}
+			}
+			got, _ := all(t, s, tt.f)
+			sortTies(got)
+			sortTies(want)
+			if diff := cmp.Diff(want, got, ignoreID, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("List(%+v) (-want +got):\n%s", tt.f, diff)
+			}
+		})
+	}
+}
+
+// sortTies orders entries of one instant by token, so that lists whose
+// ties the store broke by ID compare.
+func sortTies(es []activity.Entry) {
+	slices.SortStableFunc(es, func(a, b activity.Entry) int {
+		if c := b.At.Compare(a.At); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Token, b.Token)
+	})
 }
 
 func testNewestFirst(t *testing.T, s activity.Store) {

@@ -11,7 +11,9 @@
 //   - the topic token-events with an ordered subscription token-events-demo;
 //   - on a first run (no kept data): a token "demo" in collection tokens,
 //     written as the Node sample writes it, whose access token has 2h05m
-//     left, so the first sweep (threshold 2h + lead 30m) refreshes it; a
+//     left, so the first sweep (threshold 2h + lead 30m) refreshes it,
+//     with a week of history in the activity record (tokenActivity) for
+//     the console's chart of it; a
 //     manager integration "demo-manager" whose grants hold
 //     spark:applications_token, and a Service App "demo-serviceapp"
 //     without tokens, which the first sweep mints;
@@ -63,15 +65,18 @@ import (
 
 // The demo deployment. The passphrases are demo values, printed on purpose.
 const (
-	project          = emulator.DefaultProject // demo-tokens
-	collection       = "tokens"
-	topicID          = "token-events"
-	subscriptionID   = "token-events-demo"
-	demoName         = "demo"
-	tokenPassphrase  = "demo-passphrase-123456"
-	adminPassphrase  = "demo-admin-passphrase"
-	demoClientID     = "demo-client"
-	demoClientSecret = "demo-client-secret"
+	project    = emulator.DefaultProject // demo-tokens
+	collection = "tokens"
+	// The activity record: the demo token's week of history goes here.
+	activityCollection = "tokenActivity"
+	activityRetention  = 2160 * time.Hour
+	topicID            = "token-events"
+	subscriptionID     = "token-events-demo"
+	demoName           = "demo"
+	tokenPassphrase    = "demo-passphrase-123456"
+	adminPassphrase    = "demo-admin-passphrase"
+	demoClientID       = "demo-client"
+	demoClientSecret   = "demo-client-secret"
 	// accessLeft puts the demo token inside the worker's window (threshold
 	// 2h + lead 30m) but outside the api's (2h): the worker refreshes it.
 	accessLeft  = 2*time.Hour + 5*time.Minute
@@ -264,6 +269,8 @@ func run(ctx context.Context, con *console) error {
 		"FIRESTORE_EMULATOR_HOST="+fsEmu.Host(),
 		"PUBSUB_EMULATOR_HOST="+psEmu.Host(),
 		"TOKENS_COLLECTION="+collection,
+		"ACTIVITY_COLLECTION="+activityCollection,
+		"ACTIVITY_RETENTION="+activityRetention.String(),
 		"EVENTS_TOPIC="+topicID,
 		"WEBEX_TOKEN_URL="+fake.TokenURL,
 		"WEBEX_AUTHORIZE_URL="+fake.AuthorizeURL,

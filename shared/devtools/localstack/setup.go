@@ -20,6 +20,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/wxcc/tokenservice/shared/activity/activitytest"
+	"github.com/wxcc/tokenservice/shared/firestore"
 	"github.com/wxcc/tokenservice/shared/pubsub"
 	"github.com/wxcc/tokenservice/shared/testing/emulator"
 	"github.com/wxcc/tokenservice/shared/testing/webexfake"
@@ -125,7 +127,8 @@ func createTopic(ctx context.Context, c *gps.Client) error {
 
 // seed registers the demo client and refresh token with the fake Webex and
 // writes tokens/demo with exactly the Node sample's eight fields (times as
-// integer milliseconds). It returns the seeded access token.
+// integer milliseconds), and a week of its history in the activity
+// record. It returns the seeded access token.
 func seed(ctx context.Context, c *gfs.Client, fake *webexfake.Server, redirectURI string) (string, error) {
 	now := time.Now()
 	accessToken, refreshToken := "demo-at-"+randomHex(8), "demo-rt-"+randomHex(8)
@@ -144,6 +147,17 @@ func seed(ctx context.Context, c *gfs.Client, fake *webexfake.Server, redirectUR
 	})
 	if err != nil {
 		return "", fmt.Errorf("seed %s/%s: %w", collection, demoName, err)
+	}
+	// A week of history, so that the console's chart of the demo token
+	// has something to show: written straight into the activity record
+	// with past times, ending with the rotation that issued the access
+	// token just stored.
+	record := firestore.New(c, collection, firestore.WithActivity(activityCollection, activityRetention)).Activity()
+	lastRefresh := now.Add(accessLeft - webexfake.DefaultExpiresIn)
+	for _, e := range activitytest.Week(demoName, lastRefresh, webexfake.DefaultExpiresIn) {
+		if err := record.Add(ctx, e); err != nil {
+			return "", fmt.Errorf("seed the history of %s: %w", demoName, err)
+		}
 	}
 	return accessToken, nil
 }
