@@ -29,6 +29,6 @@ type Changes struct {
 	// At is the store's time the batch is consistent at (comparable with
 	// Token.Version): a deletion it reports happened at or before At, so
 	// a state stored after At is newer than the deletion.
-	At time.Time
+	At   time.Time
 	List []Change
 }
