@@ -21,7 +21,7 @@ run: build
 test:
 	$(GO) run ./shared/devtools/withemulators -- sh -c '$(GO) test -race -count=1 -timeout 15m $(PKGS) && $(GO) run ./shared/devtools/soak -duration $(SOAK_TEST_DURATION)'
 
-## soak: the soak and fault campaign: SOAK_DURATION (default 10m), SOAK_SEED replays a schedule, SOAK_RACE=1 race-built binaries.
+## soak: the soak and fault campaign: SOAK_DURATION (default 10m), SOAK_SEED replays a schedule, SOAK_RACE=1 race-built binaries, SOAK_APIS / SOAK_WORKERS instances per profile (3 / 2).
 soak:
 	$(GO) run ./shared/devtools/soak
 
