@@ -14,20 +14,20 @@ import (
 
 // Fault kinds.
 const (
-	faultKillAPI      = "sigkill-api"
-	faultKillWorker   = "sigkill-worker"
-	faultTermAPI      = "sigterm-api"
-	faultTermWorker   = "sigterm-worker"
-	faultFirestore    = "firestore-unreachable"
-	faultPubSub       = "pubsub-unreachable"
-	faultWebex5xx     = "webex-5xx"
-	faultWebex429     = "webex-429"
-	faultWebexSlow    = "webex-slow"
-	faultWebexReset   = "webex-reset"
-	faultWebexLost    = "webex-lost-answer"
+	faultKillAPI    = "sigkill-api"
+	faultKillWorker = "sigkill-worker"
+	faultTermAPI    = "sigterm-api"
+	faultTermWorker = "sigterm-worker"
+	faultFirestore  = "firestore-unreachable"
+	faultPubSub     = "pubsub-unreachable"
+	faultWebex5xx   = "webex-5xx"
+	faultWebex429   = "webex-429"
+	faultWebexSlow  = "webex-slow"
+	faultWebexReset = "webex-reset"
+	faultWebexLost  = "webex-lost-answer"
 	// faultGrantCut: Firestore cut the moment Webex answers a refresh,
 	// for grantCutFor: the grant is in hand and cannot be stored.
-	faultGrantCut = "firestore-cut-after-grant"
+	faultGrantCut     = "firestore-cut-after-grant"
 	faultWarmup       = 10 * time.Second // no fault before this
 	faultTail         = 5 * time.Second  // margin after the last recovery deadline
 	faultOverlapShare = 4                // one fault in this many starts during the previous one

@@ -65,7 +65,9 @@ func (c *campaign) cutAfterGrant(ctx context.Context, f *fault) bool {
 			c.faults.set(f, func(f *fault) { f.Start, f.Granted = time.Now(), &g })
 		default:
 			c.fsProxy.Cut()
-			c.faults.set(f, func(f *fault) { f.Start, f.Note = time.Now(), "no refresh grant within "+grantCutArm.String()+": cut without one" })
+			c.faults.set(f, func(f *fault) {
+				f.Start, f.Note = time.Now(), "no refresh grant within "+grantCutArm.String()+": cut without one"
+			})
 		}
 	case <-ctx.Done():
 		disarm()

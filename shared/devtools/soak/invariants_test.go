@@ -212,7 +212,7 @@ func TestCheckGrantsKept(t *testing.T) {
 	c.tl.add("a", docState{At: c.at(75), RefreshToken: "rt-stored", Generation: 3})
 	c.ledger["rt-presented"] = webexfake.RefreshTokenUse{ClientID: "client-c", Presented: 1, Granted: 1, FirstGrant: c.at(80)}
 	c.logs.Lost["b"] = []grantLine{{At: c.at(30), Where: "api-3-1", HeldFor: 5 * time.Second}} // during the cut: excused
-	c.logs.Lost["a"] = []grantLine{{At: c.at(85), Where: "api-2-1", HeldFor: time.Second}}   // Firestore reachable
+	c.logs.Lost["a"] = []grantLine{{At: c.at(85), Where: "api-2-1", HeldFor: time.Second}}     // Firestore reachable
 	r := c.checkGrantsKept()
 	if len(r.Violations) != 2 || !hasViolation(r, "d: the grant Webex made") || !hasViolation(r, "api-2-1 lost a grant") {
 		t.Errorf("got %q, want the dropped grant of d and the loss with Firestore reachable", r.Violations)
