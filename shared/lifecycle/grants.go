@@ -86,20 +86,24 @@ type grantWrite struct {
 // is kept and written in the background (see above): storeGrant returns
 // the token with the grant applied and ErrGrantPending.
 func (r *Refresher) storeGrant(ctx context.Context, base *token.Token, g token.Grant, trigger token.Trigger, check func(cur *token.Token) error, then func(cur *token.Token)) (*token.Token, error) {
-	w := &grantWrite{name: base.Name, trigger: trigger, since: r.o.Now()}
+	// Expiries count from when Webex answered, however late the write.
+	received := r.o.Now()
+	w := &grantWrite{name: base.Name, trigger: trigger, since: received}
 	w.apply = func(cur *token.Token) ([]token.Event, error) {
+		if cur.Generation == base.Generation+1 && cur.AccessToken == g.AccessToken {
+			return nil, errAlreadyStored // an earlier attempt landed, its answer lost
+		}
 		if check != nil {
 			if err := check(cur); err != nil {
 				return nil, err
 			}
 		}
-		now := r.o.Now()
-		applyGrant(cur, g, now)
+		applyGrant(cur, g, received)
 		if then != nil {
 			then(cur)
 		}
-		cur.NextAttempt = r.shortLivedBackoff(g, now)
-		w.events = []token.Event{token.NewEvent(token.EventRotated, cur, trigger, now)}
+		cur.NextAttempt = r.shortLivedBackoff(g, received)
+		w.events = []token.Event{token.NewEvent(token.EventRotated, cur, trigger, r.o.Now())}
 		return w.events, nil
 	}
 	w.served = base.Clone()
@@ -132,14 +136,22 @@ func (r *Refresher) storeGrant(ctx context.Context, base *token.Token, g token.G
 	return w.served.Clone(), fmt.Errorf("store %s: %w", w.name, ErrGrantPending)
 }
 
+// errAlreadyStored: the store holds the grant already (an attempt whose
+// answer was lost had landed).
+var errAlreadyStored = errors.New("grant already stored")
+
 // writeGrant makes one attempt to commit w, bounded by commitTimeout and
 // by GrantGrace after Close.
 func (r *Refresher) writeGrant(w *grantWrite) (*token.Token, error) {
-	// Not ctx's: its end (a caller who gave up, a shutdown) is no reason
-	// to stop writing a grant in hand.
+	// Not the caller's context: its end (a caller who gave up, a
+	// shutdown) is no reason to stop writing a grant in hand.
 	wctx, cancel := context.WithTimeout(r.grants, commitTimeout)
 	defer cancel()
-	return r.o.Store.Update(wctx, w.name, w.apply)
+	saved, err := r.o.Store.Update(wctx, w.name, w.apply)
+	if errors.Is(err, errAlreadyStored) {
+		return r.o.Store.Get(wctx, w.name)
+	}
+	return saved, err
 }
 
 // keepWriting writes w until the store takes it, refuses it (the token

@@ -170,6 +170,7 @@ func TestGrantKeptThroughAnOutage(t *testing.T) {
 			o.seed(t, "due", time.Hour)
 			o.cutAfterWebex()
 
+			answered := o.clock.Now()
 			got, err := tc.act(o)
 			if !errors.Is(err, lifecycle.ErrGrantPending) || !errors.Is(err, token.ErrUnavailable) {
 				t.Fatalf("got %v, want ErrGrantPending (unavailable)", err)
@@ -203,6 +204,10 @@ func TestGrantKeptThroughAnOutage(t *testing.T) {
 			stored := o.awaitGeneration(t, "due", tc.gen)
 			if stored.AccessToken != "at-new" || stored.RefreshToken != tc.rt || stored.Lease.Holder != "" || stored.Status != token.StatusActive {
 				t.Fatalf("stored %+v, want the kept grant, lease cleared, active", stored)
+			}
+			// Its lifetimes count from Webex's answer, not from the late write.
+			if want := answered.Add(12 * time.Hour).Truncate(time.Millisecond); !stored.AccessExpires.Equal(want) || !stored.LastRefresh.Equal(answered.Truncate(time.Millisecond)) {
+				t.Fatalf("stored access expiry %v, last refresh %v; want %v and %v", stored.AccessExpires, stored.LastRefresh, want, answered)
 			}
 			if ev := o.store.Outbox(); len(ev) != 1 || ev[0].Type != token.EventRotated || ev[0].Generation != tc.gen {
 				t.Fatalf("outbox %+v, want the grant's token.rotated", ev)
@@ -367,5 +372,50 @@ func TestKeptGrantAfterOthersMovedOn(t *testing.T) {
 			}
 			o.r.Close()
 		})
+	}
+}
+
+// lostAnswerUpdates applies an Update and then reports it failed, as a
+// commit whose answer is lost in an outage.
+type lostAnswerUpdates struct {
+	*memstore.Store
+	lose atomic.Int32
+}
+
+func (s *lostAnswerUpdates) Update(ctx context.Context, name string, fn func(t *token.Token) ([]token.Event, error)) (*token.Token, error) {
+	saved, err := s.Store.Update(ctx, name, fn)
+	if err == nil && s.lose.Add(-1) >= 0 {
+		return nil, fmt.Errorf("update %s: %w", name, token.ErrUnavailable)
+	}
+	return saved, err
+}
+
+// TestKeptGrantWhoseWriteLanded: a write that landed though its answer
+// was lost is recognised at the next attempt, not taken for another
+// instance's: the grant counts as stored, once.
+func TestKeptGrantWhoseWriteLanded(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "due", time.Hour)
+	store := &lostAnswerUpdates{Store: f.store}
+	store.lose.Store(1)
+	logs := &syncBuffer{}
+	r := lifecycle.NewRefresher(lifecycle.RefresherConfig{Store: store, Issuer: f.issuer, Now: f.clock.Now, Holder: "holder-a",
+		Threshold: 2 * time.Hour, WebexTimeout: 2 * time.Second, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	defer r.Close()
+	if _, err := r.Refresh(context.Background(), "due", scheduled); !errors.Is(err, lifecycle.ErrGrantPending) {
+		t.Fatalf("got %v, want pending (the answer of the write was lost)", err)
+	}
+	limit := time.Now().Add(10 * time.Second)
+	for r.Pending("due") != nil {
+		if time.Now().After(limit) {
+			t.Fatal("still pending")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := f.get(t, "due"); got.Generation != 1 || got.AccessToken != "at-new" {
+		t.Fatalf("stored generation %d access %q, want the grant once, as generation 1", got.Generation, got.AccessToken)
+	}
+	if !strings.Contains(logs.String(), "kept token stored") || strings.Contains(logs.String(), "not stored") {
+		t.Fatalf("log:\n%s\nwant the grant reported stored", logs.String())
 	}
 }
