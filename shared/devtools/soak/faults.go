@@ -63,7 +63,7 @@ var kindWeights = []struct {
 // (grantCutMinRun); no other fault overlaps it.
 const (
 	grantCutFor    = 60 * time.Second
-	grantCutArm    = 5 * time.Second
+	grantCutArm    = 30 * time.Second
 	grantCutEvery  = 20 * time.Minute
 	grantCutMinRun = 3 * time.Minute
 )
