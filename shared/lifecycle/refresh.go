@@ -24,13 +24,16 @@ import (
 //     client, backing off, or a refresh token that is missing or has
 //     itself expired (that one is marked reauth_required, with no call).
 //  3. Take a lease with a conditional write, only if nobody else holds an
-//     unexpired one. Losers do not call Webex: the api waits briefly for the
-//     winner's generation, the worker skips.
+//     unexpired one, nor one this instance has not yet seen expired for
+//     TakeoverGrace (grants.go says why). Losers do not call Webex: the
+//     api waits briefly for the winner's generation, the worker skips.
 //  4. Call Webex outside any transaction, under WebexTimeout. The lease
 //     outlives that timeout, so no one else calls meanwhile.
 //  5. Commit in one store transaction only if generation is unchanged: new
 //     tokens, generation+1, lease and errors cleared, the event into the
-//     outbox. Then hand the event to the publisher.
+//     outbox. Then hand the event to the publisher. If the store does not
+//     answer, the grant is kept and written as soon as it does, for as
+//     long as the process lives (grants.go); meanwhile it is served.
 //  6. On failure classify: grant rejected → reauth_required; client
 //     rejected → config_error; transient → back off (honouring
 //     Retry-After). Each is recorded with the lease released.
