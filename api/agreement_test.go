@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxcc/tokenservice/shared/config"
 	"github.com/wxcc/tokenservice/shared/token"
 )
 
@@ -207,5 +208,43 @@ func TestCacheKeepsNewestState(t *testing.T) {
 	c.changed(token.Change{Name: "n", Token: tok(0, 1, "x")}, at(1), later, later)
 	if e := c.get("n"); e != nil {
 		t.Fatalf("got %+v, want the cache to fill from requests only", e)
+	}
+}
+
+// TestCompleteBatchForgetsDeleted: the feed's first batch after a restart
+// lists every token there is; a cached token it does not list was deleted
+// while nobody listened, unless the cache holds a state stored after the
+// batch.
+func TestCompleteBatchForgetsDeleted(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	s := &server{deps: deps{cfg: &config.Config{CacheMaxAge: time.Hour}, now: time.Now}, cache: newTokenCache(10)}
+	later := time.Now().Add(time.Hour)
+	for _, tk := range []*token.Token{
+		{Name: "listed", Version: at.Add(-time.Minute), AccessToken: "a"},
+		{Name: "deleted", Version: at.Add(-time.Minute), AccessToken: "b"},
+		{Name: "newer", Version: at.Add(time.Minute), AccessToken: "c"}, // created after the batch's time
+	} {
+		s.cache.put(tk, later)
+	}
+	s.applyChanges(token.Changes{Complete: true, At: at, List: []token.Change{
+		{Name: "listed", Token: &token.Token{Name: "listed", Version: at.Add(-time.Minute), AccessToken: "a"}},
+		{Name: "other", Token: &token.Token{Name: "other", Version: at}},
+	}})
+	for name, want := range map[string]string{"listed": "a", "deleted": "", "newer": "c"} {
+		e := s.cache.get(name)
+		got := "-"
+		if e != nil {
+			got = ""
+			if e.tok != nil {
+				got = e.tok.AccessToken
+			}
+		}
+		if got != want {
+			t.Errorf("%s: got %q, want %q (\"\" unknown)", name, got, want)
+		}
+	}
+	if e := s.cache.get("other"); e != nil {
+		t.Errorf("other: got %+v, want a name the cache did not hold left out", e)
 	}
 }
