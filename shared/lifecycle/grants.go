@@ -12,9 +12,10 @@ import (
 
 // A grant in hand is never dropped while the process lives.
 //
-// Once Webex has answered, the refresh token just sent may be spent
-// (Webex rotates refresh tokens): the grant is the only way back to the
-// token without a person authorizing again. storeGrant tries to commit
+// Once Webex has answered, the refresh token just sent may be spent (a
+// rotating authorization server retires it; the fake Webex does): the
+// grant is the only way back to the token without a person authorizing
+// again. storeGrant tries to commit
 // it at once; if the store does not answer, the grant is kept in memory
 // (one per token name and write, never logged) and written in the
 // background as soon as the store answers, retried at least every
