@@ -7,7 +7,7 @@ export GOTOOLCHAIN ?= go1.27.3
 BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w"
 PKGS     := ./...
 
-.PHONY: run test test-short build vet fmt bench fuzz docker-build-check deploy pin-images clean soak
+.PHONY: run test test-short build vet fmt bench bench-agreement fuzz docker-build-check deploy pin-images clean soak
 
 # The soak run that `make test` (and so CI) includes.
 SOAK_TEST_DURATION ?= 90s
@@ -25,7 +25,7 @@ run: build
 test:
 	$(GO) run ./shared/devtools/withemulators -- sh -c '$(GO) test -race -count=1 -timeout 15m $(PKGS) && $(GO) run ./shared/devtools/soak -duration $(SOAK_TEST_DURATION)'
 
-## soak: the soak and fault campaign: SOAK_DURATION (default 10m), SOAK_SEED replays a schedule, SOAK_RACE=1 race-built binaries.
+## soak: the soak and fault campaign: SOAK_DURATION (default 10m), SOAK_SEED replays a schedule, SOAK_RACE=1 race-built binaries, SOAK_APIS / SOAK_WORKERS instances per profile (3 / 2).
 soak:
 	$(GO) run ./shared/devtools/soak
 
@@ -52,6 +52,14 @@ vulncheck:
 ## memory with 10 000 tokens cached (shared/devtools/bench).
 bench: build
 	$(GO) run ./shared/devtools/bench
+
+## bench-agreement: how long a change made through one of three api instances
+## takes to reach the two others (PROPAGATION_CHANGES of each kind, default 200),
+## and what the change feed costs at start with FEED_COST_TOKENS (default 10 000).
+PROPAGATION_CHANGES ?= 200
+FEED_COST_TOKENS    ?= 10000
+bench-agreement:
+	$(GO) run ./shared/devtools/withemulators -- sh -c 'FEED_COST_TOKENS=$(FEED_COST_TOKENS) $(GO) test -count=1 -run "^TestWatchCostAtStart$$" -v ./shared/firestore && PROPAGATION_CHANGES=$(PROPAGATION_CHANGES) $(GO) test -count=1 -timeout 60m -run "^TestPropagationLatency$$" -v ./api'
 
 ## docker-build-check: the Go build command of each Dockerfile, without a Docker engine.
 docker-build-check:

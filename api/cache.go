@@ -53,16 +53,81 @@ func (c *tokenCache) get(name string) *cacheEntry {
 	return c.m[name]
 }
 
-// put stores t unless the cache already holds a newer generation.
+// put stores t unless the cache already holds a newer state of it
+// (newer); then that one is kept, and served until checkAfter: the store
+// answered with an older state than this instance holds (a write of its
+// own not landed yet, or a read that raced a refresh).
 func (c *tokenCache) put(t *token.Token, checkAfter time.Time) *cacheEntry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old := c.m[t.Name]; old != nil && old.tok != nil && old.unreadable == nil && old.tok.Generation > t.Generation {
-		return old
-	}
 	e := &cacheEntry{tok: t, checkAfter: checkAfter}
+	if old := c.m[t.Name]; old != nil && old.tok != nil && old.unreadable == nil && newer(old.tok, t) {
+		e.tok = old.tok
+	}
 	c.m[t.Name] = e
 	return e
+}
+
+// newer reports whether a is a later state of its document than b: by the
+// store's update time when both carry one (it grows with every write,
+// across a deletion and a re-creation, whose generation starts again),
+// else by generation (a grant not yet stored carries no update time).
+func newer(a, b *token.Token) bool {
+	if !a.Version.IsZero() && !b.Version.IsZero() {
+		return a.Version.After(b.Version)
+	}
+	return a.Generation > b.Generation
+}
+
+// changed applies a change the store reported (the change feed) to the
+// entry of its name, if the cache holds one: a token's new state replaces
+// an older one, an unknown name that now exists is forgotten (the next
+// request reads it), and a deletion makes the name unknown unless the
+// cache holds a state stored after it. Names the cache does not hold are
+// left alone, without a write lock: the cache fills from requests only.
+func (c *tokenCache) changed(ch token.Change, at, checkAfter, missingUntil time.Time) {
+	if c.get(ch.Name) == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m[ch.Name]
+	switch {
+	case old == nil:
+	case ch.Deleted():
+		if old.tok != nil && !old.tok.Version.IsZero() && old.tok.Version.After(at) {
+			return // re-created and read after the deletion
+		}
+		if old.tok != nil {
+			c.missingLocked(ch.Name, missingUntil)
+		}
+	case old.tok == nil:
+		delete(c.m, ch.Name) // was unknown: read it again rather than trust the order of notices
+	case ch.Token != nil:
+		if old.unreadable == nil && newer(old.tok, ch.Token) {
+			return
+		}
+		c.m[ch.Name] = &cacheEntry{tok: ch.Token, checkAfter: checkAfter}
+	default:
+		var sealed *token.SealedError
+		if errors.As(ch.Err, &sealed) && (old.unreadable != nil || !newer(old.tok, sealed.Token)) {
+			c.m[ch.Name] = &cacheEntry{tok: sealed.Token, unreadable: ch.Err, checkAfter: checkAfter}
+		}
+	}
+}
+
+// tokenNames returns the names the cache holds a token for (unreadable
+// ones included), under the read lock only.
+func (c *tokenCache) tokenNames() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	names := make([]string, 0, len(c.m))
+	for name, e := range c.m {
+		if e.tok != nil {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // putUnreadable remembers until checkAfter that the token err holds (a
@@ -82,6 +147,10 @@ func (c *tokenCache) putUnreadable(err error, checkAfter time.Time) {
 func (c *tokenCache) putMissing(name string, checkAfter time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.missingLocked(name, checkAfter)
+}
+
+func (c *tokenCache) missingLocked(name string, checkAfter time.Time) {
 	if old := c.missing[c.next]; old != nil && c.m[old.name] == old {
 		delete(c.m, old.name)
 	}

@@ -95,8 +95,9 @@ func (h *harness) startAPIWith(client *gfs.Client, prepare func(*server)) *api {
 	if prepare != nil {
 		prepare(srv)
 	}
+	stopFollowing := srv.startFollowing(context.Background(), core.Store)
 	hs := httptest.NewServer(srv)
-	h.T.Cleanup(func() { hs.Close(); core.Close() })
+	h.T.Cleanup(func() { hs.Close(); stopFollowing(); core.Close() })
 	return &api{url: hs.URL, srv: srv, store: core.Store}
 }
 

@@ -39,6 +39,8 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, read
 	for _, w := range srv.startWarnings {
 		log.Warn(w)
 	}
+	// Stopped before core.Close (deferred calls run last first).
+	defer srv.startFollowing(ctx, core.Store)()
 
 	private, err := httpserve.ListenMetrics(cfg.MetricsAddr, core.Metrics.Handler())
 	if err != nil {

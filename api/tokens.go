@@ -106,6 +106,9 @@ func (s *server) cached(ctx context.Context, name string, budget time.Time) (*to
 			s.cache.postpone(e, s.now().Add(storeRetry))
 			s.storeDownUntil.Store(s.now().Add(storeRetry).UnixNano())
 			s.metrics.Cache("stale")
+			if p := s.pending(name); p != nil {
+				return p, nil
+			}
 			if e.tok.Servable(now, s.cfg.MinTokenValidity) {
 				return e.tok, nil
 			}
@@ -113,6 +116,9 @@ func (s *server) cached(ctx context.Context, name string, budget time.Time) (*to
 		default:
 			s.logger.Warn("store unreachable", "token", name, "error", err.Error())
 			s.storeDownUntil.Store(s.now().Add(storeRetry).UnixNano())
+			if p := s.pending(name); p != nil {
+				return p, nil
+			}
 			return nil, fmt.Errorf("read %s: %w", name, token.ErrUnavailable)
 		}
 	}
@@ -146,6 +152,9 @@ func (s *server) servable(ctx context.Context, t *token.Token, budget time.Time)
 		}
 		return nil, err
 	}
+	if p := s.pending(name); p != nil {
+		return p, nil
+	}
 	if now.UnixNano() < s.storeDownUntil.Load() {
 		// The store just failed to answer: a refresh, which reads and
 		// writes it, would only make the caller wait.
@@ -171,6 +180,17 @@ func (s *server) servable(ctx context.Context, t *token.Token, budget time.Time)
 		err = token.ErrUnavailable
 	}
 	return nil, err
+}
+
+// pending returns name's token with a grant this instance holds and the
+// store has not taken yet (cached, so that the next request finds it), or
+// nil: Webex issued it, so it is served while the write waits.
+func (s *server) pending(name string) *token.Token {
+	p := s.service.Pending(name)
+	if p == nil || !p.Servable(s.now(), s.cfg.MinTokenValidity) {
+		return nil
+	}
+	return s.cache.put(p, s.now().Add(storeRetry)).tok
 }
 
 // reread reads t's document again, unless the store is known down, and

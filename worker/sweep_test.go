@@ -311,8 +311,12 @@ func TestKilledWorkerLeaseExpires(t *testing.T) {
 		t.Fatalf("refreshed under a live lease: %+v", sum)
 	}
 	h.Clock.Set(time.UnixMilli(leaseUntil).Add(100 * time.Millisecond)) // it has expired
+	if sum := w.mustRun(t); sum.Refreshed != 0 {
+		t.Fatalf("at first sight of the expired lease got %+v, want it left for the takeover grace", sum)
+	}
+	h.Clock.Advance(lifecycle.TakeoverGrace)
 	if sum := w.mustRun(t); sum.Refreshed != 1 {
-		t.Fatalf("after the lease TTL got %+v, want the token refreshed", sum)
+		t.Fatalf("after the lease TTL and the takeover grace got %+v, want the token refreshed", sum)
 	}
 	h.Secret(h.Doc("orphan")["accessToken"].(string))
 	if g := h.Doc("orphan")["generation"]; g != int64(1) {

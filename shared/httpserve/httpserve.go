@@ -85,13 +85,16 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logge
 
 func newServer(h http.Handler, writeTimeout time.Duration, log *slog.Logger) *http.Server {
 	return &http.Server{
-		Handler:           closeOnFaultyFraming(h),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		Handler: closeOnFaultyFraming(h),
+		// One read deadline: ReadTimeout also bounds the headers (net/http
+		// uses it when ReadHeaderTimeout is zero), so a client that
+		// dribbles its request is cut off after 10 s, and each request
+		// costs one deadline less.
+		ReadTimeout:    10 * time.Second,
+		WriteTimeout:   writeTimeout,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 16 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }
 

@@ -137,7 +137,7 @@ func (r *Refresher) authorize(ctx context.Context, a Authorization, identify fun
 	}
 	if err == nil {
 		// The code is spent: the grant is stored even if the caller goes away.
-		saved, err = r.storeGrant(ctx, name, g, token.TriggerAuthorization, nil, func(cur *token.Token) {
+		saved, err = r.storeGrant(ctx, t, g, token.TriggerAuthorization, nil, func(cur *token.Token) {
 			cur.AuthorizedBy = by
 			if by != nil && by.OrgID != "" {
 				cur.OrgID = token.OrgUUID(by.OrgID) // WxCC's APIs take the UUID

@@ -24,13 +24,16 @@ import (
 //     client, backing off, or a refresh token that is missing or has
 //     itself expired (that one is marked reauth_required, with no call).
 //  3. Take a lease with a conditional write, only if nobody else holds an
-//     unexpired one. Losers do not call Webex: the api waits briefly for the
-//     winner's generation, the worker skips.
+//     unexpired one, nor one this instance has not yet seen expired for
+//     TakeoverGrace (grants.go says why). Losers do not call Webex: the
+//     api waits briefly for the winner's generation, the worker skips.
 //  4. Call Webex outside any transaction, under WebexTimeout. The lease
 //     outlives that timeout, so no one else calls meanwhile.
 //  5. Commit in one store transaction only if generation is unchanged: new
 //     tokens, generation+1, lease and errors cleared, the event into the
-//     outbox. Then hand the event to the publisher.
+//     outbox. Then hand the event to the publisher. If the store does not
+//     answer, the grant is kept and written as soon as it does, for as
+//     long as the process lives (grants.go); meanwhile it is served.
 //  6. On failure classify: grant rejected → reauth_required; client
 //     rejected → config_error; transient → back off (honouring
 //     Retry-After). Each is recorded with the lease released.
@@ -61,6 +64,9 @@ const (
 	Skipped
 	// Failed: the refresh did not happen; the error says why.
 	Failed
+	// Pending: Webex answered, the store has not taken the grant yet
+	// (ErrGrantPending); Result.Token is the token with it applied.
+	Pending
 )
 
 func (o Outcome) String() string {
@@ -73,6 +79,8 @@ func (o Outcome) String() string {
 		return "refreshed_elsewhere"
 	case Skipped:
 		return "skipped"
+	case Pending:
+		return "pending"
 	default:
 		return "failed"
 	}
@@ -164,6 +172,8 @@ func resultOf(res Result, err error) string {
 	switch {
 	case err == nil:
 		return res.Outcome.String()
+	case errors.Is(err, ErrGrantPending):
+		return "pending"
 	case errors.Is(err, token.ErrReauthRequired):
 		return "reauth_required"
 	case errors.Is(err, token.ErrConfigError):
@@ -196,6 +206,17 @@ type Refresher struct {
 	// events are safe in the outbox if cut off.
 	deliveries     context.Context
 	stopDeliveries context.CancelFunc
+	// grants ends GrantGrace after Close: writes of grants in hand,
+	// which nothing else ends (grants.go).
+	grants     context.Context
+	stopGrants context.CancelFunc
+
+	// held are the grants in hand the store has not taken yet, by token
+	// name; stale, other holders' leases seen expired (grants.go).
+	heldMu  sync.Mutex
+	held    map[string]*grantWrite
+	staleMu sync.Mutex
+	stale   map[string]staleLease
 }
 
 // DeliveryGrace is how long Close lets event deliveries in flight finish.
@@ -226,7 +247,9 @@ func NewRefresher(o RefresherConfig) *Refresher {
 	}
 	base, cancel := context.WithCancel(context.Background())
 	deliveries, stopDeliveries := context.WithCancel(context.Background())
-	return &Refresher{o: o, base: base, cancel: cancel, deliveries: deliveries, stopDeliveries: stopDeliveries}
+	grants, stopGrants := context.WithCancel(context.Background())
+	return &Refresher{o: o, base: base, cancel: cancel, deliveries: deliveries, stopDeliveries: stopDeliveries,
+		grants: grants, stopGrants: stopGrants, held: map[string]*grantWrite{}, stale: map[string]staleLease{}}
 }
 
 // LeaseTTL is how long a lease lasts: longer than the Webex call it
@@ -240,16 +263,20 @@ func (r *Refresher) Holder() string { return r.o.Holder }
 func (r *Refresher) Threshold() time.Duration { return r.o.Threshold }
 
 // Close aborts refreshes in flight, releases their leases and waits for
-// them and for event deliveries, cutting those off after DeliveryGrace.
+// them, for event deliveries, cutting those off after DeliveryGrace, and
+// for the writes of grants in hand, cut off after GrantGrace.
 func (r *Refresher) Close() {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
 	r.cancel()
 	cutoff := time.AfterFunc(DeliveryGrace, r.stopDeliveries)
+	lastCall := time.AfterFunc(GrantGrace, r.stopGrants)
 	r.work.Wait()
 	cutoff.Stop()
+	lastCall.Stop()
 	r.stopDeliveries()
+	r.stopGrants()
 }
 
 // track counts one piece of work for Close, unless Close has begun; the
@@ -315,6 +342,11 @@ func (r *Refresher) run(ctx context.Context, name string, snapshot *token.Token,
 	var t *token.Token
 	var forcedFrom int64 // the generation a forced refresh replaces
 	for round := 0; round < maxRounds; round++ {
+		if p := r.Pending(name); p != nil {
+			// Webex answered already; a second call would send a
+			// refresh token that may be spent.
+			return Result{Token: p, Outcome: Pending}, fmt.Errorf("refresh %s: %w", name, ErrGrantPending)
+		}
 		if round == 0 && snapshot != nil {
 			t = snapshot
 		} else {
@@ -349,7 +381,7 @@ func (r *Refresher) run(ctx context.Context, name string, snapshot *token.Token,
 				return Result{Token: t, Outcome: Failed}, err
 			}
 		}
-		if t.Lease.HeldByOther(r.o.Holder, now) {
+		if r.heldElsewhere(t, now) {
 			if !m.WaitForOthers {
 				return Result{Token: t, Outcome: Skipped}, nil
 			}
@@ -402,7 +434,7 @@ func (r *Refresher) waitForOther(ctx context.Context, t *token.Token) (Result, b
 		if cur.Generation != t.Generation {
 			return Result{Token: cur, Outcome: RefreshedElsewhere}, true, nil
 		}
-		if !cur.Lease.HeldByOther(r.o.Holder, r.o.Now()) || cur.Status != t.Status {
+		if !r.heldElsewhere(cur, r.o.Now()) || cur.Status != t.Status {
 			return Result{Token: cur}, false, nil
 		}
 	}
@@ -458,13 +490,15 @@ func (r *Refresher) afterCall(ctx context.Context, t *token.Token, g token.Grant
 		r.o.Logger.Warn("webex refresh failed", "token", t.Name, "error", err.Error(), "permanent", token.IsPermanent(err))
 		return r.recordFailure(ctx, t, err, m, rotated)
 	}
-	saved, err := r.storeGrant(ctx, t.Name, g, m.Trigger, func(cur *token.Token) error {
+	saved, err := r.storeGrant(ctx, t, g, m.Trigger, func(cur *token.Token) error {
 		if cur.Generation != t.Generation {
 			return token.ErrConflict
 		}
 		return nil
 	}, nil)
 	switch {
+	case errors.Is(err, ErrGrantPending):
+		return Result{Token: saved, Outcome: Pending}, err
 	case errors.Is(err, token.ErrConflict):
 		r.o.Logger.Warn("another instance committed first; grant discarded", "token", t.Name, "generation", t.Generation)
 		dctx, cancel := detached(ctx)
@@ -485,91 +519,10 @@ func (r *Refresher) afterCall(ctx context.Context, t *token.Token, g token.Grant
 // failure, releasing a lease.
 const commitTimeout = 5 * time.Second
 
-// grantCommitWindow is how long a grant in hand is tried to be stored:
-// the lease outlives the Webex call by 15 s, so within it no other
-// instance sends the refresh token again.
-const grantCommitWindow = 15 * time.Second
-
 // detached returns a context for such a write: free of ctx's
 // cancellation (a shutdown, a caller who gave up), bounded by commitTimeout.
 func detached(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-}
-
-// storeGrant stores g as name's next generation with its token.rotated
-// event, if check (nil: none) accepts the current token, then hands the
-// event to the publisher. The grant is in hand and Webex may have rotated
-// the refresh token: losing it would force a re-authorization, so the
-// write is detached from ctx's cancellation and tried a few times.
-// check's error is returned as it is. then, if not nil, edits the token
-// once the grant is applied (who an authorization acts as).
-func (r *Refresher) storeGrant(ctx context.Context, name string, g token.Grant, trigger token.Trigger, check func(cur *token.Token) error, then func(cur *token.Token)) (*token.Token, error) {
-	var events []token.Event
-	apply := func(cur *token.Token) ([]token.Event, error) {
-		if check != nil {
-			if err := check(cur); err != nil {
-				return nil, err
-			}
-		}
-		now := r.o.Now()
-		applyGrant(cur, g, now)
-		if then != nil {
-			then(cur)
-		}
-		cur.NextAttempt = r.shortLivedBackoff(g, now)
-		events = []token.Event{token.NewEvent(token.EventRotated, cur, trigger, now)}
-		return events, nil
-	}
-	// Tried for as long as the lease still has after the Webex call
-	// (its 15 s beyond WebexTimeout), each attempt bounded by
-	// commitTimeout; during a shutdown, for commitTimeout only, to fit
-	// Cloud Run's 10 s.
-	window := grantCommitWindow
-	if r.base.Err() != nil {
-		window = commitTimeout
-	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), window)
-	defer cancel()
-	var (
-		saved *token.Token
-		err   error
-	)
-	for attempt := 1; ; attempt++ {
-		actx, acancel := context.WithTimeout(wctx, commitTimeout)
-		saved, err = r.o.Store.Update(actx, name, apply)
-		acancel()
-		if err == nil || errors.Is(err, token.ErrConflict) || errors.Is(err, token.ErrNotFound) {
-			break
-		}
-		pause := time.NewTimer(min(time.Duration(attempt)*200*time.Millisecond, time.Second))
-		select {
-		case <-wctx.Done():
-		case <-pause.C:
-		}
-		pause.Stop()
-		if wctx.Err() != nil {
-			break
-		}
-	}
-	if err != nil {
-		if !errors.Is(err, token.ErrConflict) {
-			r.o.Logger.Error("new token could not be stored", "token", name, "error", err.Error())
-		}
-		return nil, err
-	}
-	r.o.Logger.Info("token rotated", "token", name, "generation", saved.Generation, "trigger", string(trigger), "access_expires", saved.AccessExpires.UTC().Format(time.RFC3339))
-	action := activity.Rotated
-	if trigger == token.TriggerMint {
-		action = activity.Minted
-	}
-	// The generation and expiry also go in fields of their own: the
-	// console draws a token's life from them.
-	recordActivity(ctx, r.o.Activity, activity.Entry{At: r.o.Now(), ActorKind: activity.ByService, Actor: r.o.Holder,
-		Action: action, Token: name, Outcome: activity.OK, Generation: saved.Generation, AccessExpires: saved.AccessExpires,
-		Detail: fmt.Sprintf("generation %d, trigger %s, access token valid until %s",
-			saved.Generation, trigger, saved.AccessExpires.UTC().Format(time.RFC3339))})
-	r.deliver(events)
-	return saved, nil
 }
 
 // applyGrant stores a Webex answer as the next generation and clears every

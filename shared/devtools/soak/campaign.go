@@ -23,12 +23,6 @@ import (
 	"github.com/wxcc/tokenservice/shared/testing/webexfake"
 )
 
-// Instances per profile.
-const (
-	apiInstances    = 3
-	workerInstances = 2
-)
-
 // campaign is one profile's run: its processes, its data and everything
 // observed.
 type campaign struct {
@@ -56,9 +50,10 @@ type campaign struct {
 
 	tokens       []*soakToken
 	plan         []plannedFault
-	procs        []*proc // apiInstances apis, then the workers
+	procs        []*proc // s.APIs apis, then the workers
 	adminRefresh bool
 	revokedMu    sync.Mutex
+	grantCut     grantCut
 
 	t0, tEnd time.Time
 	// settled is when the final state was recorded, before the
@@ -87,8 +82,8 @@ type campaign struct {
 	err     error // the campaign could not run
 }
 
-func (c *campaign) apis() []*proc    { return c.procs[:apiInstances] }
-func (c *campaign) workers() []*proc { return c.procs[apiInstances:] }
+func (c *campaign) apis() []*proc    { return c.procs[:c.s.APIs] }
+func (c *campaign) workers() []*proc { return c.procs[c.s.APIs:] }
 
 func newCampaign(s settings, p profile, bins binaries, emu *emulators, dir string, stalls *stallClock, say func(string, ...any)) *campaign {
 	tag := fmt.Sprintf("soak-%s-%d-%s", p.Name, s.Seed, randomText(4))
@@ -172,6 +167,7 @@ func (c *campaign) runPhases(ctx context.Context) error {
 	var err error
 	c.fake = webexfake.NewServer(webexfake.New())
 	defer c.fake.Close()
+	c.fake.OnGrant(c.onGrant)
 	c.setFakeLifetimes()
 	if c.fsProxy, err = netfault.Start(c.emu.Firestore); err != nil {
 		return fmt.Errorf("firestore proxy: %w", err)
@@ -195,7 +191,7 @@ func (c *campaign) runPhases(ctx context.Context) error {
 
 	faultFrom, faultTo := c.faultWindow()
 	c.tokens = planPopulation(c.rng, c.s.Duration, faultFrom, faultTo)
-	c.plan = planFaults(c.s.Seed, c.p.Index, c.s.Duration)
+	c.plan = planFaults(c.s.Seed, c.p.Index, c.s.Duration, c.fleet())
 	setupCtx, cancelSetup := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancelSetup()
 	if err := c.seedBefore(setupCtx); err != nil {
@@ -260,7 +256,7 @@ func (c *campaign) runPhases(ctx context.Context) error {
 
 // faultWindow is when faults may happen, after t0.
 func (c *campaign) faultWindow() (from, to time.Duration) {
-	plan := planFaults(c.s.Seed, c.p.Index, c.s.Duration)
+	plan := planFaults(c.s.Seed, c.p.Index, c.s.Duration, c.fleet())
 	to = c.s.Duration / 2
 	if n := len(plan); n > 0 {
 		to = plan[n-1].At + plan[n-1].For
@@ -271,10 +267,10 @@ func (c *campaign) faultWindow() (from, to time.Duration) {
 // startProcs starts every instance at once and waits until all serve.
 func (c *campaign) startProcs(ctx context.Context) error {
 	env := c.env()
-	for i := range apiInstances + workerInstances {
+	for i := range c.s.APIs + c.s.Workers {
 		kind, bin, n := "api", c.bins.API, i+1
-		if i >= apiInstances {
-			kind, bin, n = "worker", c.bins.Worker, i-apiInstances+1
+		if i >= c.s.APIs {
+			kind, bin, n = "worker", c.bins.Worker, i-c.s.APIs+1
 		}
 		p, err := newProc(kind, fmt.Sprintf("%s-%d", kind, n), bin, c.dir, env, c.exited)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -13,17 +14,20 @@ import (
 
 // Fault kinds.
 const (
-	faultKillAPI      = "sigkill-api"
-	faultKillWorker   = "sigkill-worker"
-	faultTermAPI      = "sigterm-api"
-	faultTermWorker   = "sigterm-worker"
-	faultFirestore    = "firestore-unreachable"
-	faultPubSub       = "pubsub-unreachable"
-	faultWebex5xx     = "webex-5xx"
-	faultWebex429     = "webex-429"
-	faultWebexSlow    = "webex-slow"
-	faultWebexReset   = "webex-reset"
-	faultWebexLost    = "webex-lost-answer"
+	faultKillAPI    = "sigkill-api"
+	faultKillWorker = "sigkill-worker"
+	faultTermAPI    = "sigterm-api"
+	faultTermWorker = "sigterm-worker"
+	faultFirestore  = "firestore-unreachable"
+	faultPubSub     = "pubsub-unreachable"
+	faultWebex5xx   = "webex-5xx"
+	faultWebex429   = "webex-429"
+	faultWebexSlow  = "webex-slow"
+	faultWebexReset = "webex-reset"
+	faultWebexLost  = "webex-lost-answer"
+	// faultGrantCut: Firestore cut the moment Webex answers a refresh,
+	// for grantCutFor: the grant is in hand and cannot be stored.
+	faultGrantCut     = "firestore-cut-after-grant"
 	faultWarmup       = 10 * time.Second // no fault before this
 	faultTail         = 5 * time.Second  // margin after the last recovery deadline
 	faultOverlapShare = 4                // one fault in this many starts during the previous one
@@ -53,6 +57,27 @@ var kindWeights = []struct {
 	{faultWebex5xx, 2}, {faultWebex429, 2}, {faultWebexSlow, 2}, {faultWebexReset, 2}, {faultWebexLost, 1},
 }
 
+// The Firestore cut after a grant: it is armed at its planned time and
+// starts with the next refresh grant (or after grantCutArm without one),
+// once per started grantCutEvery of a run long enough to recover from it
+// (grantCutMinRun); no other fault overlaps it.
+const (
+	grantCutFor    = 60 * time.Second
+	grantCutArm    = 30 * time.Second
+	grantCutEvery  = 20 * time.Minute
+	grantCutMinRun = 3 * time.Minute
+)
+
+// fleet is how many instances of each binary a profile runs.
+type fleet struct{ APIs, Workers int }
+
+func (c *campaign) fleet() fleet { return fleet{c.s.APIs, c.s.Workers} }
+
+var defaultFleet = fleet{defaultAPIs, defaultWorkers}
+
+// isFirestoreFault says whether kind makes Firestore unreachable.
+func isFirestoreFault(kind string) bool { return kind == faultFirestore || kind == faultGrantCut }
+
 // isProcessFault says whether kind ends a process.
 func isProcessFault(kind string) bool {
 	switch kind {
@@ -81,8 +106,15 @@ const (
 // (the outbox settle time).
 func recoveryClocks(kind string, start, end time.Time) (tokens, outbox time.Time) {
 	tokens, outbox = end, end
-	if kind == faultKillAPI || kind == faultKillWorker {
-		tokens = later(end, start.Add(leaseTTL))
+	switch kind {
+	case faultKillAPI, faultKillWorker:
+		// The dead process's leases expire, and are taken over once
+		// seen expired for the takeover grace.
+		tokens = later(end, start.Add(leaseTTL)).Add(takeoverGrace)
+	case faultGrantCut:
+		// Leases taken before the cut expired during it: whatever no
+		// holder stores at once is taken over after the grace.
+		tokens = end.Add(takeoverGrace)
 	}
 	if isProcessFault(kind) {
 		outbox = later(end, start.Add(outboxSettle))
@@ -117,22 +149,55 @@ const lateOnboardingRoom = 3 * time.Second
 // tokens, whose events cannot be delivered then: the recovery after the
 // last fault (invariant 4) always covers both the tokens and an outbox
 // with events in it.
-func planFaults(seed uint64, stream uint64, d time.Duration) []plannedFault {
+func planFaults(seed uint64, stream uint64, d time.Duration, n fleet) []plannedFault {
 	rng := rand.New(rand.NewPCG(seed, stream))
 	var t0 time.Time
-	fits := func(f plannedFault, horizon time.Duration) bool {
-		return recoveredBy(f.Kind, t0.Add(f.At), t0.Add(f.At+f.For)).Sub(t0)+faultTail <= horizon
+	// until is when the fault f has recovered, after t0; for a grant cut,
+	// counting the wait for its grant.
+	until := func(f plannedFault) time.Duration {
+		at := f.At
+		if f.Kind == faultGrantCut {
+			at += grantCutArm
+		}
+		return recoveredBy(f.Kind, t0.Add(at), t0.Add(at+f.For)).Sub(t0)
 	}
+	fits := func(f plannedFault, horizon time.Duration) bool { return until(f)+faultTail <= horizon }
 	final := plannedFault{Kind: faultPubSub, For: seconds(rng, 14, 18), Param: finalParam}
 	final.At = max(faultWarmup, d-faultTail-recoveredBy(final.Kind, t0, t0.Add(final.For)).Sub(t0))
 
-	var out []plannedFault
+	// The grant cuts first, spread over the run; the other faults keep
+	// out of their way.
+	var cuts []plannedFault
+	if d >= grantCutMinRun {
+		k := 1 + int((d-grantCutMinRun)/grantCutEvery)
+		for i := range k {
+			f := plannedFault{Kind: faultGrantCut, For: grantCutFor,
+				At: faultWarmup + time.Duration(i)*(final.At-faultWarmup)/time.Duration(k) + seconds(rng, 0, 10)}
+			if f.At+grantCutArm+f.For+3*time.Second <= final.At && fits(f, d) {
+				cuts = append(cuts, f)
+			}
+		}
+	}
+	clash := func(f plannedFault) (time.Duration, bool) {
+		for _, c := range cuts {
+			if f.At <= until(c)+3*time.Second && c.At <= until(f)+3*time.Second {
+				return until(c) + 3*time.Second, true
+			}
+		}
+		return 0, false
+	}
+
+	out := append([]plannedFault(nil), cuts...)
 	at := faultWarmup
 	lost := 0
 	for misses := 0; misses < 20; {
-		f := drawFault(rng, at, kindWeights)
+		f := drawFault(rng, at, kindWeights, n)
 		if f.Kind == faultWebexLost && lost >= 1+int(d/(3*time.Minute)) {
 			continue // each lost answer spends a token's grant for good: keep them rare
+		}
+		if after, ok := clash(f); ok {
+			at = after + seconds(rng, 0, 5)
+			continue
 		}
 		if !fits(f, d) || f.At+f.For+3*time.Second > final.At {
 			misses++ // a kind that needs less time to recover may still fit
@@ -148,6 +213,7 @@ func planFaults(seed uint64, stream uint64, d time.Duration) []plannedFault {
 			at = f.At + f.For + seconds(rng, 3, 10)
 		}
 	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At < out[j].At })
 	out = append(out, final)
 	companions := []struct {
 		kind   string
@@ -159,7 +225,7 @@ func planFaults(seed uint64, stream uint64, d time.Duration) []plannedFault {
 		{faultWebex5xx, 1}, {faultWebex429, 1}, {faultWebexSlow, 1}, {faultWebexReset, 1}, {faultFirestore, 2},
 	}
 	for range 20 {
-		f := drawFault(rng, final.At+lateOnboardingRoom+time.Duration(rng.Int64N(int64(final.For/3))), companions)
+		f := drawFault(rng, final.At+lateOnboardingRoom+time.Duration(rng.Int64N(int64(final.For/3))), companions, n)
 		if f.At+f.For <= final.At+final.For && fits(f, d) {
 			out = append(out, f)
 			break
@@ -172,7 +238,7 @@ func planFaults(seed uint64, stream uint64, d time.Duration) []plannedFault {
 func drawFault(rng *rand.Rand, at time.Duration, kinds []struct {
 	kind   string
 	weight int
-}) plannedFault {
+}, fl fleet) plannedFault {
 	total := 0
 	for _, k := range kinds {
 		total += k.weight
@@ -189,9 +255,9 @@ func drawFault(rng *rand.Rand, at time.Duration, kinds []struct {
 	f := plannedFault{Kind: kind, At: at}
 	switch kind {
 	case faultKillAPI, faultTermAPI:
-		f.Target, f.For = 1+rng.IntN(apiInstances-1), seconds(rng, 1, 4)
+		f.Target, f.For = 1+rng.IntN(fl.APIs-1), seconds(rng, 1, 4)
 	case faultKillWorker, faultTermWorker:
-		f.Target, f.For = 1+rng.IntN(workerInstances-1), seconds(rng, 1, 4)
+		f.Target, f.For = 1+rng.IntN(fl.Workers-1), seconds(rng, 1, 4)
 	case faultFirestore:
 		f.For = seconds(rng, 3, 12)
 	case faultPubSub:
@@ -223,6 +289,8 @@ type fault struct {
 	// Note says what happened beyond the plan (exit status after SIGTERM,
 	// a restart that failed).
 	Note string
+	// Granted is the refresh grant a grant cut followed (nil if none).
+	Granted *webexfake.Granted
 }
 
 // faultLog records the faults of one profile.
@@ -268,6 +336,8 @@ func (c *campaign) runFaults(ctx context.Context, t0 time.Time, wg *sync.WaitGro
 	for _, pf := range c.plan {
 		key := pf.Kind
 		switch pf.Kind {
+		case faultFirestore, faultGrantCut:
+			key = "firestore"
 		case faultKillAPI, faultTermAPI:
 			key = fmt.Sprintf("api-%d", pf.Target)
 		case faultKillWorker, faultTermWorker:
@@ -333,6 +403,12 @@ func (c *campaign) inject(ctx context.Context, pf plannedFault) {
 		return
 	case faultFirestore:
 		c.fsProxy.Cut()
+		hold()
+		c.fsProxy.Heal()
+	case faultGrantCut:
+		if !c.cutAfterGrant(ctx, f) {
+			return
+		}
 		hold()
 		c.fsProxy.Heal()
 	case faultPubSub:

@@ -7,7 +7,7 @@ import (
 
 // result is the verdict on one invariant of one profile.
 type result struct {
-	ID         string // "1" … "7", and "M" for the metrics check
+	ID         string // "1" … "7", "G" for grants kept, and "M" for the metrics check
 	Title      string
 	Summary    string
 	Violations []string
@@ -36,6 +36,7 @@ func (c *campaign) evaluate() []result {
 		c.checkReauth(g),
 		c.checkResources(),
 		c.checkLogsAndExits(),
+		c.checkGrantsKept(),
 		c.checkMetrics(),
 	}
 }
@@ -63,7 +64,7 @@ func (c *campaign) tokenByName(name string) *soakToken {
 func (c *campaign) firestoreOutages() []window {
 	var out []window
 	for _, f := range c.faults.all() {
-		if f.Kind == faultFirestore {
+		if isFirestoreFault(f.Kind) {
 			end := f.End
 			if end.IsZero() {
 				end = c.tEnd

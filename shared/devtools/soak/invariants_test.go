@@ -16,7 +16,7 @@ func testCampaign(t *testing.T) *campaign {
 	fake := webexfake.NewServer(webexfake.New())
 	t.Cleanup(fake.Close)
 	c := &campaign{
-		s:       settings{Duration: 90 * time.Second},
+		s:       settings{Duration: 90 * time.Second, APIs: defaultAPIs, Workers: defaultWorkers},
 		p:       profileByName["plain"],
 		fake:    fake,
 		tl:      newTimeline(),
@@ -25,16 +25,16 @@ func testCampaign(t *testing.T) *campaign {
 		t0:      time.Now().Add(-2 * time.Minute),
 		ledger:  map[string]webexfake.RefreshTokenUse{},
 		final:   map[string]docState{},
-		logs:    logFacts{StoreFailed: map[string][]time.Time{}},
+		logs:    newLogFacts(),
 	}
 	c.tEnd = c.t0.Add(90 * time.Second)
 	c.settled = c.tEnd.Add(time.Second)
-	for i := range apiInstances + workerInstances {
+	for i := range c.s.APIs + c.s.Workers {
 		p, err := newProc("api", "p", "/bin/true", t.TempDir(), nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if i >= apiInstances {
+		if i >= c.s.APIs {
 			p.Kind = "worker"
 		}
 		c.procs = append(c.procs, p)
@@ -99,7 +99,7 @@ func TestCheckRefreshTokens(t *testing.T) {
 	c.ledger["rt-fine"] = webexfake.RefreshTokenUse{ClientID: "client-a", Granted: 1, Presented: 3, Unanswered: 2}
 	c.sample.add(sampleWrite{Token: "a", At: c.at(30), OldRefresh: "rt-sample"})
 	c.ledger["rt-dropped"] = webexfake.RefreshTokenUse{ClientID: "client-a", Granted: 1, AfterRotation: 1, FirstGrant: c.at(40)}
-	c.logs.StoreFailed["a"] = []time.Time{c.at(45)}
+	c.logs.Lost["a"] = []grantLine{{At: c.at(50), Where: "api-2-1", HeldFor: 10 * time.Second}} // no Firestore outage then
 	g := c.analyzeGrants()
 	r := c.checkRefreshTokens(g)
 	if len(r.Violations) != 3 || !hasViolation(r, "presented again after Webex had rotated it") || !hasViolation(r, "the sample had replaced it") ||
@@ -192,5 +192,32 @@ func TestCheckRecovery(t *testing.T) {
 	r := c.checkRecovery()
 	if !hasViolation(r, "the outbox still held live instances' events at t0+51.0s") || hasViolation(r, "stopped instance's") {
 		t.Errorf("got %q, want only the live instances' event late", r.Violations)
+	}
+}
+
+// TestCheckGrantsKept: the grant made as Firestore was cut must reach the
+// document (or be presented later); a grant lost while Firestore was
+// reachable is a violation, one lost with a process stopped during an
+// outage is not.
+func TestCheckGrantsKept(t *testing.T) {
+	c := testCampaign(t)
+	c.tokens = append(c.tokens, &soakToken{Name: "c", ClientID: "client-c"}, &soakToken{Name: "d", ClientID: "client-d"})
+	cut := func(client, rt string, start float64) {
+		c.faults.add(&fault{plannedFault: plannedFault{Kind: faultGrantCut}, Start: c.at(start), End: c.at(start + 60),
+			Granted: &webexfake.Granted{ClientID: client, RefreshToken: rt}})
+	}
+	cut("client-a", "rt-stored", 10)    // seen in the document
+	cut("client-c", "rt-presented", 12) // presented later
+	cut("client-d", "rt-dropped", 14)   // never seen again
+	c.tl.add("a", docState{At: c.at(75), RefreshToken: "rt-stored", Generation: 3})
+	c.ledger["rt-presented"] = webexfake.RefreshTokenUse{ClientID: "client-c", Presented: 1, Granted: 1, FirstGrant: c.at(80)}
+	c.logs.Lost["b"] = []grantLine{{At: c.at(30), Where: "api-3-1", HeldFor: 5 * time.Second}} // during the cut: excused
+	c.logs.Lost["a"] = []grantLine{{At: c.at(85), Where: "api-2-1", HeldFor: time.Second}}     // Firestore reachable
+	r := c.checkGrantsKept()
+	if len(r.Violations) != 2 || !hasViolation(r, "d: the grant Webex made") || !hasViolation(r, "api-2-1 lost a grant") {
+		t.Errorf("got %q, want the dropped grant of d and the loss with Firestore reachable", r.Violations)
+	}
+	if !strings.Contains(strings.Join(r.Notes, "\n"), "api-3-1 stopped while Firestore was unreachable") {
+		t.Errorf("notes %q, want the loss during the outage excused", r.Notes)
 	}
 }

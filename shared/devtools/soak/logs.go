@@ -13,9 +13,11 @@ import (
 type logFacts struct {
 	Lines int
 	Leaks []leak
-	// StoreFailed: "new token could not be stored" (a grant whose commit
-	// failed), by token name.
-	StoreFailed map[string][]time.Time
+	// What became of grants the store did not take at once (lifecycle's
+	// grants.go), by token name: Kept when the first write failed, then
+	// Stored, Superseded (the token moved on meanwhile) or Lost (the
+	// process stopped first).
+	Kept, Stored, Superseded, Lost map[string][]grantLine
 	// Halts are the lines of a sweep stopped by the brake.
 	Halts []string
 	// Crashes are data race reports, panics and fatal errors.
@@ -27,7 +29,7 @@ type logFacts struct {
 // readLogs scans every log of every life of the profile for secrets and
 // for the lines the checks need.
 func (c *campaign) readLogs() logFacts {
-	f := logFacts{StoreFailed: map[string][]time.Time{}, BySeverity: map[string]int{}}
+	f := newLogFacts()
 	for _, p := range c.procs {
 		for _, l := range p.Lives() {
 			leaks, n, err := c.secrets.scanFile(l.Log)
@@ -40,6 +42,19 @@ func (c *campaign) readLogs() logFacts {
 		}
 	}
 	return f
+}
+
+// grantLine is a log line about a grant in hand.
+type grantLine struct {
+	At    time.Time
+	Where string // process-life
+	// HeldFor is how long the grant had been in hand (Stored, Lost).
+	HeldFor time.Duration
+}
+
+func newLogFacts() logFacts {
+	return logFacts{BySeverity: map[string]int{}, Kept: map[string][]grantLine{}, Stored: map[string][]grantLine{},
+		Superseded: map[string][]grantLine{}, Lost: map[string][]grantLine{}}
 }
 
 func (c *campaign) readFacts(l *life, f *logFacts) {
@@ -66,14 +81,23 @@ func (c *campaign) readFacts(l *life, f *logFacts) {
 			Severity string    `json:"severity"`
 			Message  string    `json:"message"`
 			Token    string    `json:"token"`
+			HeldFor  string    `json:"held_for"`
 		}
 		if json.Unmarshal([]byte(line), &m) != nil {
 			continue
 		}
 		f.BySeverity[m.Severity]++
+		g := grantLine{At: m.Time, Where: where()}
+		g.HeldFor, _ = time.ParseDuration(m.HeldFor)
 		switch {
-		case m.Message == "new token could not be stored":
-			f.StoreFailed[m.Token] = append(f.StoreFailed[m.Token], m.Time)
+		case strings.HasPrefix(m.Message, "the store did not take the new token"):
+			f.Kept[m.Token] = append(f.Kept[m.Token], g)
+		case m.Message == "kept token stored":
+			f.Stored[m.Token] = append(f.Stored[m.Token], g)
+		case strings.HasPrefix(m.Message, "kept token not stored"):
+			f.Superseded[m.Token] = append(f.Superseded[m.Token], g)
+		case strings.HasPrefix(m.Message, "new token lost"):
+			f.Lost[m.Token] = append(f.Lost[m.Token], g)
 		case strings.HasPrefix(m.Message, "sweep halted"):
 			f.Halts = append(f.Halts, where()+" at "+m.Time.Format(time.TimeOnly)+": "+m.Message)
 		}

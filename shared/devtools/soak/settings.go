@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wxcc/tokenservice/shared/lifecycle"
 )
 
 // Time compressed through configuration (DESIGN section 6 names): a token
@@ -33,6 +35,9 @@ const (
 	// Not configurable, so not compressed:
 	// leaseTTL is how long a lease outlives its holder (WEBEX_TIMEOUT + 15 s).
 	leaseTTL = webexTimeout + 15*time.Second
+	// takeoverGrace is how long an instance must have seen another
+	// holder's lease expired before it takes over (the protocol's).
+	takeoverGrace = lifecycle.TakeoverGrace
 	// backoffFloor is the refresh protocol's shortest backoff after a
 	// transient failure (lifecycle.RefresherConfig.BackoffBase's default).
 	backoffFloor = 15 * time.Second
@@ -86,7 +91,18 @@ type settings struct {
 	// Binaries, if set, is a directory holding api and worker built
 	// beforehand: the campaign then builds nothing.
 	Binaries string
+	// APIs and Workers are the instances of each binary per profile.
+	APIs, Workers int
 }
+
+// Instances per profile, unless SOAK_APIS and SOAK_WORKERS say otherwise.
+// Process faults spare the first of each, so there are at least two.
+const (
+	defaultAPIs    = 3
+	defaultWorkers = 2
+	minInstances   = 2
+	maxInstances   = 8
+)
 
 // defaultDuration is what `make soak` runs.
 const defaultDuration = 10 * time.Minute
@@ -95,10 +111,23 @@ const defaultDuration = 10 * time.Minute
 const minDuration = 75 * time.Second
 
 // parseSettings reads the environment (SOAK_DURATION, SOAK_SEED,
-// SOAK_REPORT_DIR, SOAK_RACE, SOAK_PROFILES), then flags of the same
-// meaning, which win.
+// SOAK_REPORT_DIR, SOAK_RACE, SOAK_PROFILES, SOAK_APIS, SOAK_WORKERS),
+// then flags of the same meaning, which win.
 func parseSettings(args []string, getenv func(string) string) (settings, error) {
-	s := settings{Duration: defaultDuration, ReportRoot: "soak-reports", Profiles: []string{"plain", "encrypted"}}
+	s := settings{Duration: defaultDuration, ReportRoot: "soak-reports", Profiles: []string{"plain", "encrypted"},
+		APIs: defaultAPIs, Workers: defaultWorkers}
+	for _, v := range []struct {
+		name string
+		n    *int
+	}{{"SOAK_APIS", &s.APIs}, {"SOAK_WORKERS", &s.Workers}} {
+		if e := getenv(v.name); e != "" {
+			n, err := strconv.Atoi(e)
+			if err != nil {
+				return s, fmt.Errorf("%s=%q is not a number", v.name, e)
+			}
+			*v.n = n
+		}
+	}
 	if v := getenv("SOAK_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -130,8 +159,15 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	fl.BoolVar(&s.Race, "race", s.Race, "build the binaries with the race detector (SOAK_RACE)")
 	fl.StringVar(&profiles, "profiles", profiles, "profiles to run: plain, encrypted (SOAK_PROFILES)")
 	fl.StringVar(&s.Binaries, "binaries", s.Binaries, "directory with api and worker built beforehand; empty: build them (SOAK_BINARIES)")
+	fl.IntVar(&s.APIs, "apis", s.APIs, "api instances per profile (SOAK_APIS)")
+	fl.IntVar(&s.Workers, "workers", s.Workers, "worker instances per profile (SOAK_WORKERS)")
 	if err := fl.Parse(args); err != nil {
 		return s, err
+	}
+	for _, n := range []int{s.APIs, s.Workers} {
+		if n < minInstances || n > maxInstances {
+			return s, fmt.Errorf("%d instances: use %d to %d of each binary (process faults spare the first)", n, minInstances, maxInstances)
+		}
 	}
 	if s.Duration < minDuration {
 		return s, fmt.Errorf("duration %v is too short: at least %v (warm-up, faults, and a quiet tail to measure recovery)", s.Duration, minDuration)

@@ -92,6 +92,8 @@ type Fake struct {
 	// clientExpiresIn: access token lifetimes of clients that do not use
 	// expiresIn (SetClientExpiresIn)
 	clientExpiresIn map[string]time.Duration
+	// onGrant is told about refresh grants before they are answered (OnGrant).
+	onGrant func(Granted)
 }
 
 type codeGrant struct {

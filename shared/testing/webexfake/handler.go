@@ -119,11 +119,15 @@ func (f *Fake) serveToken(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	a := f.grantLocked(form, issuer)
 	f.noteGrantLocked(form, a, faulted)
+	hook, granted := f.grantedLocked(form.Get("grant_type"), form.Get("client_id"), form.Get("refresh_token"), a)
 	f.mu.Unlock()
 
 	if faulted { // lost answer: the grant is made, the client never hears of it
 		answerFault(w, r, fault, stop)
 		return
+	}
+	if hook != nil {
+		hook(granted)
 	}
 	writeJSON(w, a.status, a.body)
 }

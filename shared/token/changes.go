@@ -1,0 +1,34 @@
+package token
+
+import "time"
+
+// Change is what a store's change feed says about one token document: its
+// new state, or that it is gone. A feed lets every api instance honour a
+// change made through another one (a deletion, a passphrase, a client
+// config, a rotation) within moments instead of CACHE_MAX_AGE.
+type Change struct {
+	Name string
+	// Token is the document as it now is, secrets opened; nil when the
+	// document was deleted, or when Err says why it cannot be served.
+	Token *Token
+	// Err, if not nil, is why the document cannot be served: a
+	// *SealedError (which holds the token) when no configured key opens
+	// its secrets.
+	Err error
+}
+
+// Deleted reports whether the change is the document's deletion.
+func (c Change) Deleted() bool { return c.Token == nil && c.Err == nil }
+
+// Changes is one batch of a change feed.
+type Changes struct {
+	// Complete says that the batch lists every token document there is
+	// (a feed's first batch, and its first after a restart): a name it
+	// does not list has no document.
+	Complete bool
+	// At is the store's time the batch is consistent at (comparable with
+	// Token.Version): a deletion it reports happened at or before At, so
+	// a state stored after At is newer than the deletion.
+	At   time.Time
+	List []Change
+}
