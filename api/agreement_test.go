@@ -211,10 +211,10 @@ func TestCacheKeepsNewestState(t *testing.T) {
 	}
 }
 
-// TestCompleteBatchForgetsDeleted: the feed's first batch after a restart
-// lists every token there is; a cached token it does not list was deleted
-// while nobody listened, unless the cache holds a state stored after the
-// batch.
+// TestCompleteBatchForgetsDeleted: the batch that ends the feed's listing
+// after a restart says which tokens exist; a cached token that does not
+// was deleted while nobody listened, unless the cache holds a state
+// stored after the batch.
 func TestCompleteBatchForgetsDeleted(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -227,8 +227,8 @@ func TestCompleteBatchForgetsDeleted(t *testing.T) {
 	} {
 		s.cache.put(tk, later)
 	}
-	s.applyChanges(token.Changes{Complete: true, At: at, List: []token.Change{
-		{Name: "listed", Token: &token.Token{Name: "listed", Version: at.Add(-time.Minute), AccessToken: "a"}},
+	exists := map[string]bool{"listed": true, "other": true}
+	s.applyChanges(token.Changes{Complete: true, At: at, Exists: func(name string) bool { return exists[name] }, List: []token.Change{
 		{Name: "other", Token: &token.Token{Name: "other", Version: at}},
 	}})
 	for name, want := range map[string]string{"listed": "a", "deleted": "", "newer": "c"} {

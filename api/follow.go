@@ -7,7 +7,7 @@ import (
 )
 
 // changeFeed is the store's feed of token changes (the Firestore adapter's
-// WatchTokens, a snapshot listener on the tokens collection): it runs
+// WatchTokens, a listen stream on the tokens collection): it runs
 // until ctx ends, reconnecting by itself.
 type changeFeed interface {
 	WatchTokens(ctx context.Context, fn func(token.Changes))
@@ -36,20 +36,16 @@ func (s *server) startFollowing(ctx context.Context, feed changeFeed) (stop func
 
 // applyChanges applies one batch of the feed to the cache. It touches
 // the cache's write lock only for names the cache holds, once per
-// change, as a put does; a complete batch (the feed's first, or its
-// first after a restart) also forgets the cached names it does not list:
-// they were deleted while nobody listened.
+// change, as a put does; a complete batch (the end of the feed's listing
+// at its start, or after it lost track) also forgets the cached names
+// that have no document: they were deleted while nobody listened.
 func (s *server) applyChanges(b token.Changes) {
 	now := s.now()
 	checkAfter := now.Add(s.cfg.CacheMaxAge)
 	missingUntil := now.Add(min(s.cfg.CacheMaxAge, missingTTL))
-	if b.Complete {
-		listed := make(map[string]struct{}, len(b.List))
-		for _, c := range b.List {
-			listed[c.Name] = struct{}{}
-		}
+	if b.Complete && b.Exists != nil {
 		for _, name := range s.cache.tokenNames() {
-			if _, ok := listed[name]; !ok {
+			if !b.Exists(name) {
 				s.cache.changed(token.Change{Name: name}, b.At, checkAfter, missingUntil)
 			}
 		}

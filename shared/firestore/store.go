@@ -125,9 +125,15 @@ func (s *Store) Get(ctx context.Context, name string) (*token.Token, error) {
 // fromSnapshot converts an existing document to a token with its secrets
 // opened.
 func (s *Store) fromSnapshot(snap *gfs.DocumentSnapshot) (*token.Token, error) {
-	t, bad := decode(snap.Data())
-	t.Name = snap.Ref.ID
-	t.Version = snap.UpdateTime
+	return s.fromData(snap.Ref.ID, snap.Data(), snap.UpdateTime)
+}
+
+// fromData converts the data of the document name, stored at updated, to
+// a token with its secrets opened.
+func (s *Store) fromData(name string, data map[string]any, updated time.Time) (*token.Token, error) {
+	t, bad := decode(data)
+	t.Name = name
+	t.Version = updated
 	if len(bad) > 0 {
 		s.log.Warn("ignoring malformed fields of token document", "token", t.Name, "collection", s.name, "fields", bad)
 	}

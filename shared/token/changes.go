@@ -22,13 +22,21 @@ func (c Change) Deleted() bool { return c.Token == nil && c.Err == nil }
 
 // Changes is one batch of a change feed.
 type Changes struct {
-	// Complete says that the batch lists every token document there is
-	// (a feed's first batch, and its first after a restart): a name it
-	// does not list has no document.
+	// Complete says that the feed has just finished listing every token
+	// document there is (at its start, and after it lost track): Exists
+	// then reports which names have a document, and a name it denies had
+	// its document deleted, or never had one. The listing's documents
+	// arrive in this batch and, for a large collection, in the batches
+	// just before it.
 	Complete bool
+	// Exists, set in a complete batch only, reports whether a token
+	// document has name. It is valid only while the batch is handled.
+	Exists func(name string) bool
 	// At is the store's time the batch is consistent at (comparable with
 	// Token.Version): a deletion it reports happened at or before At, so
-	// a state stored after At is newer than the deletion.
+	// a state stored after At is newer than the deletion. Deletions come
+	// only in batches that are consistent; a batch sent ahead of that
+	// (part of a long listing) holds new states only.
 	At   time.Time
 	List []Change
 }
