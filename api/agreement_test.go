@@ -248,3 +248,26 @@ func TestCompleteBatchForgetsDeleted(t *testing.T) {
 		t.Errorf("other: got %+v, want a name the cache did not hold left out", e)
 	}
 }
+
+// TestPostponeAfterFeedReplaced: when the store fails while the change
+// feed replaced the entry being re-read, the token now cached is still
+// served without a store read until the retry pause ends (it was re-read
+// at every request until CACHE_MAX_AGE).
+func TestPostponeAfterFeedReplaced(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	c := newTokenCache(10)
+	v := now.Add(-time.Hour)
+	c.put(&token.Token{Name: "n", Version: v, AccessToken: "a"}, now.Add(-time.Second))
+	stale := c.get("n")
+	c.changed(token.Change{Name: "n", Token: &token.Token{Name: "n", Version: v, AccessToken: "a"}}, now, now.Add(time.Millisecond), now)
+	c.postpone(stale, now.Add(time.Minute))
+	if e := c.get("n"); e == nil || e.tok.AccessToken != "a" || !e.checkAfter.Equal(now.Add(time.Minute)) {
+		t.Fatalf("got %+v, want the cached token kept until the retry pause ends", e)
+	}
+	c.putMissing("gone", now.Add(time.Hour))
+	c.postpone(&cacheEntry{tok: &token.Token{Name: "gone"}}, now.Add(2*time.Hour))
+	if e := c.get("gone"); e == nil || e.tok != nil || !e.checkAfter.Equal(now.Add(time.Hour)) {
+		t.Fatalf("got %+v, want a name known missing left alone", e)
+	}
+}

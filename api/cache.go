@@ -27,6 +27,10 @@ type tokenCache struct {
 	// ring's length bounds the missing entries in m.
 	missing []*cacheEntry
 	next    int
+	// filled is closed when the cache takes its first entry: until then
+	// it holds nothing a change elsewhere could make stale.
+	filled     chan struct{}
+	filledOnce sync.Once
 }
 
 type cacheEntry struct {
@@ -44,8 +48,11 @@ type cacheEntry struct {
 }
 
 func newTokenCache(maxMissing int) *tokenCache {
-	return &tokenCache{m: map[string]*cacheEntry{}, missing: make([]*cacheEntry, max(maxMissing, 1))}
+	return &tokenCache{m: map[string]*cacheEntry{}, missing: make([]*cacheEntry, max(maxMissing, 1)), filled: make(chan struct{})}
 }
+
+// noteFilled marks the cache as holding something (called with c.mu held).
+func (c *tokenCache) noteFilled() { c.filledOnce.Do(func() { close(c.filled) }) }
 
 func (c *tokenCache) get(name string) *cacheEntry {
 	c.mu.RLock()
@@ -60,6 +67,7 @@ func (c *tokenCache) get(name string) *cacheEntry {
 func (c *tokenCache) put(t *token.Token, checkAfter time.Time) *cacheEntry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.noteFilled()
 	e := &cacheEntry{tok: t, checkAfter: checkAfter}
 	if old := c.m[t.Name]; old != nil && old.tok != nil && old.unreadable == nil && newer(old.tok, t) {
 		e.tok = old.tok
@@ -139,6 +147,7 @@ func (c *tokenCache) putUnreadable(err error, checkAfter time.Time) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.noteFilled()
 	c.m[sealed.Token.Name] = &cacheEntry{tok: sealed.Token, unreadable: err, checkAfter: checkAfter}
 }
 
@@ -147,6 +156,7 @@ func (c *tokenCache) putUnreadable(err error, checkAfter time.Time) {
 func (c *tokenCache) putMissing(name string, checkAfter time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.noteFilled()
 	c.missingLocked(name, checkAfter)
 }
 
@@ -160,12 +170,19 @@ func (c *tokenCache) missingLocked(name string, checkAfter time.Time) {
 	c.next = (c.next + 1) % len(c.missing)
 }
 
-// postpone keeps serving e without a store read until checkAfter.
+// postpone keeps serving the token cached under name without a store
+// read until checkAfter: the store failed. That is e's token, or a state
+// the change feed put there meanwhile (newer, or as new).
 func (c *tokenCache) postpone(e *cacheEntry, checkAfter time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m[e.tok.Name] == e {
-		c.m[e.tok.Name] = &cacheEntry{tok: e.tok, checkAfter: checkAfter}
+	name := e.tok.Name
+	cur := c.m[name]
+	switch {
+	case cur == e:
+		c.m[name] = &cacheEntry{tok: e.tok, checkAfter: checkAfter}
+	case cur != nil && cur.tok != nil && cur.unreadable == nil && cur.checkAfter.Before(checkAfter):
+		c.m[name] = &cacheEntry{tok: cur.tok, checkAfter: checkAfter}
 	}
 }
 
