@@ -172,7 +172,7 @@ func TestReadReviewed(t *testing.T) {
 // the api resolves client addresses itself.
 func TestReviewedClaims(t *testing.T) {
 	root := filepath.Join("..", "..", "..")
-	apiSetsExtractor := false
+	setsExtractor := map[string]bool{"api": false, "worker": false}
 	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -194,15 +194,19 @@ func TestReviewedClaims(t *testing.T) {
 			}
 		}
 		rel, _ := filepath.Rel(root, path)
-		if strings.HasPrefix(rel, "api"+string(filepath.Separator)) && strings.Contains(src, ".IPExtractor =") {
-			apiSetsExtractor = true
+		if bin, _, ok := strings.Cut(rel, string(filepath.Separator)); ok && strings.Contains(src, ".IPExtractor =") {
+			if _, isBinary := setsExtractor[bin]; isBinary {
+				setsExtractor[bin] = true
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !apiSetsExtractor {
-		t.Error("no file under api/ sets echo's IPExtractor: c.RealIP() would trust X-Forwarded-For (GO-2026-6872)")
+	for bin, sets := range setsExtractor {
+		if !sets {
+			t.Errorf("no file under %s/ sets echo's IPExtractor: c.RealIP() would trust X-Forwarded-For (GO-2026-6872)", bin)
+		}
 	}
 }
