@@ -24,8 +24,7 @@ type applications struct {
 	// scopes: client ID → scopes of the tokens it is issued. A client
 	// not in it is unrestricted: its tokens hold every scope.
 	scopes map[string][]string
-	faults []Fault
-	always *Fault
+	faults faultQueue
 	stats  MintStats
 }
 
@@ -149,9 +148,7 @@ func (f *Fake) RevokeAccessToken(accessToken string) {
 func (f *Fake) FailMintNext(n int, fault Fault) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for range n {
-		f.apps.faults = append(f.apps.faults, fault)
-	}
+	f.apps.faults.queue(n, fault)
 }
 
 // FailMintAlways makes every call of the Service Apps endpoint show fault
@@ -159,14 +156,14 @@ func (f *Fake) FailMintNext(n int, fault Fault) {
 func (f *Fake) FailMintAlways(fault Fault) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.apps.always = &fault
+	f.apps.faults.always = &fault
 }
 
 // ClearMintFaults removes the Service Apps endpoint's faults.
 func (f *Fake) ClearMintFaults() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.apps.faults, f.apps.always = nil, nil
+	f.apps.faults = faultQueue{}
 }
 
 // MintStats returns a copy of the Service Apps endpoint's counters
@@ -217,7 +214,7 @@ func (f *Fake) serveApplications(w http.ResponseWriter, r *http.Request, appID s
 		f.apps.stats.ByApp = map[string]int{}
 	}
 	f.apps.stats.ByApp[appID]++
-	fault, faulted := f.nextMintFaultLocked()
+	fault, faulted := f.apps.faults.next()
 	latency, stop := f.latency, f.stop
 	f.mu.Unlock()
 
@@ -240,18 +237,6 @@ func (f *Fake) serveApplications(w http.ResponseWriter, r *http.Request, appID s
 		return
 	}
 	writeREST(w, a)
-}
-
-func (f *Fake) nextMintFaultLocked() (Fault, bool) {
-	if len(f.apps.faults) > 0 {
-		ft := f.apps.faults[0]
-		f.apps.faults = f.apps.faults[1:]
-		return ft, true
-	}
-	if f.apps.always != nil {
-		return *f.apps.always, true
-	}
-	return Fault{}, false
 }
 
 // mintLocked checks a mint as Webex does and issues the pair.

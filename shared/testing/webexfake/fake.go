@@ -71,8 +71,7 @@ type Fake struct {
 
 	// switches
 	latency          time.Duration
-	faults           []Fault // consumed one per call, before always
-	always           *Fault
+	faults           faultQueue // the token endpoint's
 	rotate           bool
 	omitRefreshToken bool
 	denyAuthorize    bool

@@ -51,9 +51,7 @@ func RateLimited(retryAfter string) Fault { return Fault{Kind: FaultRateLimit, R
 func (f *Fake) FailNext(n int, fault Fault) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for range n {
-		f.faults = append(f.faults, fault)
-	}
+	f.faults.queue(n, fault)
 }
 
 // FailAlways makes every call of the token endpoint show fault, once the
@@ -61,26 +59,40 @@ func (f *Fake) FailNext(n int, fault Fault) {
 func (f *Fake) FailAlways(fault Fault) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.always = &fault
+	f.faults.always = &fault
 }
 
 // ClearFaults removes queued faults and the one set by FailAlways.
 func (f *Fake) ClearFaults() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.faults = nil
-	f.always = nil
+	f.faults = faultQueue{}
 }
 
-// nextFaultLocked takes the fault for this call, if any.
-func (f *Fake) nextFaultLocked() (Fault, bool) {
-	if len(f.faults) > 0 {
-		ft := f.faults[0]
-		f.faults = f.faults[1:]
+// A faultQueue is one endpoint's faults: those queued by its Fail…Next,
+// each shown once, then the standing one of its Fail…Always. The zero
+// value shows none. The Fake's mutex guards it.
+type faultQueue struct {
+	queued []Fault
+	always *Fault
+}
+
+// queue adds n faults after those already queued.
+func (q *faultQueue) queue(n int, ft Fault) {
+	for range n {
+		q.queued = append(q.queued, ft)
+	}
+}
+
+// next takes the fault for this call, if any.
+func (q *faultQueue) next() (Fault, bool) {
+	if len(q.queued) > 0 {
+		ft := q.queued[0]
+		q.queued = q.queued[1:]
 		return ft, true
 	}
-	if f.always != nil {
-		return *f.always, true
+	if q.always != nil {
+		return *q.always, true
 	}
 	return Fault{}, false
 }

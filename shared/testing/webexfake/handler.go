@@ -102,7 +102,7 @@ func (f *Fake) serveToken(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	issuer := f.issuerLocked(r)
 	f.countLocked(form)
-	fault, faulted := f.nextFaultLocked()
+	fault, faulted := f.faults.next()
 	latency, stop := f.latency, f.stop
 	f.mu.Unlock()
 

@@ -34,8 +34,7 @@ type messages struct {
 	bots     map[string][]string // bot token → rooms it is a member of
 	posted   []Message
 	attempts int
-	faults   []Fault
-	always   *Fault
+	faults   faultQueue
 }
 
 // AddBot makes botToken a valid bearer of the Messages API, for a bot
@@ -70,9 +69,7 @@ func (f *Fake) MessageAttempts() int {
 func (f *Fake) FailMessagesNext(n int, fault Fault) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for range n {
-		f.msgs.faults = append(f.msgs.faults, fault)
-	}
+	f.msgs.faults.queue(n, fault)
 }
 
 // FailMessagesAlways makes every post of a message show fault once the
@@ -80,14 +77,14 @@ func (f *Fake) FailMessagesNext(n int, fault Fault) {
 func (f *Fake) FailMessagesAlways(fault Fault) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.msgs.always = &fault
+	f.msgs.faults.always = &fault
 }
 
 // ClearMessagesFaults removes the Messages API's faults.
 func (f *Fake) ClearMessagesFaults() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.msgs.faults, f.msgs.always = nil, nil
+	f.msgs.faults = faultQueue{}
 }
 
 // messageAnswer is the JSON of a created message, as Webex answers it.
@@ -121,7 +118,7 @@ func (f *Fake) serveMessages(w http.ResponseWriter, r *http.Request) {
 
 	f.mu.Lock()
 	f.msgs.attempts++
-	fault, faulted := f.nextMessageFaultLocked()
+	fault, faulted := f.msgs.faults.next()
 	latency, stop := f.latency, f.stop
 	f.mu.Unlock()
 
@@ -140,18 +137,6 @@ func (f *Fake) serveMessages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeREST(w, a)
-}
-
-func (f *Fake) nextMessageFaultLocked() (Fault, bool) {
-	if len(f.msgs.faults) > 0 {
-		ft := f.msgs.faults[0]
-		f.msgs.faults = f.msgs.faults[1:]
-		return ft, true
-	}
-	if f.msgs.always != nil {
-		return *f.msgs.always, true
-	}
-	return Fault{}, false
 }
 
 // postLocked checks a post as Webex does and records the message.

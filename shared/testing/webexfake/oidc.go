@@ -74,18 +74,14 @@ func (f *Fake) SetIDTokenFault(fault IDTokenFault) {
 func (f *Fake) FailDiscoveryNext(n int, fault Fault) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for range n {
-		f.idp.discoveryFaults = append(f.idp.discoveryFaults, fault)
-	}
+	f.idp.discoveryFaults.queue(n, fault)
 }
 
 // FailKeysNext makes the next n GETs of the JWKS show fault.
 func (f *Fake) FailKeysNext(n int, fault Fault) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for range n {
-		f.idp.keysFaults = append(f.idp.keysFaults, fault)
-	}
+	f.idp.keysFaults.queue(n, fault)
 }
 
 // issuerLocked is the issuer for a request: the one set, or derived
@@ -131,10 +127,10 @@ func (f *Fake) serveOIDC(w http.ResponseWriter, r *http.Request) {
 	var faulted bool
 	if r.URL.Path == DiscoveryPath {
 		f.idp.stats.Discoveries++
-		fault, faulted = nextFault(&f.idp.discoveryFaults, nil)
+		fault, faulted = f.idp.discoveryFaults.next()
 	} else {
 		f.idp.stats.KeyFetches++
-		fault, faulted = nextFault(&f.idp.keysFaults, nil)
+		fault, faulted = f.idp.keysFaults.next()
 	}
 	issuer := f.issuerLocked(r)
 	latency, stop := f.latency, f.stop

@@ -72,10 +72,9 @@ type identity struct {
 	picker   bool
 
 	idTokenFault    IDTokenFault
-	discoveryFaults []Fault
-	keysFaults      []Fault
-	meFaults        []Fault
-	meAlways        *Fault
+	discoveryFaults faultQueue
+	keysFaults      faultQueue
+	meFaults        faultQueue
 
 	stats IdentityStats
 }
@@ -205,9 +204,7 @@ func (f *Fake) AccessTokenPerson(accessToken string) (Person, bool) {
 func (f *Fake) FailMeNext(n int, fault Fault) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for range n {
-		f.idp.meFaults = append(f.idp.meFaults, fault)
-	}
+	f.idp.meFaults.queue(n, fault)
 }
 
 // FailMeAlways makes every call of /v1/people/me show fault once the
@@ -215,14 +212,14 @@ func (f *Fake) FailMeNext(n int, fault Fault) {
 func (f *Fake) FailMeAlways(fault Fault) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.idp.meAlways = &fault
+	f.idp.meFaults.always = &fault
 }
 
 // ClearMeFaults removes the faults of /v1/people/me.
 func (f *Fake) ClearMeFaults() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.idp.meFaults, f.idp.meAlways = nil, nil
+	f.idp.meFaults = faultQueue{}
 }
 
 // IdentityStats returns the identity endpoints' counters (ResetStats
@@ -256,7 +253,7 @@ func (f *Fake) serveMe(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.idp.stats.Me++
-	fault, faulted := nextFault(&f.idp.meFaults, f.idp.meAlways)
+	fault, faulted := f.idp.meFaults.next()
 	latency, stop := f.latency, f.stop
 	f.mu.Unlock()
 
@@ -289,19 +286,6 @@ func (f *Fake) meLocked(authorization string) answer {
 	p := f.personLocked(g.person)
 	return answer{http.StatusOK, meAnswer{ID: p.ID, Emails: []string{p.Email}, DisplayName: p.DisplayName, OrgID: p.OrgID,
 		Type: "person", Created: "2020-01-01T00:00:00.000Z"}}
-}
-
-// nextFault takes the next queued fault, or the standing one.
-func nextFault(queue *[]Fault, always *Fault) (Fault, bool) {
-	if len(*queue) > 0 {
-		ft := (*queue)[0]
-		*queue = (*queue)[1:]
-		return ft, true
-	}
-	if always != nil {
-		return *always, true
-	}
-	return Fault{}, false
 }
 
 // newUUID returns a random version 4 UUID.
