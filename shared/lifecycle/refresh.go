@@ -207,9 +207,17 @@ type Refresher struct {
 	deliveries     context.Context
 	stopDeliveries context.CancelFunc
 	// grants ends GrantGrace after Close: writes of grants in hand,
-	// which nothing else ends (grants.go).
+	// which nothing else ends (grants.go); calls, CallGrace after Close:
+	// Webex calls in flight (callWebex).
 	grants     context.Context
 	stopGrants context.CancelFunc
+	calls      context.Context
+	stopCalls  context.CancelFunc
+
+	// claims are the names whose lease a run of this process holds
+	// (claim).
+	claimMu sync.Mutex
+	claims  map[string]chan struct{}
 
 	// held are the grants in hand the store has not taken yet, by token
 	// name; stale, other holders' leases seen expired (grants.go).
@@ -221,6 +229,11 @@ type Refresher struct {
 
 // DeliveryGrace is how long Close lets event deliveries in flight finish.
 const DeliveryGrace = 2 * time.Second
+
+// CallGrace is how long Close lets a Webex call in flight answer. It is
+// shorter than GrantGrace, so that a grant answered late still has time
+// to be written.
+const CallGrace = 2 * time.Second
 
 // NewRefresher returns a Refresher; Close it to abort refreshes in flight
 // and release their leases.
@@ -248,8 +261,10 @@ func NewRefresher(o RefresherConfig) *Refresher {
 	base, cancel := context.WithCancel(context.Background())
 	deliveries, stopDeliveries := context.WithCancel(context.Background())
 	grants, stopGrants := context.WithCancel(context.Background())
+	calls, stopCalls := context.WithCancel(context.Background())
 	return &Refresher{o: o, base: base, cancel: cancel, deliveries: deliveries, stopDeliveries: stopDeliveries,
-		grants: grants, stopGrants: stopGrants, held: map[string]*grantWrite{}, stale: map[string]staleLease{}}
+		grants: grants, stopGrants: stopGrants, calls: calls, stopCalls: stopCalls,
+		claims: map[string]chan struct{}{}, held: map[string]*grantWrite{}, stale: map[string]staleLease{}}
 }
 
 // LeaseTTL is how long a lease lasts: longer than the Webex call it
@@ -263,19 +278,22 @@ func (r *Refresher) Holder() string { return r.o.Holder }
 func (r *Refresher) Threshold() time.Duration { return r.o.Threshold }
 
 // Close aborts refreshes in flight, releases their leases and waits for
-// them, for event deliveries, cutting those off after DeliveryGrace, and
-// for the writes of grants in hand, cut off after GrantGrace.
+// them: a Webex call already sent gets CallGrace to answer, event
+// deliveries DeliveryGrace, the writes of grants in hand GrantGrace.
 func (r *Refresher) Close() {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
 	r.cancel()
 	cutoff := time.AfterFunc(DeliveryGrace, r.stopDeliveries)
-	lastCall := time.AfterFunc(GrantGrace, r.stopGrants)
+	callsCut := time.AfterFunc(CallGrace, r.stopCalls)
+	lastWrite := time.AfterFunc(GrantGrace, r.stopGrants)
 	r.work.Wait()
 	cutoff.Stop()
-	lastCall.Stop()
+	callsCut.Stop()
+	lastWrite.Stop()
 	r.stopDeliveries()
+	r.stopCalls()
 	r.stopGrants()
 }
 
@@ -390,21 +408,74 @@ func (r *Refresher) run(ctx context.Context, name string, snapshot *token.Token,
 			}
 			continue
 		}
-		leased, err := r.o.Store.TryLease(ctx, t, token.Lease{Holder: r.o.Holder, Until: now.Add(r.leaseTTL(t))})
-		if errors.Is(err, token.ErrConflict) {
+		letGo, busy := r.claim(name)
+		if busy != nil {
+			// Another run of this process holds the lease: wait for it
+			// as for another holder, then look again.
+			if !m.WaitForOthers {
+				return Result{Token: t, Outcome: Skipped}, nil
+			}
+			select {
+			case <-ctx.Done():
+				return Result{Token: t, Outcome: Failed}, ctx.Err()
+			case <-busy:
+			}
+			continue
+		}
+		res, again, err := r.leaseAndCall(ctx, t, now, m)
+		letGo()
+		if again {
 			continue // someone wrote in between: look again
 		}
-		if err != nil {
-			if !errors.Is(err, token.ErrNotFound) {
-				// The write may have landed with its answer lost (a
-				// shutdown cancels it in flight): let go of it if so.
-				r.release(t)
-			}
-			return Result{Token: t, Outcome: Failed}, err
-		}
-		return r.callAndCommit(ctx, leased, m)
+		return res, err
 	}
 	return Result{Token: t, Outcome: Skipped}, nil
+}
+
+// claim makes the calling run the only one of this process that may take
+// name's lease and call Webex for it. A lease names the process, not the
+// run, so without it two runs with different singleflight keys (an
+// operator's forced refresh and a flow's inline one) would both take the
+// lease and send the same refresh token, the second one spent. It returns
+// the func that lets go, or, while another run holds the claim, a channel
+// closed when that run lets go.
+func (r *Refresher) claim(name string) (letGo func(), busy <-chan struct{}) {
+	r.claimMu.Lock()
+	defer r.claimMu.Unlock()
+	if ch, ok := r.claims[name]; ok {
+		return nil, ch
+	}
+	ch := make(chan struct{})
+	r.claims[name] = ch
+	return func() {
+		r.claimMu.Lock()
+		delete(r.claims, name)
+		r.claimMu.Unlock()
+		close(ch)
+	}, nil
+}
+
+// leaseAndCall takes t's lease and calls Webex under it, with the claim
+// on t's name held; again reports that t changed in between.
+func (r *Refresher) leaseAndCall(ctx context.Context, t *token.Token, now time.Time, m RefreshOptions) (res Result, again bool, err error) {
+	if p := r.Pending(t.Name); p != nil {
+		// The run that held the claim until now left a grant in hand.
+		return Result{Token: p, Outcome: Pending}, false, fmt.Errorf("refresh %s: %w", t.Name, ErrGrantPending)
+	}
+	leased, err := r.o.Store.TryLease(ctx, t, token.Lease{Holder: r.o.Holder, Until: now.Add(r.leaseTTL(t))})
+	if errors.Is(err, token.ErrConflict) {
+		return Result{}, true, nil
+	}
+	if err != nil {
+		if !errors.Is(err, token.ErrNotFound) {
+			// The write may have landed with its answer lost (a
+			// shutdown cancels it in flight): let go of it if so.
+			r.release(t)
+		}
+		return Result{Token: t, Outcome: Failed}, false, err
+	}
+	res, err = r.callAndCommit(ctx, leased, m)
+	return res, false, err
 }
 
 // heldBack is what holds t back from this refresh (Token.HeldBack), a
@@ -463,9 +534,17 @@ func (r *Refresher) callAndCommit(ctx context.Context, t *token.Token, m Refresh
 // callWebex makes one Webex call under WebexTimeout. An answer without an
 // access token or expiry is a transient failure; the grant is returned
 // all the same, since its refresh token may be new.
+//
+// The call is not cut when ctx ends or Close begins, only CallGrace after
+// Close: Webex may have spent the refresh token or code sent already, and
+// an answer thrown away is a grant lost. The grant's write then has what
+// is left of GrantGrace.
 func (r *Refresher) callWebex(ctx context.Context, call func(context.Context) (token.Grant, error)) (token.Grant, time.Duration, error) {
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	defer context.AfterFunc(r.calls, cancel)()
 	start := time.Now()
-	g, err := call(ctx) // the Issuer bounds it by WEBEX_TIMEOUT (token.Issuer)
+	g, err := call(cctx) // the Issuer bounds it by WEBEX_TIMEOUT (token.Issuer)
 	latency := time.Since(start)
 	if err == nil && (g.AccessToken == "" || g.ExpiresIn <= 0) {
 		err = &token.TransientError{Err: errors.New("webex answered without an access token or expiry")}

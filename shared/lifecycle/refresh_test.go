@@ -480,13 +480,19 @@ func TestCallerTimeoutDoesNotAbortRefresh(t *testing.T) {
 	}
 }
 
+// A Webex call that does not answer within CallGrace of Close is cut
+// off, and its lease released with nothing recorded.
 func TestCloseReleasesLease(t *testing.T) {
 	f := newFixture(t)
 	f.seed(t, "bye", time.Hour)
 	f.issuer.hold()
 	go f.r.Refresh(context.Background(), "bye", scheduled)
 	f.issuer.awaitCall(t) // under the lease
+	start := time.Now()
 	f.r.Close()
+	if took := time.Since(start); took < lifecycle.CallGrace/2 || took > lifecycle.GrantGrace+3*time.Second {
+		t.Fatalf("Close took %s, want about CallGrace (%s)", took, lifecycle.CallGrace)
+	}
 	got := f.get(t, "bye")
 	if got.Lease.Holder != "" || got.LastError != nil || got.Generation != 0 {
 		t.Fatalf("got lease %+v lastError %+v generation %d, want the lease released and nothing recorded", got.Lease, got.LastError, got.Generation)
@@ -580,6 +586,76 @@ func TestGrantAtShutdownIsStored(t *testing.T) {
 	if got.AccessToken != "at-late" || got.RefreshToken != "rt-rotated" || got.Generation != 1 || got.Lease.Holder != "" {
 		t.Fatalf("got access %q refresh %q generation %d lease %+v, want the late grant stored as generation 1",
 			got.AccessToken, got.RefreshToken, got.Generation, got.Lease)
+	}
+}
+
+// A Webex call in flight when Close begins is allowed to answer: Webex
+// may have spent the refresh token already, and cutting the call off
+// would throw the only new one away (found by the 60-minute soak: a
+// worker stopped with SIGTERM as Webex rotated a token, which then
+// needed a new authorization).
+func TestCallInFlightAtCloseIsAnswered(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "stopping", time.Hour)
+	f.issuer.hold()
+	go f.r.Refresh(context.Background(), "stopping", scheduled)
+	f.issuer.awaitCall(t)
+	closed := make(chan struct{})
+	go func() { f.r.Close(); close(closed) }()
+	time.Sleep(lifecycle.CallGrace / 4) // Close has begun and waits
+	f.issuer.release()                  // Webex answers within the grace
+	select {
+	case <-closed:
+	case <-time.After(lifecycle.GrantGrace + 5*time.Second):
+		t.Fatal("Close did not return")
+	}
+	got := f.get(t, "stopping")
+	if got.Generation != 1 || got.RefreshToken != "rt-new" || got.Lease.Holder != "" {
+		t.Fatalf("got generation %d refresh %q lease %+v, want the answer stored as generation 1", got.Generation, got.RefreshToken, got.Lease)
+	}
+}
+
+// Two runs of one process for one token, under different singleflight
+// keys (an operator's forced refresh and a flow's inline refresh), make
+// one Webex call: the lease names the process, so it cannot tell them
+// apart (found by the 60-minute soak: the second run sent a refresh
+// token the first had just spent).
+func TestRunsOfOneProcessShareTheLease(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, "busy", time.Minute) // due
+	f.issuer.hold()
+	manual := lifecycle.RefreshOptions{Trigger: token.TriggerManual, Force: true, WaitForOthers: true}
+	forced := make(chan lifecycle.Result, 1)
+	go func() {
+		res, err := f.r.Refresh(context.Background(), "busy", manual)
+		if err != nil {
+			t.Errorf("forced: %v", err)
+		}
+		forced <- res
+	}()
+	f.issuer.awaitCall(t) // the forced run holds the lease and calls Webex
+	flow := make(chan lifecycle.Result, 1)
+	go func() {
+		res, err := f.r.Refresh(context.Background(), "busy", lifecycle.RefreshOptions{Trigger: token.TriggerInline, WaitForOthers: true})
+		if err != nil {
+			t.Errorf("inline: %v", err)
+		}
+		flow <- res
+	}()
+	select {
+	case <-f.issuer.started:
+		t.Fatal("a second Webex call started while the first held the lease")
+	case <-time.After(300 * time.Millisecond):
+	}
+	f.issuer.release()
+	if res := <-forced; res.Outcome != lifecycle.Refreshed || res.Token.Generation != 1 {
+		t.Fatalf("forced: got %v generation %d, want refreshed to 1", res.Outcome, res.Token.Generation)
+	}
+	if res := <-flow; res.Token == nil || res.Token.Generation != 1 {
+		t.Fatalf("inline: got %+v, want generation 1 (refreshed by the other run)", res)
+	}
+	if n := f.issuer.Calls(); n != 1 {
+		t.Fatalf("got %d webex calls, want 1", n)
 	}
 }
 
