@@ -32,7 +32,7 @@ func (c *campaign) evaluate() []result {
 		c.checkRequests(),
 		c.checkRefreshTokens(g),
 		c.checkEvents(),
-		c.checkRecovery(),
+		c.checkRecovery(g),
 		c.checkReauth(g),
 		c.checkResources(),
 		c.checkLogsAndExits(),
