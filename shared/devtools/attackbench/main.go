@@ -40,7 +40,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -60,6 +59,7 @@ import (
 
 	"github.com/wxcc/tokenservice/shared/passphrase"
 	"github.com/wxcc/tokenservice/shared/testing/emulator"
+	"github.com/wxcc/tokenservice/shared/testing/freeport"
 )
 
 const (
@@ -594,14 +594,7 @@ func ratio(d, base time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(base), 'f', 1, 64) + "x"
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+func freePort() (int, error) { return freeport.Pick() }
 
 func numCPU() int { return runtime.NumCPU() }
 

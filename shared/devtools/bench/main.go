@@ -45,6 +45,7 @@ import (
 	gfs "cloud.google.com/go/firestore"
 
 	"github.com/wxcc/tokenservice/shared/testing/emulator"
+	"github.com/wxcc/tokenservice/shared/testing/freeport"
 )
 
 const (
@@ -610,13 +611,8 @@ func minMax(v []float64) string {
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port, nil
+	p, err := freeport.Pick()
+	return strconv.Itoa(p), err
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }

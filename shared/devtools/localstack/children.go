@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/wxcc/tokenservice/shared/testing/freeport"
 )
 
 // stopGrace is how long a child gets between SIGTERM and SIGKILL.
@@ -138,17 +140,14 @@ func stopChildren(children []*child, con *console) {
 }
 
 // freePort returns the first port from `from` on that can be listened on
-// at host, skipping the ones in taken; from 0 picks any free port. If none
+// at host, skipping the ones in taken; from 0 picks a free loopback port
+// (package freeport says which). If none
 // of the next 100 is free, it returns from and the child reports the
 // conflict.
 func freePort(host string, from int, taken ...int) int {
-	if from == 0 {
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			return 0
-		}
-		defer ln.Close()
-		return ln.Addr().(*net.TCPAddr).Port
+	if from == 0 { // only loopback ports are picked this way
+		p, _ := freeport.Pick()
+		return p
 	}
 	for p := from; p < from+100; p++ {
 		if slices.Contains(taken, p) {

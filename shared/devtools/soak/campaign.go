@@ -301,6 +301,11 @@ func (c *campaign) exited(l *life) {
 		if p.Name == l.Proc {
 			go func() {
 				time.Sleep(time.Second)
+				// It may have exited because its port was taken: a new
+				// one, so it cannot loop on a port someone else answers.
+				if err := p.movePort(); err != nil {
+					c.say("%s: %s: %v", c.p.Name, p.Name, err)
+				}
 				_, _ = p.Start(context.Background())
 			}()
 		}

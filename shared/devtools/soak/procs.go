@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,10 +12,13 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/wxcc/tokenservice/shared/testing/freeport"
 )
 
 // proc is one long-running instance of a binary (api-1, worker-2, ...):
-// the campaign kills and restarts it, always on the same port, so one
+// the campaign kills and restarts it on the same port (a new one only
+// when a life could not serve on it), so one
 // proc has several lives.
 type proc struct {
 	Kind string // "api" or "worker"
@@ -59,14 +61,15 @@ func newProc(kind, name, bin, dir string, env []string, onExit func(*life)) (*pr
 	return &proc{Kind: kind, Name: name, bin: bin, env: env, dir: dir, port: port, onExit: onExit}, nil
 }
 
-// freePort returns a loopback port that was free a moment ago.
+// freePort returns a loopback port that was free a moment ago and that
+// no other instance of either profile has (see package freeport for why
+// not port 0).
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Pick()
 	if err != nil {
 		return 0, fmt.Errorf("find a free port: %w", err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return p, nil
 }
 
 // URL is the base URL of the proc's current port.
@@ -116,14 +119,22 @@ func (p *proc) Start(ctx context.Context) (*life, error) {
 	if ctx.Err() != nil {
 		return nil, err
 	}
-	port, perr := freePort()
-	if perr != nil {
+	if perr := p.movePort(); perr != nil {
 		return nil, errors.Join(err, perr)
+	}
+	return p.start(ctx)
+}
+
+// movePort gives the proc a new port for its next life.
+func (p *proc) movePort() error {
+	port, err := freePort()
+	if err != nil {
+		return err
 	}
 	p.mu.Lock()
 	p.port = port
 	p.mu.Unlock()
-	return p.start(ctx)
+	return nil
 }
 
 func (p *proc) start(ctx context.Context) (*life, error) {
@@ -175,7 +186,10 @@ func (p *proc) start(ctx context.Context) (*life, error) {
 		resp, err := client.Get(url)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			// Only an answer from this life counts: if someone else holds
+			// the port, this life cannot bind it, and the caller tries
+			// another port once it has exited.
+			if resp.StatusCode == http.StatusOK && listensOn(l.PID, port) {
 				p.mu.Lock()
 				l.Ready = time.Now()
 				p.mu.Unlock()

@@ -14,7 +14,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -30,6 +29,7 @@ import (
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
 	"github.com/wxcc/tokenservice/shared/testing/emulator"
+	"github.com/wxcc/tokenservice/shared/testing/freeport"
 	"github.com/wxcc/tokenservice/shared/testing/webexfake"
 )
 
@@ -220,12 +220,10 @@ func waitFor(f func() (time.Time, bool), d time.Duration) time.Time {
 
 // start runs bin with env on a free port and waits until /health answers.
 func start(bin string, env []string, logs *logBuffer) (*exec.Cmd, string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Pick()
 	if err != nil {
 		return nil, "", err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	cmd := exec.Command(bin)
 	cmd.Env = append(env, fmt.Sprintf("PORT=%d", port))
 	cmd.Stdout, cmd.Stderr = logs, logs

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/wxcc/tokenservice/shared/testing/freeport"
 )
 
 // Kind names an emulator.
@@ -271,12 +272,8 @@ func (p *Process) waitGroupGone(pgid int, d time.Duration) bool {
 	}
 }
 
-// freeHostPort picks a free loopback port.
+// freeHostPort picks a free loopback port that no port-0 listener can
+// take while the JVM starts (package freeport).
 func freeHostPort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return freeport.HostPort()
 }
