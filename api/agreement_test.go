@@ -103,8 +103,9 @@ func TestChangesReachEveryInstance(t *testing.T) {
 
 // TestFeedLostAndBack: an instance cut off from Firestore keeps serving
 // what it has cached, past CACHE_MAX_AGE; a token deleted meanwhile
-// through another instance is known deleted once the feed is back,
-// before any request asks Firestore about it.
+// through another instance is known deleted, or at least unseen (its
+// next request reads Firestore), once the feed is back, before any
+// request asks Firestore about it.
 func TestFeedLostAndBack(t *testing.T) {
 	t.Parallel()
 	h := agreeing(t)
@@ -132,7 +133,7 @@ func TestFeedLostAndBack(t *testing.T) {
 	// CACHE_MAX_AGE would read Firestore and learn it anyway.
 	eventually(t, "the cut-off instance learns of the deletion from the feed", func() bool {
 		e := cut.srv.cache.get("deleted")
-		return e != nil && e.tok == nil
+		return e != nil && (e.tok == nil || e.unseen)
 	})
 	if r := h.token(cut, "deleted"); r.code != http.StatusNotFound {
 		t.Fatalf("deleted token: got %d %s, want 404", r.code, r.raw)
@@ -163,6 +164,7 @@ func TestCacheKeepsNewestState(t *testing.T) {
 		cached *token.Token // nil: the name is remembered as unknown
 		steps  []step
 		want   string // the access token served after, "" for unknown, "-" for not cached
+		due    bool   // the entry is to be read again at the next request
 	}{
 		{name: "newer state replaces", cached: tok(3, 10, "old"),
 			steps: []step{{token.Change{Name: "n", Token: tok(3, 11, "new")}, at(11)}}, want: "new"},
@@ -178,6 +180,16 @@ func TestCacheKeepsNewestState(t *testing.T) {
 			steps: []step{{token.Change{Name: "n", Token: tok(0, 40, "recreated")}, at(40)}}, want: "recreated"},
 		{name: "deleted then re-created: read again", cached: tok(7, 20, "deleted"),
 			steps: []step{{token.Change{Name: "n"}, at(30)}, {token.Change{Name: "n", Token: tok(0, 40, "recreated")}, at(40)}}, want: "-"},
+		{name: "unseen: kept, to be read again", cached: tok(4, 20, "current"),
+			steps: []step{{token.Change{Name: "n", Unseen: true}, at(21)}}, want: "current", due: true},
+		{name: "unseen, then the same state sent again: still read again", cached: tok(4, 20, "current"),
+			steps: []step{{token.Change{Name: "n", Unseen: true}, at(21)}, {token.Change{Name: "n", Token: tok(4, 20, "current")}, at(22)}}, want: "current", due: true},
+		{name: "unseen, then a newer state: settled", cached: tok(4, 20, "current"),
+			steps: []step{{token.Change{Name: "n", Unseen: true}, at(21)}, {token.Change{Name: "n", Token: tok(5, 23, "newer")}, at(23)}}, want: "newer"},
+		{name: "unseen before the cached state was stored is ignored", cached: tok(4, 20, "current"),
+			steps: []step{{token.Change{Name: "n", Unseen: true}, at(19)}}, want: "current"},
+		{name: "unseen unknown name is forgotten", cached: nil,
+			steps: []step{{token.Change{Name: "n", Unseen: true}, at(21)}}, want: "-"},
 		{name: "unknown name that comes to exist is forgotten", cached: nil,
 			steps: []step{{token.Change{Name: "n", Token: tok(0, 40, "new")}, at(40)}}, want: "-"},
 	} {
@@ -201,6 +213,9 @@ func TestCacheKeepsNewestState(t *testing.T) {
 			if got != tc.want {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
+			if e := c.get("n"); e != nil && e.checkAfter.Before(later) != tc.due {
+				t.Fatalf("read again at the next request: %v, want %v", !tc.due, tc.due)
+			}
 		})
 	}
 	// A name the cache does not hold stays out of it.
@@ -211,11 +226,12 @@ func TestCacheKeepsNewestState(t *testing.T) {
 	}
 }
 
-// TestCompleteBatchForgetsDeleted: the batch that ends the feed's listing
-// after a restart says which tokens exist; a cached token that does not
-// was deleted while nobody listened, unless the cache holds a state
-// stored after the batch.
-func TestCompleteBatchForgetsDeleted(t *testing.T) {
+// TestCompleteBatchRereadsUnseen: the batch that ends the feed's listing
+// after a restart says which tokens it saw; a cached token it did not
+// see is read again at its next request (probably deleted while nobody
+// listened, but a listing can miss a document), unless the cache holds a
+// state stored after the batch.
+func TestCompleteBatchRereadsUnseen(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	s := &server{deps: deps{cfg: &config.Config{CacheMaxAge: time.Hour}, now: time.Now}, cache: newTokenCache(10)}
@@ -231,17 +247,17 @@ func TestCompleteBatchForgetsDeleted(t *testing.T) {
 	s.applyChanges(token.Changes{Complete: true, At: at, Exists: func(name string) bool { return exists[name] }, List: []token.Change{
 		{Name: "other", Token: &token.Token{Name: "other", Version: at}},
 	}})
-	for name, want := range map[string]string{"listed": "a", "deleted": "", "newer": "c"} {
+	for name, want := range map[string]struct {
+		access string
+		due    bool // read again at the next request
+	}{"listed": {"a", false}, "deleted": {"b", true}, "newer": {"c", false}} {
 		e := s.cache.get(name)
-		got := "-"
-		if e != nil {
-			got = ""
-			if e.tok != nil {
-				got = e.tok.AccessToken
-			}
+		if e == nil || e.tok == nil || e.tok.AccessToken != want.access {
+			t.Errorf("%s: got %+v, want the cached token %q kept", name, e, want.access)
+			continue
 		}
-		if got != want {
-			t.Errorf("%s: got %q, want %q (\"\" unknown)", name, got, want)
+		if due := e.checkAfter.Before(time.Now()); due != want.due {
+			t.Errorf("%s: read again at the next request: %v, want %v", name, due, want.due)
 		}
 	}
 	if e := s.cache.get("other"); e != nil {
@@ -269,5 +285,29 @@ func TestPostponeAfterFeedReplaced(t *testing.T) {
 	c.postpone(&cacheEntry{tok: &token.Token{Name: "gone"}}, now.Add(2*time.Hour))
 	if e := c.get("gone"); e == nil || e.tok != nil || !e.checkAfter.Equal(now.Add(time.Hour)) {
 		t.Fatalf("got %+v, want a name known missing left alone", e)
+	}
+}
+
+// TestUnseenTokenIsServedAfterARead: when the change feed lists the
+// collection again and misses an existing token (the emulator does, after
+// a resumed stream's RESET), the instance reads it again and serves it;
+// the second 60-minute soak answered 404 for such a token.
+func TestUnseenTokenIsServedAfterARead(t *testing.T) {
+	t.Parallel()
+	h := agreeing(t)
+	a := h.startAPI(nil)
+	access, _ := h.seed("kept", 6*time.Hour, 30*24*time.Hour, nil)
+	if r := h.token(a, "kept"); r.code != 200 {
+		t.Fatalf("warm-up: got %d %s", r.code, r.raw)
+	}
+	a.srv.applyChanges(token.Changes{At: time.Now(), List: []token.Change{{Name: "kept", Unseen: true}}})
+	if e := a.srv.cache.get("kept"); e == nil || !e.checkAfter.IsZero() {
+		t.Fatalf("cache entry after the unseen change: %+v, want one due for a read", e)
+	}
+	if r := h.token(a, "kept"); r.code != 200 || r.str("token") != access {
+		t.Fatalf("got %d %s, want the token served", r.code, r.raw)
+	}
+	if e := a.srv.cache.get("kept"); e == nil || e.checkAfter.IsZero() {
+		t.Fatalf("cache entry after the read: %+v, want it cached again", e)
 	}
 }

@@ -45,6 +45,10 @@ type cacheEntry struct {
 	unreadable error
 	// checkAfter is when the entry must be re-read from the store.
 	checkAfter time.Time
+	// unseen: the change feed listed the collection and did not see the
+	// token (checkAfter is zero): only a read or a newer state settles
+	// whether it still exists.
+	unseen bool
 }
 
 func newTokenCache(maxMissing int) *tokenCache {
@@ -90,8 +94,9 @@ func newer(a, b *token.Token) bool {
 // changed applies a change the store reported (the change feed) to the
 // entry of its name, if the cache holds one: a token's new state replaces
 // an older one, an unknown name that now exists is forgotten (the next
-// request reads it), and a deletion makes the name unknown unless the
-// cache holds a state stored after it. Names the cache does not hold are
+// request reads it), a deletion makes the name unknown unless the cache
+// holds a state stored after it, and an unseen name is read again at its
+// next request. Names the cache does not hold are
 // left alone, without a write lock: the cache fills from requests only.
 func (c *tokenCache) changed(ch token.Change, at, checkAfter, missingUntil time.Time) {
 	if c.get(ch.Name) == nil {
@@ -111,9 +116,19 @@ func (c *tokenCache) changed(ch token.Change, at, checkAfter, missingUntil time.
 		}
 	case old.tok == nil:
 		delete(c.m, ch.Name) // was unknown: read it again rather than trust the order of notices
+	case ch.Unseen:
+		if !old.tok.Version.IsZero() && old.tok.Version.After(at) {
+			return // read after the listing that missed it
+		}
+		// Probably deleted: read again at the next request, and kept for
+		// serving meanwhile if the store cannot answer, as any stale entry.
+		c.m[ch.Name] = &cacheEntry{tok: old.tok, unreadable: old.unreadable, unseen: true}
 	case ch.Token != nil:
 		if old.unreadable == nil && newer(old.tok, ch.Token) {
 			return
+		}
+		if old.unseen && !newer(ch.Token, old.tok) {
+			return // the state it had, sent again: the emulator re-sends deleted documents, so only a read settles it
 		}
 		c.m[ch.Name] = &cacheEntry{tok: ch.Token, checkAfter: checkAfter}
 	default:

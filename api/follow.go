@@ -46,9 +46,9 @@ func (s *server) startFollowing(ctx context.Context, feed changeFeed) (stop func
 
 // applyChanges applies one batch of the feed to the cache. It touches
 // the cache's write lock only for names the cache holds, once per
-// change, as a put does; a complete batch (the end of the feed's listing
-// at its start, or after it lost track) also forgets the cached names
-// that have no document: they were deleted while nobody listened.
+// change, as a put does; a complete batch (the end of the feed's first
+// listing) also has the cached names it did not see read again: probably
+// deleted while nobody listened.
 func (s *server) applyChanges(b token.Changes) {
 	now := s.now()
 	checkAfter := now.Add(s.cfg.CacheMaxAge)
@@ -56,7 +56,7 @@ func (s *server) applyChanges(b token.Changes) {
 	if b.Complete && b.Exists != nil {
 		for _, name := range s.cache.tokenNames() {
 			if !b.Exists(name) {
-				s.cache.changed(token.Change{Name: name}, b.At, checkAfter, missingUntil)
+				s.cache.changed(token.Change{Name: name, Unseen: true}, b.At, checkAfter, missingUntil)
 			}
 		}
 	}

@@ -96,7 +96,7 @@ type feed struct {
 	known map[string]time.Time
 	// before holds, during a listing other than the first, what was
 	// known before it: a name it holds that the listing does not send
-	// again was deleted meanwhile.
+	// again is handed on as unseen (probably deleted meanwhile).
 	before map[string]time.Time
 	// resume, if set, is where the next stream takes up (the resume
 	// token of the last consistent point).
@@ -144,10 +144,8 @@ func (f *feed) stream(ctx context.Context) error {
 			}},
 		}},
 	}
-	if f.resume != nil {
-		target.ResumeType = &pb.Target_ResumeToken{ResumeToken: f.resume}
-	} else {
-		f.relist()
+	if resume := f.resumeFrom(); resume != nil {
+		target.ResumeType = &pb.Target_ResumeToken{ResumeToken: resume}
 	}
 	f.current = false
 	if f.pending == nil {
@@ -173,10 +171,22 @@ func (f *feed) stream(ctx context.Context) error {
 	}
 }
 
-// relist starts a listing: every document will be sent again.
+// resumeFrom returns where a new stream takes up: the resume token of
+// the last consistent point, or nil after starting a new listing (a
+// listing under way has none: a RESET voids it).
+func (f *feed) resumeFrom() []byte {
+	if f.resume != nil {
+		return f.resume
+	}
+	f.relist()
+	return nil
+}
+
+// relist starts a listing: every document will be sent again. A first
+// listing cut short stays the first: it still ends in a Complete batch.
 func (f *feed) relist() {
 	f.resume = nil
-	f.first = f.known == nil
+	f.first = f.known == nil || (f.listing && f.first)
 	if !f.first {
 		if f.before == nil {
 			f.before = f.known
@@ -300,12 +310,15 @@ func (f *feed) handOnFresh() {
 
 // consistent hands on what changed up to a consistent point. It ends a
 // listing: the feed's first with a Complete batch, a later one with the
-// deletions it revealed.
+// documents it did not see again, as unseen rather than deleted: a
+// listing that ends before the server sent everything again looks the
+// same (the soak served an existing token as 404 after a Firestore cut
+// that way).
 func (f *feed) consistent() {
 	if f.listing {
 		for name := range f.before {
 			if _, ok := f.known[name]; !ok {
-				f.pending[name] = token.Change{Name: name}
+				f.pending[name] = token.Change{Name: name, Unseen: true}
 			}
 		}
 		if f.first {

@@ -15,17 +15,24 @@ type Change struct {
 	// *SealedError (which holds the token) when no configured key opens
 	// its secrets.
 	Err error
+	// Unseen says that the feed listed the collection again and did not
+	// see the document: probably deleted while the feed was away, but not
+	// for sure (the Firestore emulator, after a resumed stream's RESET,
+	// can reach a consistent point before it has sent every document
+	// again), so a reader reads it again rather than call it gone.
+	Unseen bool
 }
 
-// Deleted reports whether the change is the document's deletion.
-func (c Change) Deleted() bool { return c.Token == nil && c.Err == nil }
+// Deleted reports whether the change is the document's deletion, as the
+// store reported it.
+func (c Change) Deleted() bool { return c.Token == nil && c.Err == nil && !c.Unseen }
 
 // Changes is one batch of a change feed.
 type Changes struct {
 	// Complete says that the feed has just finished listing every token
-	// document there is (at its start, and after it lost track): Exists
-	// then reports which names have a document, and a name it denies had
-	// its document deleted, or never had one. The listing's documents
+	// document there is (at its start): Exists then reports which names
+	// the listing saw; a name it denies is unseen (see Change.Unseen),
+	// not known to be gone. The listing's documents
 	// arrive in this batch and, for a large collection, in the batches
 	// just before it.
 	Complete bool
