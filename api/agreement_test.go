@@ -281,6 +281,15 @@ func TestPostponeAfterFeedReplaced(t *testing.T) {
 	if e := c.get("n"); e == nil || e.tok.AccessToken != "a" || !e.checkAfter.Equal(now.Add(time.Minute)) {
 		t.Fatalf("got %+v, want the cached token kept until the retry pause ends", e)
 	}
+	// An unseen token the store could not be asked about stays unseen: the
+	// same state sent again does not settle it.
+	c.put(&token.Token{Name: "u", Version: v, AccessToken: "u"}, now.Add(time.Hour))
+	c.changed(token.Change{Name: "u", Unseen: true}, now, now.Add(time.Hour), now)
+	c.postpone(c.get("u"), now.Add(time.Minute))
+	c.changed(token.Change{Name: "u", Token: &token.Token{Name: "u", Version: v, AccessToken: "u"}}, now, now.Add(time.Hour), now)
+	if e := c.get("u"); e == nil || !e.unseen || !e.checkAfter.Equal(now.Add(time.Minute)) {
+		t.Fatalf("got %+v, want the unseen token still to be read again after the retry pause", e)
+	}
 	c.putMissing("gone", now.Add(time.Hour))
 	c.postpone(&cacheEntry{tok: &token.Token{Name: "gone"}}, now.Add(2*time.Hour))
 	if e := c.get("gone"); e == nil || e.tok != nil || !e.checkAfter.Equal(now.Add(time.Hour)) {

@@ -195,7 +195,9 @@ func (c *tokenCache) postpone(e *cacheEntry, checkAfter time.Time) {
 	cur := c.m[name]
 	switch {
 	case cur == e:
-		c.m[name] = &cacheEntry{tok: e.tok, checkAfter: checkAfter}
+		// An unseen token stays unseen: a state sent again must not
+		// settle it meanwhile.
+		c.m[name] = &cacheEntry{tok: e.tok, checkAfter: checkAfter, unseen: e.unseen}
 	case cur != nil && cur.tok != nil && cur.unreadable == nil && cur.checkAfter.Before(checkAfter):
 		c.m[name] = &cacheEntry{tok: cur.tok, checkAfter: checkAfter}
 	}

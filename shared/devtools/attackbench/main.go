@@ -274,7 +274,7 @@ func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f'
 
 func measure(ctx context.Context, o options, bin, scenario string) (result, error) {
 	res := result{bin: bin, scenario: scenario, attack: map[int]int{}}
-	port, err := freePort()
+	port, err := freeport.Pick()
 	if err != nil {
 		return res, err
 	}
@@ -593,8 +593,6 @@ func ratio(d, base time.Duration) string {
 	}
 	return strconv.FormatFloat(float64(d)/float64(base), 'f', 1, 64) + "x"
 }
-
-func freePort() (int, error) { return freeport.Pick() }
 
 func numCPU() int { return runtime.NumCPU() }
 

@@ -16,6 +16,16 @@ type grants struct {
 	casualties map[string]string
 }
 
+// managerLost is why t's manager lost its grant for an excused reason, or
+// "": a Service App then waits for its manager to be authorized again
+// (DESIGN 5a), which invariants 4 and 5 excuse.
+func (g grants) managerLost(t *soakToken) string {
+	if t.Manager == "" {
+		return ""
+	}
+	return g.casualties[t.Manager]
+}
+
 type reuse struct {
 	Token   string
 	Granted time.Time

@@ -63,8 +63,8 @@ func (c *campaign) checkReauth(g grants) result {
 			if n != 1 {
 				r.fail("%s (%s): %d distinct token.reauthorization_required events, want exactly 1", t.Name, t.Group, n)
 			}
-		case n > 0 && t.Manager != "" && g.casualties[t.Manager] != "":
-			r.note("%s: needs its manager %s authorized again, which lost its grant because %s", t.Name, t.Manager, g.casualties[t.Manager])
+		case n > 0 && g.managerLost(t) != "":
+			r.note("%s: needs its manager %s authorized again, which lost its grant because %s", t.Name, t.Manager, g.managerLost(t))
 		case n > 0 && g.casualties[t.Name] == "":
 			r.fail("%s: token.reauthorization_required published although its grant was neither lapsed, revoked nor lost", t.Name)
 		case n > 0:

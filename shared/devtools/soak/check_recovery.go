@@ -121,9 +121,9 @@ func (c *campaign) checkRecovery(g grants) result {
 	}
 	waiting := map[string]bool{}
 	for _, t := range c.tokens {
-		if t.Manager != "" && g.casualties[t.Manager] != "" {
+		if why := g.managerLost(t); why != "" {
 			waiting[t.Name] = true
-			r.note("%s: left out, its manager %s lost its grant because %s", t.Name, t.Manager, g.casualties[t.Manager])
+			r.note("%s: left out, its manager %s lost its grant because %s", t.Name, t.Manager, why)
 		}
 	}
 	if len(waiting) > 0 {

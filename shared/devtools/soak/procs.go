@@ -18,8 +18,7 @@ import (
 
 // proc is one long-running instance of a binary (api-1, worker-2, ...):
 // the campaign kills and restarts it on the same port (a new one only
-// when a life could not serve on it), so one
-// proc has several lives.
+// when a life could not serve on it), so one proc has several lives.
 type proc struct {
 	Kind string // "api" or "worker"
 	Name string

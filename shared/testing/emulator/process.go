@@ -127,7 +127,7 @@ func Start(ctx context.Context, kind Kind, extra ...string) (*Process, error) {
 var errExited = errors.New("emulator exited")
 
 func start(ctx context.Context, kind Kind, extra []string) (*Process, error) {
-	host, err := freeHostPort()
+	host, err := freeport.HostPort() // one no port-0 listener can take while the JVM starts
 	if err != nil {
 		return nil, fmt.Errorf("start %v emulator: %w", kind, err)
 	}
@@ -270,10 +270,4 @@ func (p *Process) waitGroupGone(pgid int, d time.Duration) bool {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// freeHostPort picks a free loopback port that no port-0 listener can
-// take while the JVM starts (package freeport).
-func freeHostPort() (string, error) {
-	return freeport.HostPort()
 }
